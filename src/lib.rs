@@ -1,0 +1,1 @@
+//! spec-kitty-rs: contract-first implementation of the spec-kitty mission-identity core.
