@@ -1,1 +1,5 @@
 //! spec-kitty-rs: contract-first implementation of the spec-kitty mission-identity core.
+//!
+//! See ARCHITECTURE.md for the map. `contract` is generated from `contracts/` and holds the gate.
+
+pub mod contract;

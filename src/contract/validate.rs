@@ -1,0 +1,347 @@
+//! Event validators for documents coming *in* (conformance fixtures, queued rows written by
+//! another CLI): the generated types plus the rules typify cannot express, all from the
+//! generated tables.
+//!
+//! * [`validate_event`]: the 3.0.0 `Event` envelope: every cutover rule (all failures are
+//!   listed, worded as upstream), the typed `Event`, and residual schema constraints.
+//! * [`validate_payload`]: a payload of an event type in the registry: the `doing` lane alias,
+//!   the typed payload, the cross-field model rules and residual constraints.
+
+use serde_json::{Map, Value};
+
+use super::rules::{self, Require, ResidualKind, When, cutover};
+use super::types::{EnvelopePayload, Event};
+
+/// One reason a document was refused: where (a JSON path) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub layer: Layer,
+    pub path: String,
+    pub message: String,
+}
+
+/// Which layer refused the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// The cutover artifact's rules.
+    Cutover,
+    /// The generated type (shape, enums, patterns, required fields, closed objects).
+    Type,
+    /// A schema constraint typify does not enforce (minItems, maximum, …).
+    Residual,
+    /// A cross-field model rule.
+    Model,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layer = match self.layer {
+            Layer::Cutover => "cutover",
+            Layer::Type => "type",
+            Layer::Residual => "schema",
+            Layer::Model => "model",
+        };
+        if self.path.is_empty() {
+            write!(f, "{layer}: {}", self.message)
+        } else {
+            write!(f, "{layer}: {}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn violation(layer: Layer, path: impl Into<String>, message: impl Into<String>) -> Violation {
+    Violation {
+        layer,
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// Every cutover rule that fails for this envelope, worded as upstream.
+pub fn cutover_violations(envelope: &Map<String, Value>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let c = |m: String| violation(Layer::Cutover, cutover::SIGNAL_FIELD, m);
+    match envelope.get(cutover::SIGNAL_FIELD) {
+        None | Some(Value::Null) => {
+            out.push(c(format!(
+                "missing canonical cutover signal '{}'",
+                cutover::SIGNAL_FIELD
+            )));
+        }
+        Some(Value::String(v)) => {
+            let major = v.split('.').next().unwrap_or_default();
+            if major.is_empty() || !major.bytes().all(|b| b.is_ascii_digit()) {
+                out.push(c(format!(
+                    "cutover signal must start with a numeric major version: '{v}'"
+                )));
+            } else if major.parse::<u64>().ok() != Some(cutover::ACCEPTED_MAJOR) {
+                out.push(c(format!(
+                    "unsupported cutover major version in '{}': '{v}'",
+                    cutover::SIGNAL_FIELD
+                )));
+            } else if v != cutover::CONTRACT_VERSION {
+                out.push(c(format!(
+                    "cutover signal must equal '{}'; got '{v}'",
+                    cutover::CONTRACT_VERSION
+                )));
+            }
+        }
+        Some(other) => out.push(c(format!(
+            "{} must be a string; got {other}",
+            cutover::SIGNAL_FIELD
+        ))),
+    }
+    let mut legacy: Vec<&str> = envelope
+        .keys()
+        .map(String::as_str)
+        .filter(|k| cutover::FORBIDDEN_LEGACY_KEYS.contains(k))
+        .collect();
+    if let Some(Value::Object(payload)) = envelope.get("payload") {
+        legacy.extend(
+            payload
+                .keys()
+                .map(String::as_str)
+                .filter(|k| cutover::FORBIDDEN_LEGACY_KEYS.contains(k)),
+        );
+    }
+    legacy.sort_unstable();
+    if !legacy.is_empty() {
+        out.push(violation(
+            Layer::Cutover,
+            "",
+            format!("payload contains forbidden legacy keys: {legacy:?}"),
+        ));
+    }
+    if let Some(Value::String(t)) = envelope.get("event_type")
+        && cutover::FORBIDDEN_LEGACY_EVENT_NAMES.contains(&t.as_str())
+    {
+        out.push(violation(
+            Layer::Cutover,
+            "event_type",
+            format!("payload contains forbidden legacy event names: [\"{t}\"]"),
+        ));
+    }
+    if let Some(Value::String(a)) = envelope.get("aggregate_id") {
+        let prefix = a.split('/').next().unwrap_or_default();
+        if cutover::FORBIDDEN_LEGACY_AGGREGATE_NAMES.contains(&prefix) {
+            out.push(violation(
+                Layer::Cutover,
+                "aggregate_id",
+                format!("payload contains forbidden legacy aggregate names: [\"{prefix}\"]"),
+            ));
+        }
+    }
+    out
+}
+
+/// Validate a 3.0.0 `Event` envelope (not the CLI's wire envelope; see `gate` for that).
+pub fn validate_event(doc: &Value) -> Result<Event, Vec<Violation>> {
+    let Value::Object(obj) = doc else {
+        return Err(vec![violation(
+            Layer::Type,
+            "",
+            "an event must be a JSON object",
+        )]);
+    };
+    let mut out = cutover_violations(obj);
+    out.extend(residual_violations("Event", doc));
+    match serde_json::from_value::<Event>(doc.clone()) {
+        Ok(event) if out.is_empty() => Ok(event),
+        Ok(_) => Err(out),
+        Err(e) => {
+            out.push(violation(Layer::Type, "", e.to_string()));
+            Err(out)
+        }
+    }
+}
+
+/// Validate the payload of a registered event type. `Ok(None)` when `event_type` is not in the
+/// registry (this contract does not model it).
+pub fn validate_payload(
+    event_type: &str,
+    payload: &Value,
+) -> Result<Option<EnvelopePayload>, Vec<Violation>> {
+    let Some(spec) = rules::EVENT_TYPES.iter().find(|s| s.name == event_type) else {
+        return Ok(None);
+    };
+    let mut doc = payload.clone();
+    apply_lane_aliases(event_type, &mut doc);
+    let mut out = residual_violations(spec.payload_type, &doc);
+    out.extend(model_violations(event_type, &doc));
+    match EnvelopePayload::from_event(event_type, doc) {
+        Some(Ok(typed)) if out.is_empty() => Ok(Some(typed)),
+        Some(Ok(_)) => Err(out),
+        Some(Err(e)) => {
+            out.push(violation(Layer::Type, "", e.to_string()));
+            Err(out)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Rewrite lane aliases (`doing` → `in_progress`) in the alias fields, as the 3.0.0 library does
+/// on input (after trimming and lower-casing).
+pub fn apply_lane_aliases(event_type: &str, payload: &mut Value) {
+    if !rules::lane_aliases::EVENT_TYPES.contains(&event_type) {
+        return;
+    }
+    let Value::Object(obj) = payload else { return };
+    for field in rules::lane_aliases::FIELDS {
+        if let Some(Value::String(v)) = obj.get_mut(*field) {
+            let norm = v.trim().to_lowercase();
+            if let Some((_, to)) = rules::lane_aliases::ALIASES
+                .iter()
+                .find(|(from, _)| *from == norm)
+            {
+                *v = (*to).to_string();
+            }
+        }
+    }
+}
+
+fn model_violations(event_type: &str, payload: &Value) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for rule in rules::PAYLOAD_RULES
+        .iter()
+        .filter(|r| r.event_type == event_type)
+    {
+        let value = payload.get(rule.field);
+        let applies = match rule.when {
+            When::EqualsBool(b) => value == Some(&Value::Bool(b)),
+            When::EqualsStr(s) => value.and_then(Value::as_str) == Some(s),
+            When::In(list) => value
+                .and_then(Value::as_str)
+                .is_some_and(|v| list.contains(&v)),
+        };
+        if !applies {
+            continue;
+        }
+        let (field, ok) = match rule.require {
+            Require::NonBlank(f) => (
+                f,
+                payload
+                    .get(f)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.trim().is_empty()),
+            ),
+            Require::Present(f) => (f, payload.get(f).is_some_and(|v| !v.is_null())),
+        };
+        if !ok {
+            out.push(violation(Layer::Model, field, rule.message));
+        }
+    }
+    out
+}
+
+/// Residual constraints (those typify does not enforce) for a generated root type.
+pub fn residual_violations(root: &str, doc: &Value) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for check in rules::RESIDUAL_CHECKS.iter().filter(|c| c.root == root) {
+        visit(doc, check.path, String::new(), &mut |path, v| {
+            let bad = match check.kind {
+                ResidualKind::MinItems(n) => v.as_array().is_some_and(|a| (a.len() as u64) < n),
+                ResidualKind::MaxItems(n) => v.as_array().is_some_and(|a| (a.len() as u64) > n),
+                ResidualKind::Minimum(n) => v.as_f64().is_some_and(|x| x < n as f64),
+                ResidualKind::Maximum(n) => v.as_f64().is_some_and(|x| x > n as f64),
+            };
+            if bad {
+                let what = match check.kind {
+                    ResidualKind::MinItems(n) => format!("must have at least {n} item(s)"),
+                    ResidualKind::MaxItems(n) => format!("must have at most {n} item(s)"),
+                    ResidualKind::Minimum(n) => format!("must be >= {n}"),
+                    ResidualKind::Maximum(n) => format!("must be <= {n}"),
+                };
+                out.push(violation(Layer::Residual, path, what));
+            }
+        });
+    }
+    out
+}
+
+fn visit(v: &Value, path: &[&str], at: String, f: &mut dyn FnMut(String, &Value)) {
+    let Some((head, rest)) = path.split_first() else {
+        f(at, v);
+        return;
+    };
+    if *head == "*" {
+        if let Value::Array(items) = v {
+            for (i, item) in items.iter().enumerate() {
+                visit(item, rest, format!("{at}[{i}]"), f);
+            }
+        }
+    } else if let Some(child) = v.get(*head) {
+        let next = if at.is_empty() {
+            (*head).to_string()
+        } else {
+            format!("{at}.{head}")
+        };
+        visit(child, rest, next, f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn transition() -> Value {
+        json!({"mission_slug": "001-x", "wp_id": "WP01", "from_lane": "planned", "to_lane": "claimed",
+               "actor": "a", "execution_mode": "worktree"})
+    }
+
+    #[test]
+    fn alias_doing_is_normalised() {
+        let mut p = transition();
+        p["to_lane"] = json!(" Doing ");
+        assert!(matches!(
+            validate_payload("WPStatusChanged", &p),
+            Ok(Some(_))
+        ));
+    }
+
+    #[test]
+    fn force_needs_reason_and_done_needs_evidence() {
+        let mut p = transition();
+        p["force"] = json!(true);
+        let errs = validate_payload("WPStatusChanged", &p).unwrap_err();
+        assert_eq!(errs[0].layer, Layer::Model);
+        p["reason"] = json!("  ");
+        assert!(validate_payload("WPStatusChanged", &p).is_err());
+        p["reason"] = json!("because");
+        assert!(validate_payload("WPStatusChanged", &p).is_ok());
+        let mut p = transition();
+        p["to_lane"] = json!("done");
+        assert!(validate_payload("WPStatusChanged", &p).is_err());
+    }
+
+    #[test]
+    fn residual_min_items_on_evidence_repos() {
+        let mut p = transition();
+        p["to_lane"] = json!("done");
+        p["evidence"] = json!({"repos": [], "review": {"reviewer": "r", "verdict": "approved"}});
+        let errs = validate_payload("WPStatusChanged", &p).unwrap_err();
+        assert!(
+            errs.iter()
+                .any(|e| e.layer == Layer::Residual && e.path == "evidence.repos"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn cutover_lists_every_failing_rule() {
+        let doc = json!({"schema_version": "2.9.0", "event_type": rules::cutover::FORBIDDEN_LEGACY_EVENT_NAMES[0],
+                         "aggregate_id": format!("{}/x", rules::cutover::FORBIDDEN_LEGACY_AGGREGATE_NAMES[0])});
+        let errs = cutover_violations(doc.as_object().unwrap());
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs[0]
+                .message
+                .starts_with("unsupported cutover major version")
+        );
+    }
+
+    #[test]
+    fn unregistered_event_types_are_not_modelled() {
+        assert_eq!(validate_payload("GatePassed", &json!({})), Ok(None));
+    }
+}
