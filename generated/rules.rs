@@ -178,6 +178,44 @@ impl Surface {
             }
         }
     }
+    /// Whether `key` must be absent from the top level of this surface's documents (one
+    /// of its forbidden fields or a feature-era key). Compiled to a length switch.
+    #[inline]
+    pub fn must_be_absent(self, key: &str) -> bool {
+        match self {
+            Surface::Envelope => {
+                matches!(
+                    key, "actor" | "evidence" | "execution_mode" | "feature_number" |
+                    "feature_slug" | "feature_type" | "force" | "from_lane" |
+                    "mission_key" | "reason" | "review_ref" | "to_lane"
+                )
+            }
+            Surface::PayloadMissionScoped => {
+                matches!(
+                    key, "feature_number" | "feature_slug" | "feature_type" |
+                    "mission_key"
+                )
+            }
+            Surface::BodySync => {
+                matches!(
+                    key, "feature_number" | "feature_slug" | "feature_type" |
+                    "mission_key"
+                )
+            }
+            Surface::TrackerBind => {
+                matches!(
+                    key, "feature_number" | "feature_slug" | "feature_type" |
+                    "mission_key"
+                )
+            }
+            Surface::OrchestratorApi => {
+                matches!(
+                    key, "feature_number" | "feature_slug" | "feature_type" |
+                    "mission_key"
+                )
+            }
+        }
+    }
 }
 /// One gate rule, checked against the JSON object handed to the gate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,6 +258,11 @@ pub const LEGACY_KEYS: &[&str] = &[
     "feature_type",
     "mission_key",
 ];
+/// Whether `key` is one of [`LEGACY_KEYS`]. Compiled to a length switch.
+#[inline]
+pub fn is_legacy_key(key: &str) -> bool {
+    matches!(key, "feature_number" | "feature_slug" | "feature_type" | "mission_key")
+}
 /// Lane aliases accepted on input by the 3.0.0 library (`doing` → `in_progress`).
 pub mod lane_aliases {
     pub const EVENT_TYPES: &[&str] = &["WPStatusChanged"];

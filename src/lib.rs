@@ -2,4 +2,5 @@
 //!
 //! See ARCHITECTURE.md for the map. `contract` is generated from `contracts/` and holds the gate.
 
+pub mod cli;
 pub mod contract;

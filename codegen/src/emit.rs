@@ -159,6 +159,23 @@ pub fn rules(
         });
         quote! { &[#(#items),*] }
     });
+    // Per surface: every key that must not appear at the document's top level (the surface's
+    // forbidden fields and the feature-era keys), sorted, for a one-pass merge with the
+    // document's sorted keys.
+    let absent_tables = shape.surfaces.iter().map(|s| {
+        let mut keys: Vec<String> = s
+            .forbidden_fields()
+            .map(str::to_string)
+            .chain(legacy.iter().cloned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        quote! { matches!(key, #(#keys)|*) }
+    });
+    let mut legacy_sorted = legacy.to_vec();
+    legacy_sorted.sort();
+    legacy_sorted.dedup();
+    let legacy_match = quote! { matches!(key, #(#legacy_sorted)|*) };
     let version = &shape.schema_version;
 
     let c = &rules.cutover;
@@ -253,6 +270,13 @@ pub fn rules(
             pub const fn rules(self) -> &'static [Rule] {
                 match self { #(Surface::#idents => #rule_tables),* }
             }
+
+            /// Whether `key` must be absent from the top level of this surface's documents (one
+            /// of its forbidden fields or a feature-era key). Compiled to a length switch.
+            #[inline]
+            pub fn must_be_absent(self, key: &str) -> bool {
+                match self { #(Surface::#idents => #absent_tables),* }
+            }
         }
 
         /// One gate rule, checked against the JSON object handed to the gate.
@@ -283,6 +307,12 @@ pub fn rules(
         /// Feature-era keys, forbidden at every depth of everything this CLI sends or writes
         /// (the cutover's legacy keys and the mission-scoped payload's forbidden fields).
         pub const LEGACY_KEYS: &[&str] = #legacy_all;
+
+        /// Whether `key` is one of [`LEGACY_KEYS`]. Compiled to a length switch.
+        #[inline]
+        pub fn is_legacy_key(key: &str) -> bool {
+            #legacy_match
+        }
 
         /// Lane aliases accepted on input by the 3.0.0 library (`doing` → `in_progress`).
         pub mod lane_aliases {

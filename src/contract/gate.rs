@@ -132,8 +132,28 @@ pub fn gate(surface: Surface, doc: &Value) -> Result<(), ContractViolation> {
     let Value::Object(obj) = doc else {
         return Err(ContractViolation::new(surface, "", Reason::NotAnObject));
     };
-    check_rules(surface, obj, "")?;
-    legacy_keys(surface, obj, &mut String::new())?;
+    // One pass over the top-level keys: is any key that must be absent present? In the common
+    // (valid) case nothing is, and the per-rule forbidden lookups are skipped.
+    let hit = obj.keys().find(|k| surface.must_be_absent(k));
+    check_rules(surface, obj, "", hit.is_some())?;
+    if let Some(key) = hit {
+        // Not one of the surface's own forbidden fields (those were reported above), so a
+        // feature-era key.
+        return Err(ContractViolation::new(
+            surface,
+            key.clone(),
+            Reason::LegacyField,
+        ));
+    }
+    for (key, value) in obj {
+        if let Some(path) = find_legacy(value) {
+            return Err(ContractViolation::new(
+                surface,
+                join_path(key, path),
+                Reason::LegacyField,
+            ));
+        }
+    }
     if surface == Surface::Envelope {
         envelope_extras(obj)?;
     }
@@ -153,6 +173,7 @@ fn check_rules(
     surface: Surface,
     obj: &Map<String, Value>,
     prefix: &str,
+    check_forbidden: bool,
 ) -> Result<(), ContractViolation> {
     let field = |name: &str| -> String {
         if prefix.is_empty() {
@@ -173,7 +194,7 @@ fn check_rules(
                 }
             }
             Rule::Forbidden(name) => {
-                if obj.contains_key(name) {
+                if check_forbidden && obj.contains_key(name) {
                     return Err(ContractViolation::new(
                         surface,
                         field(name),
@@ -222,50 +243,41 @@ fn check_rules(
     Ok(())
 }
 
-fn legacy_keys(
-    surface: Surface,
-    obj: &Map<String, Value>,
-    path: &mut String,
-) -> Result<(), ContractViolation> {
-    for (key, value) in obj {
-        if rules::LEGACY_KEYS.contains(&key.as_str()) {
-            let field = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            return Err(ContractViolation::new(surface, field, Reason::LegacyField));
+/// The path (innermost segment first) to the first feature-era key inside `value`. Allocates
+/// only when one is found.
+fn find_legacy(value: &Value) -> Option<Vec<String>> {
+    match value {
+        Value::Object(obj) => {
+            for (key, child) in obj {
+                if rules::is_legacy_key(key) {
+                    return Some(vec![key.clone()]);
+                }
+                if let Some(mut path) = find_legacy(child) {
+                    path.push(key.clone());
+                    return Some(path);
+                }
+            }
+            None
         }
-        legacy_in_value(surface, key, value, path)?;
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            find_legacy(item).map(|mut path| {
+                path.push(format!("[{i}]"));
+                path
+            })
+        }),
+        _ => None,
     }
-    Ok(())
 }
 
-fn legacy_in_value(
-    surface: Surface,
-    key: &str,
-    value: &Value,
-    path: &mut String,
-) -> Result<(), ContractViolation> {
-    match value {
-        Value::Object(child) if !child.is_empty() => {
-            let len = path.len();
-            if !path.is_empty() {
-                path.push('.');
-            }
-            path.push_str(key);
-            let r = legacy_keys(surface, child, path);
-            path.truncate(len);
-            r
+fn join_path(top: &str, inner_first: Vec<String>) -> String {
+    let mut out = top.to_string();
+    for seg in inner_first.into_iter().rev() {
+        if !seg.starts_with('[') {
+            out.push('.');
         }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                legacy_in_value(surface, &format!("{key}[{i}]"), item, path)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
+        out.push_str(&seg);
     }
+    out
 }
 
 fn envelope_extras(obj: &Map<String, Value>) -> Result<(), ContractViolation> {
@@ -301,7 +313,7 @@ fn envelope_extras(obj: &Map<String, Value>) -> Result<(), ContractViolation> {
     if spec.mission_scoped {
         match obj.get("payload") {
             Some(Value::Object(payload)) => {
-                check_rules(Surface::PayloadMissionScoped, payload, "payload")?
+                check_rules(Surface::PayloadMissionScoped, payload, "payload", true)?
             }
             _ => {
                 return Err(ContractViolation::new(

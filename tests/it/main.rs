@@ -1,5 +1,6 @@
 //! Integration tests, one binary (one link step). Modules by area.
 
+mod cli_contract;
 mod conformance;
 mod gate_props;
 mod generated;

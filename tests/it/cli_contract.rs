@@ -1,0 +1,156 @@
+//! `spec-kitty --version` and `spec-kitty contract show|check`, through the real binary.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"))
+}
+
+fn example(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn version() {
+    bin()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("spec-kitty "));
+}
+
+#[test]
+fn show_lists_every_surface_as_text_and_json() {
+    bin()
+        .args(["contract", "show"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("payload.mission_scoped"));
+    let out = bin()
+        .args(["contract", "show", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["schema_version"], "3.0.0");
+    let names: Vec<&str> = v["surfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["surface"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "envelope",
+            "payload.mission_scoped",
+            "body_sync",
+            "tracker_bind",
+            "orchestrator_api"
+        ]
+    );
+}
+
+#[test]
+fn check_passes_the_sample() {
+    bin()
+        .args(["contract", "check", &example("envelopes.jsonl")])
+        .assert()
+        .success()
+        .stdout("ok: 2 document(s) pass the envelope contract\n");
+}
+
+#[test]
+fn check_reports_one_line_per_violation_with_line_numbers() {
+    let out = bin()
+        .args(["contract", "check", &example("bad-envelopes.jsonl")])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with("line 1: payload.mission_type: "),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("line 2: actor: forbidden field"),
+        "{text}"
+    );
+    assert!(lines[2].contains("[CONTRACT_VALUE_NOT_ALLOWED]"), "{text}");
+    assert!(
+        lines[3].starts_with("line 4: payload.meta.")
+            && lines[3].ends_with("[CONTRACT_LEGACY_FIELD]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_reads_stdin_and_pretty_documents_and_reports_json() {
+    let doc = std::fs::read_to_string(example("envelopes.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(doc.lines().next().unwrap()).unwrap();
+    let pretty = serde_json::to_string_pretty(&first).unwrap();
+    bin()
+        .args(["contract", "check", "-"])
+        .write_stdin(pretty)
+        .assert()
+        .success();
+    let out = bin()
+        .args([
+            "contract",
+            "check",
+            "--json",
+            "--surface",
+            "tracker_bind",
+            "-",
+        ])
+        .write_stdin("{\"uuid\": \"u\"}\n[]\n{bad")
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["documents"], 3);
+    let codes: Vec<&str> = v["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "CONTRACT_REQUIRED_FIELD_MISSING",
+            "CONTRACT_NOT_AN_OBJECT",
+            "INVALID_JSON"
+        ]
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    bin()
+        .args(["contract", "check", "--surface", "future_surface", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unknown surface"));
+    bin()
+        .args(["contract", "check", "/nonexistent/file.json"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read"));
+    bin()
+        .args(["contract", "check", "-"])
+        .write_stdin("  \n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no JSON document"));
+}
