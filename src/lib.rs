@@ -3,3 +3,7 @@
 //! See ARCHITECTURE.md for the map. `contract` is generated from `contracts/` and holds the gate.
 
 pub mod contract;
+pub mod identity;
+pub mod mission;
+pub mod repo;
+pub mod upgrade;
