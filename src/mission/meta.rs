@@ -358,7 +358,7 @@ fn json_kind(value: &Value) -> &'static str {
 /// `json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n"`.
 ///
 /// Keys are sorted explicitly at every depth, so the output does not depend on whether
-/// serde_json's `preserve_order` feature is enabled somewhere in the build.
+/// serde_json's `preserve_order` option is enabled somewhere in the build.
 pub fn canonical_json(value: &Value) -> String {
     let sorted = sort_keys(value);
     let mut text = serde_json::to_string_pretty(&sorted).unwrap_or_else(|_| "null".to_owned());
