@@ -213,7 +213,7 @@ fn spec_template(meta: &MissionMeta) -> String {
          \n\
          ## Success Criteria\n\
          \n\
-         - \n",
+         <!-- Measurable outcomes that show the mission is done. -->\n",
         name = meta.friendly_name,
         slug = meta.mission_slug,
         kind = meta.mission_type,
