@@ -4,3 +4,7 @@
 
 pub mod cli;
 pub mod contract;
+pub mod identity;
+pub mod mission;
+pub mod repo;
+pub mod upgrade;

@@ -1,0 +1,104 @@
+//! Atomic file replacement: temp file in the same directory, fsync, rename.
+//!
+//! A process killed at any instant leaves either the old file or the new one, never a mix.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Replace `path` with `contents` atomically.
+///
+/// The temp file is created next to `path` (so the rename never crosses a file system), flushed
+/// with `fsync`, then renamed over `path`. An existing file's permissions are kept; a new file gets
+/// `0644` on Unix. The parent directory must exist.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path)?;
+    let mut tmp = temp_builder(path).tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Create `path` with `contents` only if it does not exist yet.
+///
+/// Returns `Ok(false)` (and writes nothing) when another file is already there, which makes
+/// first-writer-wins races safe: the loser reads the winner's file.
+pub fn create_new_atomic(path: &Path, contents: &[u8]) -> io::Result<bool> {
+    let dir = parent_dir(path)?;
+    let mut tmp = temp_builder(path).tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => {
+            sync_dir(dir);
+            Ok(true)
+        }
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
+    }
+}
+
+fn parent_dir(path: &Path) -> io::Result<&Path> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => Ok(p),
+        Some(_) => Ok(Path::new(".")),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} has no parent directory", path.display()),
+        )),
+    }
+}
+
+fn temp_builder(path: &Path) -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-").suffix(".partial");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let perms = fs::metadata(path)
+            .map(|m| m.permissions())
+            .unwrap_or_else(|_| fs::Permissions::from_mode(0o644));
+        builder.permissions(perms);
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    builder
+}
+
+/// Best effort: make the rename itself durable. Failure here does not undo the write.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_and_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        // No temp files left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn create_new_does_not_clobber() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.txt");
+        assert!(create_new_atomic(&p, b"first").unwrap());
+        assert!(!create_new_atomic(&p, b"second").unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"first");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

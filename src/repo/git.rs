@@ -1,0 +1,97 @@
+//! A tiny wrapper around the `git` executable.
+//!
+//! Every call names the directory it runs in (`git -C <dir> …`), captures stdout and stderr, and
+//! turns a failure into a [`RepoError`] carrying git's own stderr text. Nothing here panics.
+//!
+//! Repository-selecting variables inherited from a parent git process (for example when we run
+//! inside a git hook, which exports `GIT_DIR`) are removed from the child's environment, so the
+//! directory passed in is always the one git looks at.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use super::RepoError;
+
+/// Variables git uses to select a repository, index or object store (`git rev-parse
+/// --local-env-vars`). They would override `-C <dir>`, so they are cleared for every call.
+const REPOSITORY_ENV_VARS: &[&str] = &[
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_CONFIG",
+    "GIT_CONFIG_COUNT",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_DIR",
+    "GIT_GRAFT_FILE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_PREFIX",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_SHALLOW_FILE",
+    "GIT_WORK_TREE",
+];
+
+/// The `git` command for `dir`, with repository-selecting environment variables removed.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(dir);
+    for var in REPOSITORY_ENV_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Run `git <args>` in `dir` and return its stdout with the trailing line break removed.
+///
+/// A non-zero exit becomes [`RepoError::Git`] with git's stderr; a missing `git` binary becomes
+/// [`RepoError::GitUnavailable`].
+pub fn run<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<String, RepoError> {
+    let output = output(dir, args)?;
+    if output.status.success() {
+        Ok(stdout_text(&output))
+    } else {
+        Err(failure(dir, args, &output))
+    }
+}
+
+/// Like [`run`], but a non-zero exit is `Ok(None)` instead of an error (for queries such as
+/// `git symbolic-ref --quiet HEAD` whose failure is an answer).
+pub fn run_optional<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Option<String>, RepoError> {
+    let output = output(dir, args)?;
+    Ok(output.status.success().then(|| stdout_text(&output)))
+}
+
+fn output<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Output, RepoError> {
+    let mut cmd = command(dir);
+    cmd.args(args.iter().map(AsRef::as_ref));
+    cmd.output().map_err(|source| RepoError::GitUnavailable {
+        dir: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn stdout_text(output: &Output) -> String {
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
+
+fn failure<S: AsRef<OsStr>>(dir: &Path, args: &[S], output: &Output) -> RepoError {
+    RepoError::Git {
+        args: args
+            .iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        dir: dir.to_path_buf(),
+        status: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    }
+}
