@@ -3,6 +3,8 @@
 mod cli_contract;
 mod conformance;
 mod gate_props;
+mod identity_repo;
+mod mission_lifecycle;
 mod generated;
 mod structure;
 mod upstream;
