@@ -3,8 +3,8 @@
 mod cli_contract;
 mod conformance;
 mod gate_props;
+mod generated;
 mod identity_repo;
 mod mission_lifecycle;
-mod generated;
 mod structure;
 mod upstream;
