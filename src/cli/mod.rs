@@ -1,9 +1,13 @@
 //! Command-line interface: clap definitions, dispatch and exit statuses.
 //!
-//! Exit statuses (stable): 0 success; 1 the command ran and found problems (for example
-//! contract violations); 2 usage or input errors (bad arguments, unreadable file).
+//! Exit statuses (stable): 0 success; 1 the command ran and found problems or failed (for
+//! example contract violations, an unknown mission); 2 usage or input errors (bad arguments,
+//! an invalid slug, an unreadable file). With `--json`, failures are also printed on stdout as
+//! `{"error": {"code": "...", "message": "..."}}`; diagnostics always go to stderr.
 
 mod contract;
+mod init;
+mod mission;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,32 +25,77 @@ enum Command {
     /// Inspect the compiled contract and check documents against it.
     #[command(subcommand)]
     Contract(contract::ContractCommand),
+    /// Make DIR (default: the current directory) a spec-kitty project: a git repository with
+    /// `.kittify/config.yaml` holding the project identity. Idempotent; never overwrites.
+    Init(init::InitArgs),
+    /// Commands agents and tools run inside a project.
+    #[command(subcommand)]
+    Agent(AgentCommand),
 }
 
-/// A failure the CLI reports on stderr with an exit status.
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Create and prepare missions.
+    #[command(subcommand)]
+    Mission(mission::MissionCommand),
+}
+
+/// A failure the CLI reports with an exit status: on stderr as `error: <message>`, and, for a
+/// command run with `--json`, also as `{"error": {"code", "message"}}` on stdout.
 #[derive(Debug)]
 pub struct CliError {
     pub status: u8,
+    pub code: &'static str,
     pub message: String,
+    pub json: bool,
 }
 
 impl CliError {
+    /// Bad arguments or unreadable input (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
         Self {
             status: 2,
+            code: "USAGE_ERROR",
             message: message.into(),
+            json: false,
         }
     }
+
+    /// The command ran and failed (exit 1).
+    pub fn failed(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: 1,
+            code,
+            message: message.into(),
+            json: false,
+        }
+    }
+
+    /// Also report the error as JSON on stdout.
+    pub fn json(mut self, json: bool) -> Self {
+        self.json = json;
+        self
+    }
+}
+
+/// Print a JSON document on stdout (one line).
+pub(crate) fn print_json(value: &serde_json::Value) {
+    println!("{value}");
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
+        Command::Init(args) => init::run(&args),
+        Command::Agent(AgentCommand::Mission(cmd)) => mission::run(cmd),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
+            if e.json {
+                print_json(&serde_json::json!({"error": {"code": e.code, "message": e.message}}));
+            }
             eprintln!("error: {}", e.message);
             ExitCode::from(e.status)
         }

@@ -1,6 +1,7 @@
 //! Integration tests, one binary (one link step). Modules by area.
 
 mod cli_contract;
+mod cli_mission;
 mod conformance;
 mod gate_props;
 mod generated;

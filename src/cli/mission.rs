@@ -1,0 +1,109 @@
+//! `spec-kitty agent mission create|finalize-tasks`.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::process::ExitCode;
+
+use super::{CliError, print_json};
+use crate::mission::{self, NewMission};
+use crate::{identity, repo};
+
+#[derive(Debug, Subcommand)]
+pub enum MissionCommand {
+    /// Create kitty-specs/<NNN-slug>/ with meta.json, spec.md and tasks/ on the current branch.
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Mission slug, lowercase kebab-case (`checkout-flow`); the number is assigned.
+    slug: String,
+    /// Mission type.
+    #[arg(long, default_value = "software-dev")]
+    mission_type: String,
+    /// Human-readable name (default: the directory name with spaces).
+    #[arg(long)]
+    friendly_name: Option<String>,
+    /// Branch the mission merges into (default: the current branch).
+    #[arg(long)]
+    target_branch: Option<String>,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: MissionCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        MissionCommand::Create(args) => create(&args),
+    }
+}
+
+/// Map a mission error to the CLI: invalid input is a usage error, the rest a failure.
+pub(crate) fn mission_error(e: mission::MissionError, json: bool) -> CliError {
+    use mission::MissionError as E;
+    let err = match &e {
+        E::InvalidSlug { .. }
+        | E::InvalidMissionDir { .. }
+        | E::InvalidMissionType { .. }
+        | E::InvalidFriendlyName { .. }
+        | E::InvalidBranch { .. }
+        | E::InvalidWpId { .. }
+        | E::InvalidHandle { .. } => CliError {
+            status: 2,
+            code: "INVALID_INPUT",
+            message: e.to_string(),
+            json,
+        },
+        E::NotFound { .. } | E::Ambiguous { .. } => {
+            CliError::failed("MISSION_NOT_FOUND", e.to_string())
+        }
+        E::WpNotFound { .. } => CliError::failed("WP_NOT_FOUND", e.to_string()),
+        E::LegacyMeta { .. } => CliError::failed("LEGACY_METADATA", e.to_string()),
+        _ => CliError::failed("MISSION_ERROR", e.to_string()),
+    };
+    err.json(json)
+}
+
+pub(crate) fn project_root(json: bool) -> Result<std::path::PathBuf, CliError> {
+    repo::locate_project_root_from_cwd()
+        .map_err(|e| CliError::failed("NOT_A_PROJECT", e.to_string()).json(json))
+}
+
+fn create(args: &CreateArgs) -> Result<ExitCode, CliError> {
+    let root = project_root(args.json)?;
+    let request = NewMission {
+        slug: args.slug.clone(),
+        mission_type: Some(args.mission_type.clone()),
+        friendly_name: args.friendly_name.clone(),
+        target_branch: args.target_branch.clone(),
+    };
+    let created =
+        mission::create_mission(&root, &request).map_err(|e| mission_error(e, args.json))?;
+    // The identity is created lazily, as upstream does, so a repository that never ran `init` works.
+    identity::ensure(&root)
+        .map_err(|e| CliError::failed("IDENTITY_ERROR", e.to_string()).json(args.json))?;
+    let meta = &created.meta;
+    if args.json {
+        print_json(&json!({
+            "result": "success",
+            "mission_slug": meta.mission_slug,
+            "mission_number": meta.mission_number,
+            "mission_type": meta.mission_type,
+            "mission_id": meta.mission_id,
+            "friendly_name": meta.friendly_name,
+            "target_branch": meta.target_branch,
+            "mission_dir": created.dir,
+        }));
+    } else {
+        println!(
+            "Created mission {} in {}",
+            meta.mission_slug,
+            created.dir.display()
+        );
+        println!(
+            "Next: write tasks/WP01-<title>.md, then `spec-kitty agent mission finalize-tasks --mission {}`",
+            meta.mission_slug
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
