@@ -6,5 +6,6 @@ pub mod cli;
 pub mod contract;
 pub mod identity;
 pub mod mission;
+pub mod orchestrator_api;
 pub mod repo;
 pub mod upgrade;
