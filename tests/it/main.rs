@@ -6,6 +6,7 @@ mod conformance;
 mod gate_props;
 mod generated;
 mod identity_repo;
+mod legacy_names;
 mod mission_lifecycle;
 mod structure;
 mod upstream;

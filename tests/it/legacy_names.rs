@@ -1,0 +1,72 @@
+//! Feature-era names appear only in src/upgrade/ (and in the contract's forbidden lists). The
+//! names come from the compiled contract, so this test never holds its own list.
+
+use spec_kitty::contract::rules::{self, Rule, Surface};
+use std::path::Path;
+
+fn forbidden_names() -> Vec<String> {
+    let mut names: Vec<String> = rules::LEGACY_KEYS.iter().map(|s| s.to_string()).collect();
+    names.extend(
+        rules::cutover::FORBIDDEN_LEGACY_EVENT_NAMES
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    for surface in Surface::ALL {
+        for rule in surface.rules() {
+            if let Rule::ForbiddenValue { values, .. } = rule {
+                names.extend(values.iter().map(|s| s.to_string()));
+            }
+        }
+    }
+    // Whole-word values such as the legacy aggregate type are too generic to grep for; the
+    // rest are distinctive identifiers.
+    names.retain(|n| {
+        n.contains('_') || n.contains('-') || n.chars().filter(|c| c.is_uppercase()).count() > 1
+    });
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn visit(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            visit(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn feature_era_names_live_only_in_src_upgrade() {
+    let names = forbidden_names();
+    assert!(
+        names.len() >= 8,
+        "the contract's forbidden lists look empty: {names:?}"
+    );
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    visit(&src, &mut files);
+    let mut hits = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&src).unwrap();
+        if rel.starts_with("upgrade") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for name in &names {
+                if line.contains(name.as_str()) {
+                    hits.push(format!("src/{}:{}: {name}", rel.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "feature-era names outside src/upgrade/:\n{}",
+        hits.join("\n")
+    );
+}
