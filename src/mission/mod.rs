@@ -8,6 +8,7 @@
 
 pub mod create;
 pub mod handle;
+pub mod lanes;
 pub mod meta;
 pub mod names;
 pub mod wp;

@@ -1,0 +1,247 @@
+//! Lanes: `kitty-specs/<mission>/lanes.json` and the lane worktrees work packages run in.
+//!
+//! `finalize-tasks` computes one lane per work package, in dependency order (`lane-a`,
+//! `lane-b`, …), each depending on the lanes of its work package's dependencies; this matches
+//! what upstream produces for the e2e fixture and for dependency chains (orchestrator-api.md
+//! §3.5–3.6). A lane runs in the worktree `.worktrees/<mission>-<lane_id>` on the branch
+//! `kitty/mission-<mission>-<lane_id>`, parented on the mission branch `kitty/mission-<mission>`,
+//! which starts at the target branch's tip.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::MissionError;
+use super::wp::DependencyGraph;
+use crate::repo::{self, RepoError, WORKTREES_DIR, git};
+
+pub const LANES_FILE: &str = "lanes.json";
+
+/// `lanes.json`, in upstream's key order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LanesFile {
+    pub version: u32,
+    pub mission_slug: String,
+    pub mission_id: Option<String>,
+    pub mission_branch: String,
+    pub target_branch: String,
+    pub lanes: Vec<Lane>,
+    #[serde(default)]
+    pub computed_at: Option<String>,
+    #[serde(default)]
+    pub computed_from: Option<String>,
+    #[serde(default)]
+    pub planning_artifact_wps: Vec<String>,
+    #[serde(default)]
+    pub planning_commit_sha: Option<String>,
+}
+
+/// One lane.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lane {
+    pub lane_id: String,
+    pub wp_ids: Vec<String>,
+    #[serde(default)]
+    pub write_scope: Vec<String>,
+    #[serde(default)]
+    pub predicted_surfaces: Vec<String>,
+    #[serde(default)]
+    pub depends_on_lanes: Vec<String>,
+    #[serde(default)]
+    pub parallel_group: u32,
+}
+
+/// `kitty/mission-<mission>`.
+pub fn mission_branch(mission_slug: &str) -> String {
+    format!("kitty/mission-{mission_slug}")
+}
+
+/// `lane-a`, …, `lane-z`, `lane-aa`, `lane-ab`, …
+pub fn lane_id(index: usize) -> String {
+    let mut n = index;
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'a' + (n % 26) as u8);
+        if n < 26 {
+            break;
+        }
+        n = n / 26 - 1;
+    }
+    letters.reverse();
+    format!("lane-{}", String::from_utf8_lossy(&letters))
+}
+
+/// Compute lanes: one per work package, in topological order.
+pub fn compute(
+    graph: &DependencyGraph,
+    owned_files: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<Lane>, MissionError> {
+    let order = graph.topological_order()?;
+    let mut lane_of: BTreeMap<String, (String, u32)> = BTreeMap::new();
+    let mut lanes = Vec::with_capacity(order.len());
+    for (i, wp) in order.iter().enumerate() {
+        let id = lane_id(i);
+        let mut depends_on = Vec::new();
+        let mut group = 0;
+        for dep in graph.dependencies(wp) {
+            if let Some((lane, g)) = lane_of.get(dep.as_str()) {
+                depends_on.push(lane.clone());
+                group = group.max(g + 1);
+            }
+        }
+        depends_on.sort();
+        depends_on.dedup();
+        lane_of.insert(wp.as_str().to_string(), (id.clone(), group));
+        lanes.push(Lane {
+            lane_id: id,
+            wp_ids: vec![wp.as_str().to_string()],
+            write_scope: owned_files.get(wp.as_str()).cloned().unwrap_or_default(),
+            predicted_surfaces: Vec::new(),
+            depends_on_lanes: depends_on,
+            parallel_group: group,
+        });
+    }
+    Ok(lanes)
+}
+
+impl LanesFile {
+    pub fn path(mission_dir: &Path) -> PathBuf {
+        mission_dir.join(LANES_FILE)
+    }
+
+    /// Read `lanes.json`; `Ok(None)` when there is none.
+    pub fn load(mission_dir: &Path) -> Result<Option<Self>, MissionError> {
+        let path = Self::path(mission_dir);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(MissionError::Read { path, source }),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| MissionError::InvalidMeta {
+                path,
+                reason: format!("not a valid lanes.json: {e}"),
+            })
+    }
+
+    /// Write `lanes.json` atomically (indent 2, trailing newline).
+    pub fn save(&self, mission_dir: &Path) -> Result<(), MissionError> {
+        let path = Self::path(mission_dir);
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|e| MissionError::InvalidMeta {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        text.push('\n');
+        repo::write_atomic(&path, text.as_bytes())
+            .map_err(|source| MissionError::Write { path, source })
+    }
+
+    /// The lane a work package runs in.
+    pub fn lane_for(&self, wp: &str) -> Option<&Lane> {
+        self.lanes.iter().find(|l| l.wp_ids.iter().any(|w| w == wp))
+    }
+}
+
+/// Where a lane runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneWorkspace {
+    pub lane_id: String,
+    pub branch: String,
+    pub base_ref: String,
+    pub path: PathBuf,
+}
+
+/// The workspace of `lane` (nothing is created).
+pub fn workspace(root: &Path, lanes: &LanesFile, lane: &Lane) -> LaneWorkspace {
+    LaneWorkspace {
+        lane_id: lane.lane_id.clone(),
+        branch: format!("{}-{}", lanes.mission_branch, lane.lane_id),
+        base_ref: lanes.target_branch.clone(),
+        path: root
+            .join(WORKTREES_DIR)
+            .join(format!("{}-{}", lanes.mission_slug, lane.lane_id)),
+    }
+}
+
+fn branch_exists(root: &Path, branch: &str) -> Result<bool, RepoError> {
+    Ok(git::run_optional(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ],
+    )?
+    .is_some())
+}
+
+/// Why a lane worktree could not be allocated.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    #[error("the lane worktree {} is on '{found}', expected '{expected}'", path.display())]
+    WrongBranch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    Git(#[from] RepoError),
+}
+
+/// Create (or reuse) the lane's worktree on its branch. The mission branch is created at the
+/// target branch's tip when missing; the lane branch is created on the mission branch.
+/// Returns an error naming the cause; a reused worktree must be on the lane branch.
+pub fn allocate(root: &Path, lanes: &LanesFile, lane: &Lane) -> Result<LaneWorkspace, LaneError> {
+    let ws = workspace(root, lanes, lane);
+    if ws.path.exists() {
+        let head = git::run(&ws.path, &["rev-parse", "--abbrev-ref", "HEAD"])?;
+        if head.trim() != ws.branch {
+            return Err(LaneError::WrongBranch {
+                path: ws.path.clone(),
+                found: head.trim().to_string(),
+                expected: ws.branch.clone(),
+            });
+        }
+        return Ok(ws);
+    }
+    if !branch_exists(root, &lanes.mission_branch)? {
+        git::run(
+            root,
+            &["branch", &lanes.mission_branch, &lanes.target_branch],
+        )?;
+    }
+    let path = ws.path.to_string_lossy().into_owned();
+    if branch_exists(root, &ws.branch)? {
+        git::run(root, &["worktree", "add", "--quiet", &path, &ws.branch])?;
+    } else {
+        git::run(
+            root,
+            &[
+                "worktree",
+                "add",
+                "--quiet",
+                "-b",
+                &ws.branch,
+                &path,
+                &lanes.mission_branch,
+            ],
+        )?;
+    }
+    Ok(ws)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_ids_continue_after_z() {
+        assert_eq!(lane_id(0), "lane-a");
+        assert_eq!(lane_id(25), "lane-z");
+        assert_eq!(lane_id(26), "lane-aa");
+        assert_eq!(lane_id(27), "lane-ab");
+    }
+}
