@@ -1,1 +1,2 @@
 //! spec-kitty-rs: contract-first implementation of the spec-kitty mission-identity core.
+pub mod status;
