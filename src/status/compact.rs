@@ -15,8 +15,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::event::{LaneEvent, LaneView, ReviewResult, RrView, parse_review_result_text};
+use super::event::{LaneEvent, ReviewResult};
 use super::lane::Lane;
+use super::line::{LaneView, RrView, parse_review_result_text};
 
 /// A string stored inline up to 32 bytes, else on the heap.
 #[derive(Clone, Debug)]
@@ -183,6 +184,12 @@ impl RrSrc {
     }
 }
 
+/// `false` only when the object text cannot have an `agent` or `shell_pid*`
+/// key: no such quoted text and no escapes (an escaped key could spell one).
+fn may_hold_claim_keys(raw: &str) -> bool {
+    raw.contains('\\') || raw.contains("\"agent\"") || raw.contains("\"shell_pid")
+}
+
 /// One lane event as the reducer sees it.
 #[derive(Debug)]
 pub(crate) struct Compact {
@@ -223,6 +230,7 @@ impl Batch {
     pub(crate) fn push_view(&mut self, v: LaneView<'_>) {
         let claim = if v.from_lane == Lane::Planned && v.to_lane == Lane::Claimed {
             v.policy_metadata
+                .filter(|raw| may_hold_claim_keys(raw))
                 .and_then(|raw| serde_json::from_str::<ClaimMetadata>(raw).ok())
                 .and_then(ClaimMetadata::boxed_if_any)
         } else {

@@ -6,12 +6,14 @@
 //! Map:
 //! - [`lane`]: [`Lane`], aliases, display order, terminal lanes, buckets.
 //! - [`transition`]: [`validate_transition`] over a [`TransitionRequest`].
-//! - [`event`]: [`LaneEvent`], [`AnnotationEvent`], mission-level lines, and
-//!   the line classifier; [`pyjson`] makes lines byte-identical to Python's
-//!   `json.dumps`.
+//! - [`event`]: [`LaneEvent`], [`AnnotationEvent`], mission-level lines;
+//!   [`pyjson`] makes them byte-identical to Python's `json.dumps`.
+//! - `line` (the `serde_json` line reader, [`parse_record`]) and `scan` (a
+//!   conservative fast scanner for ordinary lines that defers to `line`).
 //! - [`stamp`]: `at` timestamps and monotonic ULIDs ([`EventStamper`]).
-//! - [`store`]: [`EventLog`] — lock, durable append, strict read, torn tails.
-//! - [`reducer`]: [`reduce`] → [`Reduction`].
+//! - [`store`]: [`EventLog`] — lock, durable append, strict read, torn tails;
+//!   `stream` is its streaming, two-thread reader for the reducer.
+//! - [`reducer`]: [`reduce`] → [`Reduction`], over `compact` records.
 //! - [`snapshot`]: `status.json` rendering and atomic write.
 //!
 //! Typical write path (what a `transition` command does):
@@ -41,21 +43,24 @@ mod compact;
 pub mod error;
 pub mod event;
 pub mod lane;
+mod line;
 pub mod pyjson;
 pub mod reducer;
 mod scan;
 pub mod snapshot;
 pub mod stamp;
 pub mod store;
+mod stream;
 pub mod transition;
 
 pub use error::{Result, StatusError};
 pub use event::{
     Actor, ActorBinding, AnnotationDelta, AnnotationEvent, DoneEvidence, EvidenceJsonError,
     LaneEvent, RepoEvidence, ReviewApproval, ReviewOverride, ReviewResult, ReviewResultJsonError,
-    StatusRecord, VerificationResult, parse_record,
+    StatusRecord, VerificationResult,
 };
 pub use lane::{Lane, ProgressBucket, UnknownLane};
+pub use line::parse_record;
 pub use reducer::{LaneCounts, Reduction, Slot, WpState, reduce};
 pub use snapshot::{SnapshotIdentity, render_status_json};
 pub use stamp::{EventStamper, Stamp, format_at};

@@ -1,10 +1,10 @@
 //! Byte-exact emulation of the two Python `json.dumps` styles the status files use.
 //!
-//! - [`line`]: `json.dumps(obj, sort_keys=True)` — one line, separators `", "` and
+//! - [`line()`]: `json.dumps(obj, sort_keys=True)` — one line, separators `", "` and
 //!   `": "`, `ensure_ascii=True` (every character outside printable ASCII, and
 //!   DEL, becomes a lowercase `\uXXXX` escape, astral characters a surrogate
 //!   pair). Used for `status.events.jsonl` lines.
-//! - [`pretty`]: `json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False)` —
+//! - [`pretty()`]: `json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False)` —
 //!   item separator `","` + newline, `": "`, raw non-ASCII. Used for `status.json`.
 //!
 //! Keys are sorted by code point (Rust `str` order is the same as Python's).

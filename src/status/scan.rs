@@ -12,9 +12,12 @@
 //! whenever this scanner answers, the `serde_json` path gives the same event.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
-use super::event::{ActorView, DoneEvidence, LaneView, RrView};
+use super::event::{Actor, AnnotationDelta, AnnotationEvent, DoneEvidence};
 use super::lane::Lane;
+use super::line::{ActorView, LaneView, RrView};
+use super::stamp::is_ulid;
 
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -54,9 +57,11 @@ struct Span {
 }
 
 impl<'a> Cursor<'a> {
+    /// JSON whitespace except the newline: the scanner runs on text that may
+    /// continue past the end of the line and must never cross it.
     #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
+        while let Some(b' ' | b'\t' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
     }
@@ -169,6 +174,21 @@ impl<'a> Cursor<'a> {
         } else {
             None
         }
+    }
+
+    /// At a key: if one of the known keys from `*next` on starts here (with
+    /// its colon), consumes it and advances `*next` past it.
+    #[inline]
+    fn predicted_key(&mut self, next: &mut usize) -> Option<Key> {
+        let rest = self.b.get(self.i..)?;
+        for (j, (pattern, key)) in SORTED_KEYS.iter().enumerate().skip(*next) {
+            if rest.starts_with(pattern) {
+                self.i += pattern.len();
+                *next = j + 1;
+                return Some(*key);
+            }
+        }
+        None
     }
 
     /// Like [`Cursor::value`], but an object equal to the cached one is skipped
@@ -312,6 +332,78 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Top-level keys a status line may carry (`Other`: any key no reader uses).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Actor,
+    At,
+    Delta,
+    EventId,
+    Evidence,
+    ExecutionMode,
+    Force,
+    FromLane,
+    Kind,
+    MissionId,
+    MissionSlug,
+    PolicyMetadata,
+    Reason,
+    ReviewRef,
+    ReviewResult,
+    ToLane,
+    WpId,
+    Other,
+}
+
+/// The known keys as `json.dumps(sort_keys=True)` writes them (quoted, then
+/// the colon), in sorted order: on ordinary lines the next key is recognized
+/// by one comparison instead of being scanned.
+const SORTED_KEYS: [(&[u8], Key); 17] = [
+    (b"\"actor\":", Key::Actor),
+    (b"\"at\":", Key::At),
+    (b"\"delta\":", Key::Delta),
+    (b"\"event_id\":", Key::EventId),
+    (b"\"evidence\":", Key::Evidence),
+    (b"\"execution_mode\":", Key::ExecutionMode),
+    (b"\"force\":", Key::Force),
+    (b"\"from_lane\":", Key::FromLane),
+    (b"\"kind\":", Key::Kind),
+    (b"\"mission_id\":", Key::MissionId),
+    (b"\"mission_slug\":", Key::MissionSlug),
+    (b"\"policy_metadata\":", Key::PolicyMetadata),
+    (b"\"reason\":", Key::Reason),
+    (b"\"review_ref\":", Key::ReviewRef),
+    (b"\"review_result\":", Key::ReviewResult),
+    (b"\"to_lane\":", Key::ToLane),
+    (b"\"wp_id\":", Key::WpId),
+];
+
+/// Classifies an unescaped key; the discriminators of non-lane lines
+/// (`event_type`, `event_name`, `type`) are left to serde.
+fn key_of(key: &str) -> Option<Key> {
+    Some(match key {
+        "actor" => Key::Actor,
+        "at" => Key::At,
+        "delta" => Key::Delta,
+        "event_id" => Key::EventId,
+        "evidence" => Key::Evidence,
+        "execution_mode" => Key::ExecutionMode,
+        "force" => Key::Force,
+        "from_lane" => Key::FromLane,
+        "kind" => Key::Kind,
+        "mission_id" => Key::MissionId,
+        "mission_slug" => Key::MissionSlug,
+        "policy_metadata" => Key::PolicyMetadata,
+        "reason" => Key::Reason,
+        "review_ref" => Key::ReviewRef,
+        "review_result" => Key::ReviewResult,
+        "to_lane" => Key::ToLane,
+        "wp_id" => Key::WpId,
+        "event_type" | "event_name" | "type" => return None,
+        _ => Key::Other,
+    })
+}
+
 /// The values of the top-level keys a lane event uses.
 #[derive(Default)]
 struct Top {
@@ -331,6 +423,39 @@ struct Top {
     review_result: Option<Span>,
     policy_metadata: Option<Span>,
     delta: Option<Span>,
+    kind: Option<Span>,
+}
+
+impl Top {
+    /// A key only lane events use is present.
+    fn has_lane_keys(&self) -> bool {
+        [
+            self.from_lane,
+            self.to_lane,
+            self.force,
+            self.execution_mode,
+            self.mission_slug,
+            self.mission_id,
+            self.reason,
+            self.review_ref,
+            self.evidence,
+            self.review_result,
+            self.policy_metadata,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
+}
+
+/// What the fast reader recognized.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned per line on the hot path and consumed at once; boxing the \
+              common lane variant would add an allocation per line"
+)]
+pub(crate) enum FastLine<'a> {
+    Lane(LaneView<'a>),
+    Annotation(Box<AnnotationEvent>),
 }
 
 /// Memory of the last `policy_metadata` object validated by this reader.
@@ -347,13 +472,21 @@ pub(crate) struct ScanCache {
 /// Reads an ordinary lane-event line, or `None` when unsure (see module doc).
 #[cfg(test)]
 pub(crate) fn fast_lane(line: &str) -> Option<LaneView<'_>> {
-    fast_lane_cached(line, &mut ScanCache::default())
+    match fast_line(line, &mut ScanCache::default())? {
+        (FastLine::Lane(view), used) if line[used..].trim_matches([' ', '\t', '\r']).is_empty() => {
+            Some(view)
+        }
+        _ => None,
+    }
 }
 
-/// [`fast_lane`] with a cache shared by the lines of one reader.
-pub(crate) fn fast_lane_cached<'a>(line: &'a str, cache: &mut ScanCache) -> Option<LaneView<'a>> {
+/// Reads one ordinary lane-event or annotation line at the start of `text`
+/// (which may continue with more lines) and returns it with the number of
+/// bytes used, up to and including the closing brace. `None` when unsure.
+/// The caller checks that only spaces, tabs or `\r` follow before the newline.
+pub(crate) fn fast_line<'a>(text: &'a str, cache: &mut ScanCache) -> Option<(FastLine<'a>, usize)> {
     let mut c = Cursor {
-        b: line.as_bytes(),
+        b: text.as_bytes(),
         i: 0,
     };
     let mut top = Top::default();
@@ -362,58 +495,52 @@ pub(crate) fn fast_lane_cached<'a>(line: &'a str, cache: &mut ScanCache) -> Opti
     if c.eat(b'}').is_some() {
         return None;
     }
+    let mut next_key = 0usize;
     loop {
-        let (ks, ke, escaped) = c.string()?;
-        if escaped {
-            return None;
-        }
+        let key = match c.predicted_key(&mut next_key) {
+            Some(key) => key,
+            None => {
+                let (ks, ke, escaped) = c.string()?;
+                if escaped {
+                    return None;
+                }
+                c.ws();
+                c.eat(b':')?;
+                key_of(&text[ks..ke])?
+            }
+        };
         c.ws();
-        c.eat(b':')?;
-        c.ws();
-        let key = &line[ks..ke];
-        let span = if key == "policy_metadata" {
+        let span = if key == Key::PolicyMetadata {
             c.cached_object(cache)?
         } else {
             c.value()?
         };
         let slot = match key {
-            "event_id" => &mut top.event_id,
-            "wp_id" => &mut top.wp_id,
-            "at" => &mut top.at,
-            "actor" => &mut top.actor,
-            "from_lane" => &mut top.from_lane,
-            "to_lane" => &mut top.to_lane,
-            "force" => &mut top.force,
-            "execution_mode" => &mut top.execution_mode,
-            "mission_slug" => &mut top.mission_slug,
-            "mission_id" => &mut top.mission_id,
-            "reason" => &mut top.reason,
-            "review_ref" => &mut top.review_ref,
-            "evidence" => &mut top.evidence,
-            "review_result" => &mut top.review_result,
-            "policy_metadata" => &mut top.policy_metadata,
-            "delta" => &mut top.delta,
-            "kind" | "event_type" | "event_name" | "type" => return None,
-            _ => {
-                c.ws();
-                match c.b.get(c.i)? {
-                    b',' => {
-                        c.i += 1;
-                        c.ws();
-                        continue;
-                    }
-                    b'}' => {
-                        c.i += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
+            Key::EventId => Some(&mut top.event_id),
+            Key::WpId => Some(&mut top.wp_id),
+            Key::At => Some(&mut top.at),
+            Key::Actor => Some(&mut top.actor),
+            Key::FromLane => Some(&mut top.from_lane),
+            Key::ToLane => Some(&mut top.to_lane),
+            Key::Force => Some(&mut top.force),
+            Key::ExecutionMode => Some(&mut top.execution_mode),
+            Key::MissionSlug => Some(&mut top.mission_slug),
+            Key::MissionId => Some(&mut top.mission_id),
+            Key::Reason => Some(&mut top.reason),
+            Key::ReviewRef => Some(&mut top.review_ref),
+            Key::Evidence => Some(&mut top.evidence),
+            Key::ReviewResult => Some(&mut top.review_result),
+            Key::PolicyMetadata => Some(&mut top.policy_metadata),
+            Key::Delta => Some(&mut top.delta),
+            Key::Kind => Some(&mut top.kind),
+            Key::Other => None,
         };
-        if slot.is_some() {
-            return None; // duplicate key: serde reports it
+        if let Some(slot) = slot {
+            if slot.is_some() {
+                return None; // duplicate key: serde reports it
+            }
+            *slot = Some(span);
         }
-        *slot = Some(span);
         c.ws();
         match c.b.get(c.i)? {
             b',' => {
@@ -427,11 +554,112 @@ pub(crate) fn fast_lane_cached<'a>(line: &'a str, cache: &mut ScanCache) -> Opti
             _ => return None,
         }
     }
-    c.ws();
-    if c.i != c.b.len() {
+    let used = c.i;
+    let item = if top.kind.is_some() {
+        FastLine::Annotation(Box::new(build_annotation(text, &top)?))
+    } else {
+        FastLine::Lane(build(text, &top)?)
+    };
+    Some((item, used))
+}
+
+/// An annotation whose keys are only `actor`, `at`, `delta`, `event_id`,
+/// `kind` and `wp_id` (plus keys no status reader knows), with unescaped
+/// strings and a delta holding just a note or just subtask statuses.
+fn build_annotation(line: &str, top: &Top) -> Option<AnnotationEvent> {
+    if plain(line, top.kind)? != "annotation" || top.has_lane_keys() {
         return None;
     }
-    build(line, &top)
+    let event_id = plain(line, top.event_id)?;
+    if !is_ulid(event_id) {
+        return None;
+    }
+    let delta_text = match top.delta? {
+        Span {
+            kind: Kind::Object,
+            start,
+            end,
+        } => line.get(start..end)?,
+        _ => return None,
+    };
+    Some(AnnotationEvent {
+        event_id: event_id.to_owned(),
+        wp_id: plain(line, top.wp_id)?.to_owned(),
+        at: plain(line, top.at)?.to_owned(),
+        actor: Actor::Name(plain(line, top.actor)?.to_owned()),
+        delta: simple_delta(delta_text)?,
+    })
+}
+
+/// `{"note": "..."}` or `{"subtasks": {"T001": "done", ...}}`, unescaped.
+fn simple_delta(text: &str) -> Option<AnnotationDelta> {
+    let mut c = Cursor {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    c.eat(b'{')?;
+    c.ws();
+    let (ks, ke, escaped) = c.string()?;
+    if escaped {
+        return None;
+    }
+    c.ws();
+    c.eat(b':')?;
+    c.ws();
+    let span = c.value()?;
+    c.ws();
+    c.eat(b'}')?;
+    let mut delta = AnnotationDelta::default();
+    match (&text[ks..ke], span.kind) {
+        ("note", Kind::Str { escaped: false }) => {
+            delta.note = Some(text.get(span.start..span.end)?.to_owned());
+        }
+        ("subtasks", Kind::Object) => {
+            delta.subtasks = Some(subtask_map(text.get(span.start..span.end)?)?);
+        }
+        _ => return None,
+    }
+    Some(delta)
+}
+
+/// An object of unescaped subtask ids to unescaped lane names, ids unique.
+fn subtask_map(text: &str) -> Option<BTreeMap<String, Lane>> {
+    let mut c = Cursor {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    let mut map = BTreeMap::new();
+    c.eat(b'{')?;
+    c.ws();
+    if c.eat(b'}').is_some() {
+        return Some(map);
+    }
+    loop {
+        let (ks, ke, escaped) = c.string()?;
+        if escaped {
+            return None;
+        }
+        c.ws();
+        c.eat(b':')?;
+        c.ws();
+        let (vs, ve, v_escaped) = c.string()?;
+        if v_escaped {
+            return None;
+        }
+        let lane = Lane::from_wire(&text[vs..ve]).ok()?;
+        if map.insert(text[ks..ke].to_owned(), lane).is_some() {
+            return None;
+        }
+        c.ws();
+        match *c.b.get(c.i)? {
+            b',' => {
+                c.i += 1;
+                c.ws();
+            }
+            b'}' => return Some(map),
+            _ => return None,
+        }
+    }
 }
 
 /// An unescaped string's text.
@@ -581,7 +809,7 @@ fn build<'a>(line: &'a str, top: &Top) -> Option<LaneView<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::event::{ParsedLine, parse_line};
+    use crate::status::line::{ParsedLine, parse_line};
     use proptest::prelude::*;
 
     const E2E_LOG: &str = include_str!("testdata/e2e.status.events.jsonl");
@@ -596,16 +824,30 @@ mod tests {
         }
     }
 
-    /// Whenever the fast scanner answers, it must agree with the serde path,
+    /// The fast reader on a whole line, as the store uses it.
+    fn fast_full<'a>(line: &'a str, cache: &mut ScanCache) -> Option<FastLine<'a>> {
+        let (item, used) = fast_line(line, cache)?;
+        line[used..]
+            .trim_matches([' ', '\t', '\r'])
+            .is_empty()
+            .then_some(item)
+    }
+
+    /// Whenever the fast reader answers, it must agree with the serde path,
     /// with a fresh cache and with a cache primed by the unmutated lines.
     fn agrees(line: &str) -> bool {
         let mut primed = ScanCache::default();
         for base in [DONE_LINE, CLAIM_LINE] {
-            let _ = fast_lane_cached(base, &mut primed);
+            let _ = fast_line(base, &mut primed);
             for cache in [&mut ScanCache::default(), &mut primed] {
-                if let Some(fast) = fast_lane_cached(line, cache)
-                    && slow(line).is_none_or(|s| s != fast)
-                {
+                let same = match fast_full(line, cache) {
+                    None => true,
+                    Some(FastLine::Lane(fast)) => slow(line).is_some_and(|s| s == fast),
+                    Some(FastLine::Annotation(fast)) => {
+                        matches!(parse_line(line), Ok(ParsedLine::Annotation(a)) if a == fast)
+                    }
+                };
+                if !same {
                     return false;
                 }
             }
@@ -616,16 +858,19 @@ mod tests {
     #[test]
     fn ordinary_lines_take_the_fast_path_and_agree() {
         let lines: Vec<&str> = E2E_LOG.lines().chain([DONE_LINE, CLAIM_LINE]).collect();
-        let mut fast = 0;
+        let (mut lanes, mut notes) = (0, 0);
         for line in &lines {
-            if let Some(v) = fast_lane(line) {
-                fast += 1;
-                assert_eq!(Some(v), slow(line), "{line}");
+            match fast_full(line, &mut ScanCache::default()) {
+                Some(FastLine::Lane(_)) => lanes += 1,
+                Some(FastLine::Annotation(_)) => notes += 1,
+                None => {}
             }
+            assert!(agrees(line), "{line}");
         }
-        // 9 lane events in the e2e log + the two above; annotations and the
+        // 9 lane events in the e2e log + the two above; the three note and
+        // subtask annotations; the note with an escaped "—" and the
         // mission-level line go to the serde path.
-        assert_eq!(fast, 11);
+        assert_eq!((lanes, notes), (11, 2));
         assert!(
             fast_lane(CLAIM_LINE)
                 .unwrap()
@@ -680,6 +925,23 @@ mod tests {
         for line in &cases {
             assert!(fast_lane(line).is_none(), "{line}");
         }
+    }
+
+    #[test]
+    fn key_order_and_unknown_keys_do_not_matter() {
+        let reordered = DONE_LINE
+            .replacen(r#""actor": "spec-kitty-orchestrator", "#, "", 1)
+            .replace(
+                r#""wp_id": "WP01"}"#,
+                r#""wp_id": "WP01", "zz": [1, {"k": null}], "actor": "spec-kitty-orchestrator"}"#,
+            );
+        let fast = fast_lane(&reordered).expect("fast path");
+        assert_eq!(Some(fast), slow(&reordered));
+        assert_eq!(fast_lane(&reordered), fast_lane(DONE_LINE));
+        // A known key spelled with an escape is left to serde.
+        let escaped_key = DONE_LINE.replace(r#""wp_id""#, r#""wp\u005fid""#);
+        assert!(fast_lane(&escaped_key).is_none());
+        assert!(agrees(&escaped_key));
     }
 
     #[test]
@@ -749,10 +1011,16 @@ mod tests {
 
         #[test]
         fn mutated_lines_never_disagree(
-            which in 0usize..3,
+            which in 0usize..5,
             edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
         ) {
-            let base = [DONE_LINE, CLAIM_LINE, E2E_LOG.lines().nth(1).unwrap_or(DONE_LINE)][which];
+            let base = [
+                DONE_LINE,
+                CLAIM_LINE,
+                E2E_LOG.lines().nth(1).unwrap_or(DONE_LINE),
+                E2E_LOG.lines().nth(2).unwrap_or(DONE_LINE),
+                E2E_LOG.lines().nth(5).unwrap_or(DONE_LINE),
+            ][which];
             let line = mutate(base, &edits);
             prop_assert!(agrees(&line), "fast and serde disagree on {}", line);
         }

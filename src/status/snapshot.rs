@@ -194,7 +194,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::event::parse_record;
+    use crate::status::line::parse_record;
     use crate::status::reducer::reduce;
     use crate::status::store::{EVENTS_FILENAME, EventLog};
     use crate::status::{Lane, StatusRecord};

@@ -27,6 +27,13 @@
 //! A tail made only of whitespace is harmless and ignored. Any other invalid
 //! line is [`StatusError::MalformedLine`] with its line number; blank lines are
 //! skipped, as upstream does.
+//!
+//! **Two readers.** [`EventLog::read`] returns every line as an owned
+//! [`StatusRecord`] (serde reader). [`EventLog::reduce`] is the fast path: it
+//! streams the file (`stream`), parses ordinary lines with a conservative
+//! scanner (`scan`) and everything else with the serde reader, and reduces
+//! compact records. Both apply the same rules and report the same line
+//! numbers; tests check that they agree.
 
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom, Write as _};
@@ -34,13 +41,14 @@ use std::path::{Path, PathBuf};
 
 use super::compact::Batch;
 use super::error::{Result, StatusError};
-use super::event::{AnnotationEvent, ParsedLine, StatusRecord, is_wp_id, parse_line, parse_record};
+use super::event::{AnnotationEvent, StatusRecord, is_wp_id};
+use super::line::{ParsedLine, parse_line, parse_record};
 use super::reducer::{Reduction, reduce_batches};
-use super::scan::{ScanCache, fast_lane_cached};
 use super::snapshot::{
     SNAPSHOT_FILENAME, SnapshotIdentity, render_status_json, sync_dir, write_if_changed,
 };
 use super::stamp::is_ulid;
+use super::stream::{ScanError, ScanTuning, read_for_reduce};
 
 /// File name of the event log inside the mission directory.
 pub const EVENTS_FILENAME: &str = "status.events.jsonl";
@@ -250,173 +258,22 @@ impl EventLog {
     }
 
     fn reduce_unlocked(&self) -> Result<Reduction> {
-        let (mut batches, annotations) = self.scan_for_reduce()?;
+        let (mut batches, annotations) = self.scan_for_reduce(ScanTuning::DEFAULT)?;
         Ok(reduce_batches(&mut batches, &annotations))
     }
 
     /// Streams the file through a small reused buffer (fresh memory is
     /// expensive), in two line-aligned halves on two threads when it is large.
-    fn scan_for_reduce(&self) -> Result<(Vec<Batch>, Vec<AnnotationEvent>)> {
-        let path = &self.events_path;
-        let len = match std::fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok((Vec::new(), Vec::new())),
-            Err(e) => return Err(StatusError::io("inspect", path, e)),
-        };
-        let split = if len >= PARALLEL_MIN_BYTES {
-            split_point(path, len).map_err(|e| StatusError::io("read", path, e))?
-        } else {
-            None
-        };
-        let (first, second) = match split {
-            None => (scan_range(path, 0, len), None),
-            Some(mid) => std::thread::scope(|s| {
-                let second = s.spawn(|| scan_range(path, mid, len));
-                let first = scan_range(path, 0, mid);
-                let second = match second.join() {
-                    Ok(result) => result,
-                    Err(panic) => std::panic::resume_unwind(panic),
-                };
-                (first, Some(second))
-            }),
-        };
-        let mut first = first.map_err(|e| self.scan_error(e, 0))?;
-        let mut batches = Vec::with_capacity(2);
-        if let Some(second) = second {
-            let second = second.map_err(|e| self.scan_error(e, first.lines))?;
-            first.annotations.extend(second.annotations);
-            batches.push(first.batch);
-            batches.push(second.batch);
-        } else {
-            batches.push(first.batch);
-        }
-        Ok((batches, first.annotations))
-    }
-
-    fn scan_error(&self, err: ScanError, lines_before: usize) -> StatusError {
-        match err {
+    fn scan_for_reduce(&self, tuning: ScanTuning) -> Result<(Vec<Batch>, Vec<AnnotationEvent>)> {
+        read_for_reduce(&self.events_path, tuning).map_err(|(err, lines_before)| match err {
             ScanError::Io(e) => StatusError::io("read", &self.events_path, e),
             ScanError::Torn { line } => StatusError::TornLine {
                 path: self.events_path.clone(),
                 line: lines_before + line,
             },
             ScanError::Malformed { line, reason } => self.malformed(lines_before + line, reason),
-        }
+        })
     }
-}
-
-/// Files at least this large are parsed on two threads.
-const PARALLEL_MIN_BYTES: u64 = 4 << 20;
-/// Read buffer size of the streaming reader (grows for longer lines).
-const CHUNK_BYTES: usize = 1 << 20;
-
-/// What one range of the file yielded.
-struct RangeScan {
-    cache: ScanCache,
-    batch: Batch,
-    annotations: Vec<AnnotationEvent>,
-    /// Complete lines in the range.
-    lines: usize,
-}
-
-/// A problem in one range; line numbers are relative to the range start.
-enum ScanError {
-    Io(std::io::Error),
-    Torn { line: usize },
-    Malformed { line: usize, reason: String },
-}
-
-/// First line start at or after the middle of the file, if there is one.
-fn split_point(path: &Path, len: u64) -> std::io::Result<Option<u64>> {
-    let mut file = File::open(path)?;
-    let mid = len / 2;
-    file.seek(SeekFrom::Start(mid))?;
-    let mut window = vec![0u8; 1 << 16];
-    let mut offset = mid;
-    while offset < len {
-        let n = file.read(&mut window)?;
-        if n == 0 {
-            break;
-        }
-        if let Some(pos) = window[..n].iter().position(|&b| b == b'\n') {
-            let split = offset + pos as u64 + 1;
-            return Ok((split < len).then_some(split));
-        }
-        offset += n as u64;
-    }
-    Ok(None)
-}
-
-/// Parses the lines in `[start, end)`, which starts at a line start.
-fn scan_range(path: &Path, start: u64, end: u64) -> std::result::Result<RangeScan, ScanError> {
-    let mut file = File::open(path).map_err(ScanError::Io)?;
-    file.seek(SeekFrom::Start(start)).map_err(ScanError::Io)?;
-    let mut remaining = end - start;
-    let mut out = RangeScan {
-        cache: ScanCache::default(),
-        batch: Batch::with_capacity((remaining / 400) as usize + 16),
-        annotations: Vec::new(),
-        lines: 0,
-    };
-    let mut buf = vec![0u8; CHUNK_BYTES.min(remaining as usize + 1)];
-    let mut filled = 0usize;
-    loop {
-        if filled == buf.len() {
-            // A line longer than the buffer: grow it.
-            buf.resize(buf.len() * 2, 0);
-        }
-        let want = (buf.len() - filled).min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        let n = if want == 0 {
-            0
-        } else {
-            file.read(&mut buf[filled..filled + want])
-                .map_err(ScanError::Io)?
-        };
-        filled += n;
-        remaining -= n as u64;
-        if let Some(last_nl) = buf[..filled].iter().rposition(|&b| b == b'\n') {
-            scan_lines(&buf[..last_nl], &mut out)?;
-            buf.copy_within(last_nl + 1..filled, 0);
-            filled -= last_nl + 1;
-        }
-        if n == 0 || remaining == 0 {
-            break;
-        }
-    }
-    if !buf[..filled].iter().all(u8::is_ascii_whitespace) {
-        return Err(ScanError::Torn {
-            line: out.lines + 1,
-        });
-    }
-    Ok(out)
-}
-
-/// Parses complete lines (`region` holds them without the final newline).
-fn scan_lines(region: &[u8], out: &mut RangeScan) -> std::result::Result<(), ScanError> {
-    let text = std::str::from_utf8(region).map_err(|e| ScanError::Malformed {
-        line: out.lines + line_number_at(region, e.valid_up_to()),
-        reason: "not valid UTF-8".to_owned(),
-    })?;
-    for line in text.split('\n') {
-        out.lines += 1;
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if let Some(view) = fast_lane_cached(line, &mut out.cache) {
-            out.batch.push_view(view);
-            continue;
-        }
-        match parse_line(line).map_err(|reason| ScanError::Malformed {
-            line: out.lines,
-            reason,
-        })? {
-            ParsedLine::Lane(view) => out.batch.push_view(*view),
-            ParsedLine::Annotation(a) => out.annotations.push(*a),
-            ParsedLine::Other => {}
-        }
-    }
-    Ok(())
 }
 
 impl LogLock<'_> {
@@ -603,7 +460,7 @@ fn find_torn_tail(file: &mut File, len: u64) -> std::io::Result<Option<u64>> {
 }
 
 /// 1-based line number of the byte at `offset`.
-fn line_number_at(bytes: &[u8], offset: usize) -> usize {
+pub(crate) fn line_number_at(bytes: &[u8], offset: usize) -> usize {
     bytes[..offset.min(bytes.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -870,6 +727,129 @@ mod tests {
             };
             assert_eq!(a.wp_id, b.wp_id);
             assert_eq!((a.to_lane, b.to_lane), (Lane::Claimed, Lane::InProgress));
+        }
+    }
+
+    /// Reads `text` with every chunk size / threading combination and checks
+    /// the result against the owned reader + in-memory reducer.
+    fn read_all_ways(log: &EventLog, text: &str) -> Vec<Result<Reduction>> {
+        std::fs::create_dir_all(log.mission_dir()).unwrap();
+        std::fs::write(log.events_path(), text).unwrap();
+        let mut results = Vec::new();
+        for parallel_min_bytes in [0, u64::MAX] {
+            for chunk_bytes in [1, 7, 64, 1 << 20] {
+                let tuning = ScanTuning {
+                    parallel_min_bytes,
+                    chunk_bytes,
+                };
+                results.push(
+                    log.scan_for_reduce(tuning)
+                        .map(|(mut b, a)| crate::status::reducer::reduce_batches(&mut b, &a)),
+                );
+            }
+        }
+        results
+    }
+
+    fn owned_reduction(log: &EventLog) -> Result<Reduction> {
+        let mut lanes = Vec::new();
+        let mut notes = Vec::new();
+        for r in log.read()? {
+            match r.record {
+                StatusRecord::Lane(e) => lanes.push(e),
+                StatusRecord::Annotation(a) => notes.push(a),
+                StatusRecord::MissionLevel(_) => {}
+            }
+        }
+        Ok(crate::status::reducer::reduce(&lanes, &notes))
+    }
+
+    #[test]
+    fn streaming_reader_agrees_at_every_chunk_and_thread_seam() {
+        let (_dir, log) = setup();
+        let e2e = include_str!("testdata/e2e.status.events.jsonl");
+        let mut s = EventStamper::new();
+        let mut text = String::new();
+        text.push_str("\n  \n");
+        for (i, line) in e2e.lines().enumerate() {
+            // Mix in leading/trailing blanks, CRLF and blank lines.
+            match i % 4 {
+                0 => text.push_str(&format!("  {line}\r\n")),
+                1 => text.push_str(&format!("{line}\t \n\n")),
+                _ => text.push_str(&format!("{line}\n")),
+            }
+            text.push_str(
+                &event(
+                    &mut s,
+                    &format!("WP{:02}", i + 2),
+                    Lane::Genesis,
+                    Lane::Planned,
+                )
+                .to_line(),
+            );
+        }
+        let expected = owned_reduction(&{
+            std::fs::create_dir_all(log.mission_dir()).unwrap();
+            std::fs::write(log.events_path(), &text).unwrap();
+            log.clone()
+        })
+        .unwrap();
+        assert_eq!(expected.work_packages["WP01"].lane, Some(Lane::Done));
+        for got in read_all_ways(&log, &text) {
+            assert_eq!(got.unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn streaming_reader_reports_the_same_line_numbers() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        let mut good = String::new();
+        for i in 0..40 {
+            good.push_str(
+                &event(&mut s, &format!("WP{i:02}"), Lane::Genesis, Lane::Planned).to_line(),
+            );
+        }
+        let lines: Vec<&str> = good.lines().collect();
+        // A JSON object split over two lines is two bad lines, as upstream reads it.
+        let split = lines[30].replacen(", ", ",\n", 1);
+        let broken = format!(
+            "{}\n{split}\n{}\n",
+            lines[..30].join("\n"),
+            lines[31..].join("\n")
+        );
+        for got in read_all_ways(&log, &broken) {
+            assert!(
+                matches!(got, Err(StatusError::MalformedLine { line: 31, .. })),
+                "{got:?}"
+            );
+        }
+        assert!(matches!(
+            log.read(),
+            Err(StatusError::MalformedLine { line: 31, .. })
+        ));
+        let torn = format!("{good}{}", &lines[0][..20]);
+        for got in read_all_ways(&log, &torn) {
+            assert!(
+                matches!(got, Err(StatusError::TornLine { line: 41, .. })),
+                "{got:?}"
+            );
+        }
+        let bad_utf8 = format!("{}\n{}\n", lines[..35].join("\n"), "{\"x\": \"\u{fffd}\"}");
+        let mut bytes = bad_utf8.into_bytes();
+        let pos = bytes.len() - 6;
+        bytes[pos] = 0xff;
+        std::fs::write(log.events_path(), &bytes).unwrap();
+        for parallel_min_bytes in [0, u64::MAX] {
+            let tuning = ScanTuning {
+                parallel_min_bytes,
+                chunk_bytes: 5,
+            };
+            let got = log.scan_for_reduce(tuning).map(|_| ());
+            assert!(
+                matches!(got, Err(StatusError::MalformedLine { line: 36, .. })),
+                "{got:?}"
+            );
         }
     }
 
