@@ -8,4 +8,5 @@ pub mod identity;
 pub mod mission;
 pub mod orchestrator_api;
 pub mod repo;
+pub mod status;
 pub mod upgrade;

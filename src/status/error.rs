@@ -1,0 +1,83 @@
+//! Errors of the status module. Every message says what is wrong, where (file
+//! and 1-based line number for event-log problems) and what to do about it.
+
+use std::path::PathBuf;
+
+use super::lane::UnknownLane;
+use super::transition::TransitionError;
+
+/// Errors from reading, writing and reducing mission status.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// A lane name did not parse.
+    #[error(transparent)]
+    UnknownLane(#[from] UnknownLane),
+
+    /// A transition was rejected by the matrix or a guard (upstream texts).
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+
+    /// The file system refused an operation.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("read", "lock", "append to", ...).
+        action: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// The last line of the event log has no trailing newline: a write was
+    /// interrupted. Nothing is read from or appended to such a log.
+    #[error(
+        "{}:{line}: the last line is incomplete (no trailing newline), most likely an \
+         interrupted write; the event log was neither read nor changed. Inspect that line: \
+         if it is a complete event, add the missing newline; otherwise remove the partial \
+         line (EventLog::repair_torn_tail does this and returns the removed bytes), then retry",
+        path.display()
+    )]
+    TornLine {
+        /// The event log.
+        path: PathBuf,
+        /// 1-based line number of the incomplete line.
+        line: usize,
+    },
+
+    /// A complete line of the event log is not a valid status record.
+    #[error(
+        "{}:{line}: invalid status event: {reason}. The event log is append-only and is the \
+         only authority for work-package lanes: fix or remove this line by hand (check the \
+         history in git), then retry",
+        path.display()
+    )]
+    MalformedLine {
+        /// The event log.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An event or annotation handed to the writer is not valid.
+    #[error("refusing to write status event: {0}")]
+    InvalidEvent(String),
+}
+
+/// Result alias for this module.
+pub type Result<T, E = StatusError> = std::result::Result<T, E>;
+
+impl StatusError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        StatusError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

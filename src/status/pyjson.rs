@@ -1,0 +1,280 @@
+//! Byte-exact emulation of the two Python `json.dumps` styles the status files use.
+//!
+//! - [`line()`]: `json.dumps(obj, sort_keys=True)` — one line, separators `", "` and
+//!   `": "`, `ensure_ascii=True` (every character outside printable ASCII, and
+//!   DEL, becomes a lowercase `\uXXXX` escape, astral characters a surrogate
+//!   pair). Used for `status.events.jsonl` lines.
+//! - [`pretty()`]: `json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False)` —
+//!   item separator `","` + newline, `": "`, raw non-ASCII. Used for `status.json`.
+//!
+//! Keys are sorted by code point (Rust `str` order is the same as Python's).
+//! Floats follow Python's `repr`: shortest round-trip digits, fixed notation
+//! for decimal exponents in `-4..16` (always with a `.0` when integral), else
+//! `1e+16` / `1e-05` style. Neither function appends the trailing newline.
+//!
+//! Limits: integers beyond `i64`/`u64` cannot be represented by
+//! `serde_json::Value` (without `arbitrary_precision`) and arrive here as floats.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// `json.dumps(value, sort_keys=True)` (no trailing newline).
+pub fn line(value: &Value) -> String {
+    let mut out = String::with_capacity(256);
+    write_compact(&mut out, value);
+    out
+}
+
+/// `json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)` (no trailing newline).
+pub fn pretty(value: &Value) -> String {
+    let mut out = String::with_capacity(1024);
+    write_pretty(&mut out, value, 0);
+    out
+}
+
+fn sorted_entries(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    entries
+}
+
+fn write_compact(out: &mut String, value: &Value) {
+    match value {
+        Value::Object(map) => {
+            if map.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push('{');
+            for (i, (key, val)) in sorted_entries(map).into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_str(out, key, true);
+                out.push_str(": ");
+                write_compact(out, val);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_compact(out, item);
+            }
+            out.push(']');
+        }
+        scalar => write_scalar(out, scalar, true),
+    }
+}
+
+fn write_pretty(out: &mut String, value: &Value, depth: usize) {
+    match value {
+        Value::Object(map) => {
+            if map.is_empty() {
+                out.push_str("{}");
+                return;
+            }
+            out.push('{');
+            for (i, (key, val)) in sorted_entries(map).into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline_indent(out, depth + 1);
+                write_str(out, key, false);
+                out.push_str(": ");
+                write_pretty(out, val, depth + 1);
+            }
+            newline_indent(out, depth);
+            out.push('}');
+        }
+        Value::Array(items) => {
+            if items.is_empty() {
+                out.push_str("[]");
+                return;
+            }
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline_indent(out, depth + 1);
+                write_pretty(out, item, depth + 1);
+            }
+            newline_indent(out, depth);
+            out.push(']');
+        }
+        scalar => write_scalar(out, scalar, false),
+    }
+}
+
+fn newline_indent(out: &mut String, depth: usize) {
+    out.push('\n');
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+}
+
+fn write_scalar(out: &mut String, value: &Value, ensure_ascii: bool) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                let _ = write!(out, "{i}");
+            } else if let Some(u) = n.as_u64() {
+                let _ = write!(out, "{u}");
+            } else if let Some(f) = n.as_f64() {
+                write_float(out, f);
+            }
+        }
+        Value::String(s) => write_str(out, s, ensure_ascii),
+        Value::Array(_) | Value::Object(_) => {}
+    }
+}
+
+/// Python `float.__repr__` for a finite float.
+fn write_float(out: &mut String, f: f64) {
+    if !f.is_finite() {
+        // serde_json::Value cannot hold these; mirror Python's allow_nan output anyway.
+        out.push_str(if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        });
+        return;
+    }
+    // Rust's `{:e}` yields the shortest round-trip digits: "-1.2345e-7", "1e16".
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = match sci.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (sci.as_str(), 0),
+    };
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if negative {
+        out.push('-');
+    }
+    if (-4..16).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.push_str(&digits);
+                for _ in digits.len()..int_len {
+                    out.push('0');
+                }
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..int_len]);
+                out.push('.');
+                out.push_str(&digits[int_len..]);
+            }
+        } else {
+            out.push_str("0.");
+            for _ in 0..(-exp - 1) {
+                out.push('0');
+            }
+            out.push_str(&digits);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let sign = if exp < 0 { '-' } else { '+' };
+        let _ = write!(out, "e{sign}{:02}", exp.unsigned_abs());
+    }
+}
+
+fn write_str(out: &mut String, s: &str, ensure_ascii: bool) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if ensure_ascii && (c as u32) >= 0x7f => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn compact_matches_python_separators_and_key_order() {
+        let v = json!({"b": [1, 2, {}], "a": {"z": null, "y": true}, "c": []});
+        assert_eq!(
+            line(&v),
+            r#"{"a": {"y": true, "z": null}, "b": [1, 2, {}], "c": []}"#
+        );
+    }
+
+    #[test]
+    fn ensure_ascii_escapes_like_python() {
+        // Expected values produced by CPython 3: json.dumps(s).
+        let v = json!("é\u{7f}\u{1f600}\"\\\n\t\u{1}/<");
+        assert_eq!(line(&v), r#""\u00e9\u007f\ud83d\ude00\"\\\n\t\u0001/<""#);
+    }
+
+    #[test]
+    fn pretty_matches_python_indent_2_without_ascii_escapes() {
+        // json.dumps({"b": {"x": [1, "é"]}, "a": {}, "c": []}, sort_keys=True,
+        //            indent=2, ensure_ascii=False)
+        let v = json!({"b": {"x": [1, "é\u{7f}\u{1}"]}, "a": {}, "c": []});
+        let expected = "{\n  \"a\": {},\n  \"b\": {\n    \"x\": [\n      1,\n      \"é\u{7f}\\u0001\"\n    ]\n  },\n  \"c\": []\n}";
+        assert_eq!(pretty(&v), expected);
+    }
+
+    #[test]
+    fn floats_follow_python_repr() {
+        let cases = [
+            (1.0, "1.0"),
+            (-0.0, "-0.0"),
+            (0.1, "0.1"),
+            (1.5e-7, "1.5e-07"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e16, "1e+16"),
+            (1234567890123456.0, "1234567890123456.0"),
+            (123.456, "123.456"),
+            (1e22, "1e+22"),
+            (2.5e-300, "2.5e-300"),
+        ];
+        for (f, expected) in cases {
+            assert_eq!(line(&json!(f)), expected, "{f}");
+        }
+        assert_eq!(line(&json!(-7)), "-7");
+        assert_eq!(line(&json!(u64::MAX)), "18446744073709551615");
+    }
+}

@@ -1,0 +1,869 @@
+//! The event log `kitty-specs/<mission>/status.events.jsonl`: locking,
+//! durable appends, strict reads, and torn-tail handling.
+//!
+//! **Lock.** Every write, and every read, holds a cross-process advisory lock
+//! (`flock`, via `std::fs::File::lock`) on a lock file: by default
+//! `<mission dir>/.status.lock` ([`LOCK_FILENAME`]). Writers take it exclusive,
+//! readers shared, so a reader never sees a half-appended batch. Upstream's
+//! Python CLI locks `<git common dir>/spec-kitty-locks/<mission_slug>.status.lock`
+//! with the `filelock` package, which also uses `flock` on Unix; pass that path
+//! to [`EventLog::with_lock_file`] to exclude the Python CLI and all worktrees
+//! too. The lock is not re-entrant: while holding a [`LogLock`], use its
+//! methods rather than [`EventLog`]'s (which would wait for it). A read whose
+//! lock file cannot be created (read-only checkout) proceeds without the lock.
+//!
+//! **Append.** One or more records are serialized, re-parsed (the writer can
+//! never write what the reader rejects), and written with a single `write_all`
+//! on an `O_APPEND` handle, then `fsync`ed (and the directory too when the file
+//! is new). If the write fails the file is truncated back to its old length.
+//!
+//! **Torn tail.** A log whose last line has no trailing newline was cut by a
+//! crash mid-write. Reading it fails with [`StatusError::TornLine`] naming the
+//! file and line — the partial line is never parsed or dropped silently. An
+//! append onto such a log is **refused** with the same error, because appending
+//! would glue the new event onto the broken line and corrupt both. The user
+//! inspects the line and either completes it or removes it;
+//! [`EventLog::repair_torn_tail`] removes it and returns the removed bytes.
+//! A tail made only of whitespace is harmless and ignored. Any other invalid
+//! line is [`StatusError::MalformedLine`] with its line number; blank lines are
+//! skipped, as upstream does.
+//!
+//! **Two readers.** [`EventLog::read`] returns every line as an owned
+//! [`StatusRecord`] (serde reader). [`EventLog::reduce`] is the fast path: it
+//! streams the file (`stream`), parses ordinary lines with a conservative
+//! scanner (`scan`) and everything else with the serde reader, and reduces
+//! compact records. Both apply the same rules and report the same line
+//! numbers; tests check that they agree.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+
+use super::compact::Batch;
+use super::error::{Result, StatusError};
+use super::event::{AnnotationEvent, StatusRecord, is_wp_id};
+use super::line::{ParsedLine, parse_line, parse_record};
+use super::reducer::{Reduction, reduce_batches};
+use super::snapshot::{
+    SNAPSHOT_FILENAME, SnapshotIdentity, render_status_json, sync_dir, write_if_changed,
+};
+use super::stamp::is_ulid;
+use super::stream::{ScanError, ScanTuning, read_for_reduce};
+
+/// File name of the event log inside the mission directory.
+pub const EVENTS_FILENAME: &str = "status.events.jsonl";
+
+/// Default lock file name inside the mission directory.
+pub const LOCK_FILENAME: &str = ".status.lock";
+
+/// One line of the log with its 1-based line number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// What the line holds.
+    pub record: StatusRecord,
+}
+
+/// Result of [`EventLog::materialize`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Materialized {
+    /// The reduced state.
+    pub reduction: Reduction,
+    /// The exact `status.json` text.
+    pub status_json: String,
+    /// `false` when `status.json` already held these bytes.
+    pub written: bool,
+}
+
+/// The status event log of one mission.
+#[derive(Clone, Debug)]
+pub struct EventLog {
+    mission_dir: PathBuf,
+    events_path: PathBuf,
+    lock_path: PathBuf,
+}
+
+/// An exclusive hold on the mission's status lock. Released on drop.
+#[derive(Debug)]
+pub struct LogLock<'a> {
+    log: &'a EventLog,
+    _file: File,
+}
+
+impl EventLog {
+    /// The log of the mission directory `kitty-specs/<mission>`; lock file
+    /// `<mission_dir>/.status.lock`.
+    pub fn new(mission_dir: impl Into<PathBuf>) -> Self {
+        let mission_dir = mission_dir.into();
+        EventLog {
+            events_path: mission_dir.join(EVENTS_FILENAME),
+            lock_path: mission_dir.join(LOCK_FILENAME),
+            mission_dir,
+        }
+    }
+
+    /// Uses another lock file (e.g. upstream's
+    /// `<git common dir>/spec-kitty-locks/<mission_slug>.status.lock`).
+    pub fn with_lock_file(mut self, lock_path: impl Into<PathBuf>) -> Self {
+        self.lock_path = lock_path.into();
+        self
+    }
+
+    /// The mission directory.
+    pub fn mission_dir(&self) -> &Path {
+        &self.mission_dir
+    }
+
+    /// `<mission_dir>/status.events.jsonl`
+    pub fn events_path(&self) -> &Path {
+        &self.events_path
+    }
+
+    /// The lock file.
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// `<mission_dir>/status.json`
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.mission_dir.join(SNAPSHOT_FILENAME)
+    }
+
+    fn open_lock_file(&self) -> Result<File> {
+        if let Some(parent) = self.lock_path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StatusError::io("create directory", parent, e))?;
+        }
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock_path)
+            .map_err(|e| StatusError::io("open lock file", &self.lock_path, e))
+    }
+
+    /// Takes the exclusive lock, waiting for other holders.
+    pub fn lock(&self) -> Result<LogLock<'_>> {
+        let file = self.open_lock_file()?;
+        file.lock()
+            .map_err(|e| StatusError::io("lock", &self.lock_path, e))?;
+        Ok(LogLock {
+            log: self,
+            _file: file,
+        })
+    }
+
+    /// Shared lock for readers; `None` when no lock file can be made.
+    fn lock_shared(&self) -> Result<Option<File>> {
+        if !self.mission_dir.exists() {
+            return Ok(None);
+        }
+        let file = match self.open_lock_file() {
+            Ok(file) => file,
+            Err(StatusError::Io { source, .. })
+                if matches!(
+                    source.kind(),
+                    ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        file.lock_shared()
+            .map_err(|e| StatusError::io("lock", &self.lock_path, e))?;
+        Ok(Some(file))
+    }
+
+    /// Every line, parsed and owned (shared lock).
+    pub fn read(&self) -> Result<Vec<LogRecord>> {
+        let _guard = self.lock_shared()?;
+        self.read_unlocked()
+    }
+
+    /// Reads and reduces the log (shared lock) — the fast path.
+    pub fn reduce(&self) -> Result<Reduction> {
+        let _guard = self.lock_shared()?;
+        self.reduce_unlocked()
+    }
+
+    /// Appends records as one durable write (exclusive lock).
+    pub fn append(&self, records: &[StatusRecord]) -> Result<()> {
+        self.lock()?.append(records)
+    }
+
+    /// Reduces the log and writes `status.json` if it changed (exclusive lock).
+    pub fn materialize(&self, identity: &SnapshotIdentity) -> Result<Materialized> {
+        self.lock()?.materialize(identity)
+    }
+
+    /// Removes a torn final line (see module doc) and returns its bytes, or
+    /// `None` when the log is intact (exclusive lock).
+    pub fn repair_torn_tail(&self) -> Result<Option<Vec<u8>>> {
+        self.lock()?.repair_torn_tail()
+    }
+
+    fn load(&self) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(&self.events_path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StatusError::io("read", &self.events_path, e)),
+        }
+    }
+
+    /// Checks the tail and the encoding; returns the text.
+    fn checked_text<'b>(&self, bytes: &'b [u8]) -> Result<&'b str> {
+        if let Some(start) = torn_tail_in(bytes) {
+            return Err(StatusError::TornLine {
+                path: self.events_path.clone(),
+                line: line_number_at(bytes, start),
+            });
+        }
+        std::str::from_utf8(bytes).map_err(|e| StatusError::MalformedLine {
+            path: self.events_path.clone(),
+            line: line_number_at(bytes, e.valid_up_to()),
+            reason: "not valid UTF-8".to_owned(),
+        })
+    }
+
+    fn malformed(&self, line: usize, reason: String) -> StatusError {
+        StatusError::MalformedLine {
+            path: self.events_path.clone(),
+            line,
+            reason,
+        }
+    }
+
+    fn read_unlocked(&self) -> Result<Vec<LogRecord>> {
+        let Some(bytes) = self.load()? else {
+            return Ok(Vec::new());
+        };
+        let text = self.checked_text(&bytes)?;
+        let mut records = Vec::new();
+        for (i, line) in text.split('\n').enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let record = parse_record(line).map_err(|reason| self.malformed(i + 1, reason))?;
+            records.push(LogRecord {
+                line: i + 1,
+                record,
+            });
+        }
+        Ok(records)
+    }
+
+    fn reduce_unlocked(&self) -> Result<Reduction> {
+        let (mut batches, annotations) = self.scan_for_reduce(ScanTuning::DEFAULT)?;
+        Ok(reduce_batches(&mut batches, &annotations))
+    }
+
+    /// Streams the file through a small reused buffer (fresh memory is
+    /// expensive), in two line-aligned halves on two threads when it is large.
+    fn scan_for_reduce(&self, tuning: ScanTuning) -> Result<(Vec<Batch>, Vec<AnnotationEvent>)> {
+        read_for_reduce(&self.events_path, tuning).map_err(|(err, lines_before)| match err {
+            ScanError::Io(e) => StatusError::io("read", &self.events_path, e),
+            ScanError::Torn { line } => StatusError::TornLine {
+                path: self.events_path.clone(),
+                line: lines_before + line,
+            },
+            ScanError::Malformed { line, reason } => self.malformed(lines_before + line, reason),
+        })
+    }
+}
+
+impl LogLock<'_> {
+    /// The log this lock protects.
+    pub fn log(&self) -> &EventLog {
+        self.log
+    }
+
+    /// Every line, parsed and owned.
+    pub fn read(&self) -> Result<Vec<LogRecord>> {
+        self.log.read_unlocked()
+    }
+
+    /// Reads and reduces the log.
+    pub fn reduce(&self) -> Result<Reduction> {
+        self.log.reduce_unlocked()
+    }
+
+    /// Reduces the log and writes `status.json` if it changed.
+    pub fn materialize(&self, identity: &SnapshotIdentity) -> Result<Materialized> {
+        let reduction = self.reduce()?;
+        let status_json = render_status_json(&reduction, identity);
+        let written = write_if_changed(&self.log.snapshot_path(), &status_json)?;
+        Ok(Materialized {
+            reduction,
+            status_json,
+            written,
+        })
+    }
+
+    /// Appends records as one durable write; refuses onto a torn tail.
+    pub fn append(&self, records: &[StatusRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut buf = String::new();
+        for record in records {
+            buf.push_str(&checked_line(record)?);
+        }
+        let log = self.log;
+        let path = &log.events_path;
+        std::fs::create_dir_all(&log.mission_dir)
+            .map_err(|e| StatusError::io("create directory", &log.mission_dir, e))?;
+        let existed = path.exists();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| StatusError::io("open", path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StatusError::io("inspect", path, e))?
+            .len();
+        if let Some(start) =
+            find_torn_tail(&mut file, len).map_err(|e| StatusError::io("read", path, e))?
+        {
+            let bytes = log.load()?.unwrap_or_default();
+            let offset = usize::try_from(start).unwrap_or(bytes.len());
+            return Err(StatusError::TornLine {
+                path: path.clone(),
+                line: line_number_at(&bytes, offset),
+            });
+        }
+        if let Err(e) = file.write_all(buf.as_bytes()) {
+            // Do not leave a partial batch behind.
+            let _ = file.set_len(len);
+            let _ = file.sync_data();
+            return Err(StatusError::io("append to", path, e));
+        }
+        file.sync_data()
+            .map_err(|e| StatusError::io("sync", path, e))?;
+        if !existed {
+            sync_dir(&log.mission_dir)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a torn final line and returns its bytes; `None` if intact.
+    pub fn repair_torn_tail(&self) -> Result<Option<Vec<u8>>> {
+        let path = &self.log.events_path;
+        let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StatusError::io("open", path, e)),
+        };
+        let io = |e| StatusError::io("repair", path, e);
+        let len = file.metadata().map_err(io)?.len();
+        let Some(start) = find_torn_tail(&mut file, len).map_err(io)? else {
+            return Ok(None);
+        };
+        let mut removed = Vec::new();
+        file.seek(SeekFrom::Start(start)).map_err(io)?;
+        file.read_to_end(&mut removed).map_err(io)?;
+        file.set_len(start).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        Ok(Some(removed))
+    }
+}
+
+/// Serializes a record and proves the reader accepts it as the same kind.
+fn checked_line(record: &StatusRecord) -> Result<String> {
+    let invalid = |m: String| StatusError::InvalidEvent(m);
+    let (line, want_kind) = match record {
+        StatusRecord::Lane(e) => {
+            if !is_ulid(&e.event_id) {
+                return Err(invalid(format!(
+                    "event_id {:?} is not a 26-character ULID",
+                    e.event_id
+                )));
+            }
+            if e.wp_id.trim().is_empty() || e.at.trim().is_empty() {
+                return Err(invalid(
+                    "lane event needs a wp_id and an at timestamp".to_owned(),
+                ));
+            }
+            (e.to_line(), "lane event")
+        }
+        StatusRecord::Annotation(a) => {
+            a.check()?;
+            if !is_ulid(&a.event_id) {
+                return Err(invalid(format!(
+                    "event_id {:?} is not a 26-character ULID",
+                    a.event_id
+                )));
+            }
+            if !is_wp_id(&a.wp_id) || a.at.trim().is_empty() {
+                return Err(invalid(
+                    "annotation needs a WP id and an at timestamp".to_owned(),
+                ));
+            }
+            (a.to_line(), "annotation")
+        }
+        StatusRecord::MissionLevel(raw) => {
+            if raw.contains(['\n', '\r']) {
+                return Err(invalid(
+                    "a mission-level line must be a single line".to_owned(),
+                ));
+            }
+            (format!("{raw}\n"), "mission-level line")
+        }
+    };
+    let parsed = parse_line(line.trim_end())
+        .map_err(|reason| invalid(format!("the {want_kind} would not read back: {reason}")))?;
+    let same_kind = matches!(
+        (record, &parsed),
+        (StatusRecord::Lane(_), ParsedLine::Lane(_))
+            | (StatusRecord::Annotation(_), ParsedLine::Annotation(_))
+            | (StatusRecord::MissionLevel(_), ParsedLine::Other)
+    );
+    if !same_kind {
+        return Err(invalid(format!(
+            "the {want_kind} would be read back as another kind of line \
+             (mission-level lines need an event_type key)"
+        )));
+    }
+    Ok(line)
+}
+
+/// Start offset of a final partial line in `bytes`, if its content is not blank.
+fn torn_tail_in(bytes: &[u8]) -> Option<usize> {
+    let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    (!bytes[start..].iter().all(u8::is_ascii_whitespace)).then_some(start)
+}
+
+/// Same as [`torn_tail_in`] on a file, reading backwards in chunks.
+fn find_torn_tail(file: &mut File, len: u64) -> std::io::Result<Option<u64>> {
+    let mut buf = vec![0u8; 8192];
+    let mut end = len;
+    let mut blank = true;
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
+            blank &= chunk[pos + 1..].iter().all(u8::is_ascii_whitespace);
+            return Ok((!blank).then_some(start + pos as u64 + 1));
+        }
+        blank &= chunk.iter().all(u8::is_ascii_whitespace);
+        end = start;
+    }
+    Ok((!blank).then_some(0))
+}
+
+/// 1-based line number of the byte at `offset`.
+pub(crate) fn line_number_at(bytes: &[u8], offset: usize) -> usize {
+    bytes[..offset.min(bytes.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::event::{AnnotationDelta, LaneEvent};
+    use crate::status::lane::Lane;
+    use crate::status::stamp::EventStamper;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn event(stamps: &mut EventStamper, wp: &str, from: Lane, to: Lane) -> StatusRecord {
+        StatusRecord::Lane(LaneEvent::new(
+            stamps.stamp(),
+            "001-demo",
+            wp,
+            from,
+            to,
+            "tester",
+        ))
+    }
+
+    fn setup() -> (tempfile::TempDir, EventLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::new(dir.path().join("kitty-specs").join("001-demo"));
+        (dir, log)
+    }
+
+    #[test]
+    fn missing_log_reads_as_empty_without_creating_anything() {
+        let (_dir, log) = setup();
+        assert!(log.read().unwrap().is_empty());
+        assert_eq!(log.reduce().unwrap().event_count, 0);
+        assert!(!log.mission_dir().exists());
+    }
+
+    #[test]
+    fn append_batch_then_read_back() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        let batch = vec![
+            event(&mut s, "WP01", Lane::Planned, Lane::Claimed),
+            event(&mut s, "WP01", Lane::Claimed, Lane::InProgress),
+            StatusRecord::Annotation(
+                AnnotationEvent::new(s.stamp(), "WP01", "user", AnnotationDelta::note("hi"))
+                    .unwrap(),
+            ),
+        ];
+        log.append(&batch).unwrap();
+        log.append(&[]).unwrap();
+        let text = std::fs::read_to_string(log.events_path()).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert!(text.ends_with('\n'));
+        let records = log.read().unwrap();
+        let got: Vec<StatusRecord> = records.iter().map(|r| r.record.clone()).collect();
+        assert_eq!(got, batch);
+        assert_eq!(
+            records.iter().map(|r| r.line).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert!(log.lock_path().ends_with(LOCK_FILENAME));
+        let state = log.reduce().unwrap();
+        assert_eq!(state.work_packages["WP01"].lane, Some(Lane::InProgress));
+    }
+
+    #[test]
+    fn torn_tail_is_reported_and_append_refused_until_repaired() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        log.append(&[event(&mut s, "WP01", Lane::Genesis, Lane::Planned)])
+            .unwrap();
+        let full = event(&mut s, "WP01", Lane::Planned, Lane::Claimed).to_line();
+        let partial = &full[..full.len() / 2];
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(log.events_path())
+            .unwrap();
+        f.write_all(partial.as_bytes()).unwrap();
+        drop(f);
+        let before = std::fs::read(log.events_path()).unwrap();
+
+        for err in [log.read().unwrap_err(), log.reduce().unwrap_err()] {
+            match &err {
+                StatusError::TornLine { path, line } => {
+                    assert_eq!(path, log.events_path());
+                    assert_eq!(*line, 2);
+                }
+                other => panic!("expected TornLine, got {other:?}"),
+            }
+            let msg = err.to_string();
+            assert!(msg.contains("status.events.jsonl:2:"), "{msg}");
+            assert!(msg.contains("incomplete"), "{msg}");
+        }
+        let refused = log
+            .append(&[event(&mut s, "WP01", Lane::Planned, Lane::Claimed)])
+            .unwrap_err();
+        assert!(
+            matches!(refused, StatusError::TornLine { line: 2, .. }),
+            "{refused:?}"
+        );
+        assert_eq!(
+            std::fs::read(log.events_path()).unwrap(),
+            before,
+            "file untouched"
+        );
+
+        assert_eq!(
+            log.repair_torn_tail().unwrap(),
+            Some(partial.as_bytes().to_vec())
+        );
+        assert_eq!(log.repair_torn_tail().unwrap(), None);
+        assert_eq!(log.read().unwrap().len(), 1);
+        log.append(&[event(&mut s, "WP01", Lane::Planned, Lane::Claimed)])
+            .unwrap();
+        assert_eq!(log.read().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn complete_json_without_newline_is_still_torn() {
+        // Ambiguous: the newline of a complete event may be what got lost.
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        let line = event(&mut s, "WP01", Lane::Genesis, Lane::Planned).to_line();
+        std::fs::create_dir_all(log.mission_dir()).unwrap();
+        std::fs::write(log.events_path(), line.trim_end()).unwrap();
+        assert!(matches!(
+            log.read(),
+            Err(StatusError::TornLine { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn whitespace_tail_and_blank_lines_are_harmless() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        let a = event(&mut s, "WP01", Lane::Genesis, Lane::Planned).to_line();
+        std::fs::create_dir_all(log.mission_dir()).unwrap();
+        std::fs::write(log.events_path(), format!("\n{a}\r\n  \n")).unwrap();
+        assert_eq!(log.read().unwrap()[0].line, 2);
+        std::fs::write(log.events_path(), format!("{a}  ")).unwrap();
+        log.append(&[event(&mut s, "WP01", Lane::Planned, Lane::Claimed)])
+            .unwrap();
+        assert_eq!(log.read().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn malformed_middle_line_names_file_and_line() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        let a = event(&mut s, "WP01", Lane::Genesis, Lane::Planned).to_line();
+        let c = event(&mut s, "WP01", Lane::Planned, Lane::Claimed).to_line();
+        std::fs::create_dir_all(log.mission_dir()).unwrap();
+        std::fs::write(log.events_path(), format!("{a}{{\"event_id\": 1\n{c}")).unwrap();
+        for err in [log.read().unwrap_err(), log.reduce().unwrap_err()] {
+            assert!(
+                matches!(&err, StatusError::MalformedLine { line: 2, path, .. } if path == log.events_path()),
+                "{err:?}"
+            );
+            assert!(
+                err.to_string()
+                    .contains("status.events.jsonl:2: invalid status event")
+            );
+        }
+        std::fs::write(
+            log.events_path(),
+            [a.as_bytes(), b"{\"x\": \"\xff\"}\n"].concat(),
+        )
+        .unwrap();
+        let err = log.read().unwrap_err();
+        assert!(
+            matches!(&err, StatusError::MalformedLine { line: 2, reason, .. } if reason.contains("UTF-8")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn writer_refuses_what_the_reader_would_reject() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        let StatusRecord::Lane(mut bad_id) = event(&mut s, "WP01", Lane::Planned, Lane::Claimed)
+        else {
+            unreachable!()
+        };
+        bad_id.event_id = "evt-1".into();
+        let no_type = StatusRecord::MissionLevel(r#"{"aggregate_id": "WP01"}"#.into());
+        let two_lines = StatusRecord::MissionLevel("{\"event_type\": \"X\"}\n{}".into());
+        for rec in [StatusRecord::Lane(bad_id), no_type, two_lines] {
+            let err = log.append(&[rec]).unwrap_err();
+            assert!(matches!(err, StatusError::InvalidEvent(_)), "{err:?}");
+        }
+        assert!(!log.events_path().exists());
+        let ok = StatusRecord::MissionLevel(r#"{"event_type": "WPCreated", "payload": {}}"#.into());
+        log.append(std::slice::from_ref(&ok)).unwrap();
+        assert_eq!(log.read().unwrap()[0].record, ok);
+    }
+
+    #[test]
+    fn exclusive_lock_excludes_other_handles_until_dropped() {
+        let (_dir, log) = setup();
+        let held = log.lock().unwrap();
+        let other = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(log.lock_path())
+            .unwrap();
+        assert!(
+            other.try_lock().is_err(),
+            "second exclusive lock must fail while held"
+        );
+        assert!(
+            other.try_lock_shared().is_err(),
+            "readers must wait for a writer"
+        );
+
+        let log2 = log.clone();
+        let acquired = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&acquired);
+        let waiter = std::thread::spawn(move || {
+            let _g = log2.lock().unwrap();
+            flag.store(true, Ordering::SeqCst);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!acquired.load(Ordering::SeqCst));
+        drop(held);
+        waiter.join().unwrap();
+        assert!(acquired.load(Ordering::SeqCst));
+        assert!(other.try_lock().is_ok(), "released after drop");
+    }
+
+    #[test]
+    fn concurrent_appenders_never_interleave() {
+        let (_dir, log) = setup();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut s = EventStamper::new();
+                    for _ in 0..25 {
+                        let wp = format!("WP{t:02}");
+                        let batch = [
+                            event(&mut s, &wp, Lane::Planned, Lane::Claimed),
+                            event(&mut s, &wp, Lane::Claimed, Lane::InProgress),
+                        ];
+                        log.append(&batch).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let records = log.read().unwrap();
+        assert_eq!(records.len(), 200);
+        // Each batch is contiguous.
+        for pair in records.chunks(2) {
+            let (StatusRecord::Lane(a), StatusRecord::Lane(b)) = (&pair[0].record, &pair[1].record)
+            else {
+                panic!("unexpected record")
+            };
+            assert_eq!(a.wp_id, b.wp_id);
+            assert_eq!((a.to_lane, b.to_lane), (Lane::Claimed, Lane::InProgress));
+        }
+    }
+
+    /// Reads `text` with every chunk size / threading combination and checks
+    /// the result against the owned reader + in-memory reducer.
+    fn read_all_ways(log: &EventLog, text: &str) -> Vec<Result<Reduction>> {
+        std::fs::create_dir_all(log.mission_dir()).unwrap();
+        std::fs::write(log.events_path(), text).unwrap();
+        let mut results = Vec::new();
+        for parallel_min_bytes in [0, u64::MAX] {
+            for chunk_bytes in [1, 7, 64, 1 << 20] {
+                let tuning = ScanTuning {
+                    parallel_min_bytes,
+                    chunk_bytes,
+                };
+                results.push(
+                    log.scan_for_reduce(tuning)
+                        .map(|(mut b, a)| crate::status::reducer::reduce_batches(&mut b, &a)),
+                );
+            }
+        }
+        results
+    }
+
+    fn owned_reduction(log: &EventLog) -> Result<Reduction> {
+        let mut lanes = Vec::new();
+        let mut notes = Vec::new();
+        for r in log.read()? {
+            match r.record {
+                StatusRecord::Lane(e) => lanes.push(e),
+                StatusRecord::Annotation(a) => notes.push(a),
+                StatusRecord::MissionLevel(_) => {}
+            }
+        }
+        Ok(crate::status::reducer::reduce(&lanes, &notes))
+    }
+
+    #[test]
+    fn streaming_reader_agrees_at_every_chunk_and_thread_seam() {
+        let (_dir, log) = setup();
+        let e2e = include_str!("testdata/e2e.status.events.jsonl");
+        let mut s = EventStamper::new();
+        let mut text = String::new();
+        text.push_str("\n  \n");
+        for (i, line) in e2e.lines().enumerate() {
+            // Mix in leading/trailing blanks, CRLF and blank lines.
+            match i % 4 {
+                0 => text.push_str(&format!("  {line}\r\n")),
+                1 => text.push_str(&format!("{line}\t \n\n")),
+                _ => text.push_str(&format!("{line}\n")),
+            }
+            text.push_str(
+                &event(
+                    &mut s,
+                    &format!("WP{:02}", i + 2),
+                    Lane::Genesis,
+                    Lane::Planned,
+                )
+                .to_line(),
+            );
+        }
+        let expected = owned_reduction(&{
+            std::fs::create_dir_all(log.mission_dir()).unwrap();
+            std::fs::write(log.events_path(), &text).unwrap();
+            log.clone()
+        })
+        .unwrap();
+        assert_eq!(expected.work_packages["WP01"].lane, Some(Lane::Done));
+        for got in read_all_ways(&log, &text) {
+            assert_eq!(got.unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn streaming_reader_reports_the_same_line_numbers() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        let mut good = String::new();
+        for i in 0..40 {
+            good.push_str(
+                &event(&mut s, &format!("WP{i:02}"), Lane::Genesis, Lane::Planned).to_line(),
+            );
+        }
+        let lines: Vec<&str> = good.lines().collect();
+        // A JSON object split over two lines is two bad lines, as upstream reads it.
+        let split = lines[30].replacen(", ", ",\n", 1);
+        let broken = format!(
+            "{}\n{split}\n{}\n",
+            lines[..30].join("\n"),
+            lines[31..].join("\n")
+        );
+        for got in read_all_ways(&log, &broken) {
+            assert!(
+                matches!(got, Err(StatusError::MalformedLine { line: 31, .. })),
+                "{got:?}"
+            );
+        }
+        assert!(matches!(
+            log.read(),
+            Err(StatusError::MalformedLine { line: 31, .. })
+        ));
+        let torn = format!("{good}{}", &lines[0][..20]);
+        for got in read_all_ways(&log, &torn) {
+            assert!(
+                matches!(got, Err(StatusError::TornLine { line: 41, .. })),
+                "{got:?}"
+            );
+        }
+        let bad_utf8 = format!("{}\n{}\n", lines[..35].join("\n"), "{\"x\": \"\u{fffd}\"}");
+        let mut bytes = bad_utf8.into_bytes();
+        let pos = bytes.len() - 6;
+        bytes[pos] = 0xff;
+        std::fs::write(log.events_path(), &bytes).unwrap();
+        for parallel_min_bytes in [0, u64::MAX] {
+            let tuning = ScanTuning {
+                parallel_min_bytes,
+                chunk_bytes: 5,
+            };
+            let got = log.scan_for_reduce(tuning).map(|_| ());
+            assert!(
+                matches!(got, Err(StatusError::MalformedLine { line: 36, .. })),
+                "{got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_lock_file_location() {
+        let (dir, log) = setup();
+        let lock_path = dir
+            .path()
+            .join(".git/spec-kitty-locks/001-demo.status.lock");
+        let log = log.with_lock_file(&lock_path);
+        let mut s = EventStamper::new();
+        log.append(&[event(&mut s, "WP01", Lane::Genesis, Lane::Planned)])
+            .unwrap();
+        assert!(lock_path.exists());
+        assert!(!log.mission_dir().join(LOCK_FILENAME).exists());
+    }
+}
