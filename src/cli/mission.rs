@@ -5,6 +5,7 @@ use serde_json::json;
 use std::process::ExitCode;
 
 use super::{CliError, print_json};
+use crate::mission::workflow::{self, MissionContext, WorkflowError};
 use crate::mission::{self, NewMission};
 use crate::{identity, repo};
 
@@ -12,6 +13,19 @@ use crate::{identity, repo};
 pub enum MissionCommand {
     /// Create kitty-specs/<NNN-slug>/ with meta.json, spec.md and tasks/ on the current branch.
     Create(CreateArgs),
+    /// Validate tasks/WP*.md, compute lanes.json, bootstrap every work package into `planned`
+    /// (genesis → planned, not forced), write status.json and commit those files. Idempotent.
+    FinalizeTasks(FinalizeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FinalizeArgs {
+    /// Mission handle: directory name, mission_id or its first 8 characters.
+    #[arg(long)]
+    mission: String,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -35,6 +49,7 @@ pub struct CreateArgs {
 pub fn run(cmd: MissionCommand) -> Result<ExitCode, CliError> {
     match cmd {
         MissionCommand::Create(args) => create(&args),
+        MissionCommand::FinalizeTasks(args) => finalize(&args),
     }
 }
 
@@ -104,6 +119,52 @@ fn create(args: &CreateArgs) -> Result<ExitCode, CliError> {
             "Next: write tasks/WP01-<title>.md, then `spec-kitty agent mission finalize-tasks --mission {}`",
             meta.mission_slug
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn open_mission(handle: &str, json: bool) -> Result<MissionContext, CliError> {
+    let root = project_root(json)?;
+    MissionContext::open(&root, handle).map_err(|e| mission_error(e, json))
+}
+
+pub(crate) fn workflow_error(e: WorkflowError, json: bool) -> CliError {
+    match e {
+        WorkflowError::Mission(m) => mission_error(m, json),
+        WorkflowError::SubtaskNotFound { .. } => {
+            CliError::failed("SUBTASK_NOT_FOUND", e.to_string()).json(json)
+        }
+        WorkflowError::InvalidSubtaskStatus { .. } => CliError {
+            status: 2,
+            code: "INVALID_INPUT",
+            message: e.to_string(),
+            json,
+        },
+        WorkflowError::Status(_) => CliError::failed("STATUS_LOG_ERROR", e.to_string()).json(json),
+        _ => CliError::failed("MISSION_ERROR", e.to_string()).json(json),
+    }
+}
+
+fn finalize(args: &FinalizeArgs) -> Result<ExitCode, CliError> {
+    let ctx = open_mission(&args.mission, args.json)?;
+    let report = workflow::finalize_tasks(&ctx).map_err(|e| workflow_error(e, args.json))?;
+    if args.json {
+        print_json(&report.to_json(&ctx));
+    } else {
+        println!(
+            "Finalized {}: {} work package(s) in {} lane(s); bootstrapped {}",
+            ctx.meta.mission_slug,
+            report.work_packages.len(),
+            report.lanes,
+            if report.bootstrapped.is_empty() {
+                "none (already finalized)".to_string()
+            } else {
+                report.bootstrapped.join(", ")
+            }
+        );
+        if let Some(commit) = &report.commit {
+            println!("Committed {}", &commit[..commit.len().min(12)]);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,8 @@
 mod contract;
 mod init;
 mod mission;
+mod status;
+mod tasks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ enum Command {
     /// Commands agents and tools run inside a project.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Show the work-package board of a mission (or of every mission).
+    Status(status::StatusArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +42,9 @@ enum AgentCommand {
     /// Create and prepare missions.
     #[command(subcommand)]
     Mission(mission::MissionCommand),
+    /// Work on a mission's tasks.
+    #[command(subcommand)]
+    Tasks(tasks::TasksCommand),
 }
 
 /// A failure the CLI reports with an exit status: on stderr as `error: <message>`, and, for a
@@ -89,6 +96,8 @@ pub fn main() -> ExitCode {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Init(args) => init::run(&args),
         Command::Agent(AgentCommand::Mission(cmd)) => mission::run(cmd),
+        Command::Agent(AgentCommand::Tasks(cmd)) => tasks::run(cmd),
+        Command::Status(args) => status::run(&args),
     };
     match result {
         Ok(code) => code,

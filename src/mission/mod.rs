@@ -11,6 +11,7 @@ pub mod handle;
 pub mod lanes;
 pub mod meta;
 pub mod names;
+pub mod workflow;
 pub mod wp;
 
 use std::io;

@@ -2,6 +2,7 @@
 
 mod cli_contract;
 mod cli_mission;
+mod cli_workflow;
 mod conformance;
 mod gate_props;
 mod generated;

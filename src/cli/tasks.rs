@@ -1,0 +1,61 @@
+//! `spec-kitty agent tasks mark-status`.
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::process::ExitCode;
+
+use super::mission::{open_mission, workflow_error};
+use super::{CliError, print_json};
+use crate::mission::workflow;
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Record subtask status (for example T001 done) in the mission's status log. Works from
+    /// inside a lane worktree: the main repository's mission is updated.
+    MarkStatus(MarkArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MarkArgs {
+    /// Subtask ids, e.g. T001.
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// New status (a lane name such as done, in_progress, planned).
+    #[arg(long)]
+    status: String,
+    /// Mission handle.
+    #[arg(long)]
+    mission: String,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: TasksCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        TasksCommand::MarkStatus(args) => mark(&args),
+    }
+}
+
+fn mark(args: &MarkArgs) -> Result<ExitCode, CliError> {
+    let ctx = open_mission(&args.mission, args.json)?;
+    let marked = workflow::mark_subtasks(&ctx, &args.ids, &args.status, "user")
+        .map_err(|e| workflow_error(e, args.json))?;
+    if args.json {
+        let results: Vec<_> = marked
+            .iter()
+            .map(|m| {
+                json!({"id": m.id, "outcome": "updated", "format": "checkbox", "wp_id": m.wp_id,
+                            "message": format!("Marked {} as {} ({})", m.id, args.status, m.wp_id)})
+            })
+            .collect();
+        print_json(
+            &json!({"results": results, "summary": {"updated": marked.len(), "not_found": 0}}),
+        );
+    } else {
+        for m in &marked {
+            println!("Marked {} as {} ({})", m.id, args.status, m.wp_id);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,390 @@
+//! Mission workflow steps built on the status log: finalize-tasks, subtask marks, and the
+//! per-mission view shared by `spec-kitty status` and `orchestrator-api mission-state`.
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::lanes::{self, LanesFile};
+use super::meta::MissionMeta;
+use super::wp::{DependencyGraph, WorkPackage, list_work_packages};
+use super::{MissionError, resolve_mission};
+use crate::repo::{self, git};
+use crate::status::{
+    AnnotationDelta, AnnotationEvent, EventLog, EventStamper, Lane, LaneEvent, Reduction,
+    SnapshotIdentity, StatusError, StatusRecord,
+};
+
+/// Errors of the workflow steps.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    Mission(#[from] MissionError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    #[error(transparent)]
+    Git(#[from] repo::RepoError),
+    #[error("work package {wp} depends on {dependency}, which has no file in tasks/")]
+    MissingDependency { wp: String, dependency: String },
+    #[error(
+        "subtask {id} is not listed by any work package (frontmatter `subtasks:` or a `## WPxx` section of tasks.md)"
+    )]
+    SubtaskNotFound { id: String },
+    #[error(
+        "invalid subtask status {value:?}: expected a lane such as done, planned or in_progress"
+    )]
+    InvalidSubtaskStatus { value: String },
+}
+
+/// A resolved mission: where it lives and what its meta.json says.
+#[derive(Debug, Clone)]
+pub struct MissionContext {
+    pub root: PathBuf,
+    pub dir: PathBuf,
+    pub meta: MissionMeta,
+}
+
+impl MissionContext {
+    /// Resolve `handle` under `root/kitty-specs` and read its meta.json.
+    pub fn open(root: &Path, handle: &str) -> Result<Self, MissionError> {
+        let dir = resolve_mission(root, handle)?;
+        let meta = MissionMeta::load(&dir)?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            dir,
+            meta,
+        })
+    }
+
+    /// The mission's status log. Its lock file lives under `.git/spec-kitty/locks/` so that
+    /// locking never leaves an untracked file in the checkout (outside git: in the mission dir).
+    pub fn log(&self) -> EventLog {
+        let log = EventLog::new(&self.dir);
+        let git_dir = self.root.join(".git");
+        if git_dir.is_dir() {
+            let locks = git_dir.join("spec-kitty").join("locks");
+            if std::fs::create_dir_all(&locks).is_ok() {
+                let name = self
+                    .dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                return log.with_lock_file(locks.join(format!("{name}.status.lock")));
+            }
+        }
+        log
+    }
+
+    pub fn snapshot_identity(&self) -> SnapshotIdentity {
+        SnapshotIdentity {
+            mission_slug: self.meta.mission_slug.clone(),
+            mission_number: self
+                .meta
+                .mission_number
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            mission_type: self.meta.mission_type.clone(),
+        }
+    }
+
+    /// Path relative to the project root, for messages and git.
+    pub fn rel(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// What finalize-tasks did.
+#[derive(Debug, Clone)]
+pub struct FinalizeReport {
+    pub work_packages: Vec<String>,
+    pub lanes: usize,
+    pub bootstrapped: Vec<String>,
+    pub lanes_written: bool,
+    pub commit: Option<String>,
+}
+
+impl FinalizeReport {
+    pub fn to_json(&self, ctx: &MissionContext) -> Value {
+        json!({
+            "result": "success",
+            "mission_slug": ctx.meta.mission_slug,
+            "work_packages": self.work_packages,
+            "lanes": self.lanes,
+            "bootstrapped": self.bootstrapped,
+            "lanes_written": self.lanes_written,
+            "commit": self.commit,
+        })
+    }
+}
+
+/// `finalize-tasks`: validate the work packages, compute `lanes.json`, append one
+/// `genesis → planned` bootstrap event (not forced) for each work package that has no event
+/// yet, write `status.json`, and commit those files. Idempotent.
+pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowError> {
+    let wps = list_work_packages(&ctx.dir)?;
+    let graph = DependencyGraph::from_work_packages(&wps);
+    if let Some((wp, dep)) = graph.missing_dependencies().first() {
+        return Err(WorkflowError::MissingDependency {
+            wp: wp.as_str().into(),
+            dependency: dep.as_str().into(),
+        });
+    }
+    let owned: BTreeMap<String, Vec<String>> = wps
+        .iter()
+        .map(|w| (w.id.as_str().to_string(), w.owned_files.clone()))
+        .collect();
+    let computed = lanes::compute(&graph, &owned)?;
+    let target_branch = match &ctx.meta.target_branch {
+        Some(b) => b.clone(),
+        None => repo::current_branch(&ctx.root)?.unwrap_or_else(|| "main".to_string()),
+    };
+    let existing = LanesFile::load(&ctx.dir)?;
+    let lanes_written = existing
+        .as_ref()
+        .is_none_or(|l| l.lanes != computed || l.target_branch != target_branch);
+    if lanes_written {
+        let head =
+            git::run_optional(&ctx.root, &["rev-parse", "HEAD"])?.map(|s| s.trim().to_string());
+        let file = LanesFile {
+            version: 1,
+            mission_slug: ctx.meta.mission_slug.clone(),
+            mission_id: ctx.meta.mission_id.clone(),
+            mission_branch: lanes::mission_branch(&ctx.meta.mission_slug),
+            target_branch,
+            lanes: computed.clone(),
+            computed_at: Some(crate::contract::Timestamp::now().to_string()),
+            computed_from: Some("dependency_graph+ownership".into()),
+            planning_artifact_wps: Vec::new(),
+            planning_commit_sha: head,
+        };
+        file.save(&ctx.dir)?;
+    }
+
+    let log = ctx.log();
+    let lock = log.lock()?;
+    let state = lock.reduce()?;
+    let mut stamps = EventStamper::new();
+    let mut records = Vec::new();
+    let mut bootstrapped = Vec::new();
+    for wp in &wps {
+        if state
+            .work_packages
+            .get(wp.id.as_str())
+            .and_then(|s| s.lane)
+            .is_some()
+        {
+            continue;
+        }
+        let mut event = LaneEvent::new(
+            stamps.stamp(),
+            &ctx.meta.mission_slug,
+            wp.id.as_str(),
+            Lane::Genesis,
+            Lane::Planned,
+            "finalize-tasks",
+        );
+        event.reason = Some("canonical bootstrap".into());
+        event.mission_id = ctx.meta.mission_id.clone();
+        records.push(StatusRecord::Lane(event));
+        bootstrapped.push(wp.id.as_str().to_string());
+    }
+    lock.append(&records)?;
+    lock.materialize(&ctx.snapshot_identity())?;
+    drop(lock);
+
+    let paths: Vec<String> = [lanes::LANES_FILE, "status.events.jsonl", "status.json"]
+        .iter()
+        .map(|f| ctx.dir.join(f))
+        .filter(|p| p.exists())
+        .map(|p| ctx.rel(&p))
+        .collect();
+    let commit = commit_paths(
+        &ctx.root,
+        &paths,
+        &format!("Add tasks for mission {}", ctx.meta.mission_slug),
+    )?;
+    Ok(FinalizeReport {
+        work_packages: wps.iter().map(|w| w.id.as_str().to_string()).collect(),
+        lanes: computed.len(),
+        bootstrapped,
+        lanes_written,
+        commit,
+    })
+}
+
+/// Commit exactly `paths` (nothing else staged by the user is included). `None` when nothing
+/// changed.
+fn commit_paths(
+    root: &Path,
+    paths: &[String],
+    message: &str,
+) -> Result<Option<String>, repo::RepoError> {
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let mut add = vec!["add", "--"];
+    add.extend(paths.iter().map(String::as_str));
+    git::run(root, &add)?;
+    let mut diff = vec!["diff", "--cached", "--quiet", "--"];
+    diff.extend(paths.iter().map(String::as_str));
+    if git::run_optional(root, &diff)?.is_some() {
+        return Ok(None);
+    }
+    let mut commit = vec!["commit", "--quiet", "--no-verify", "-m", message, "--"];
+    commit.extend(paths.iter().map(String::as_str));
+    git::run(root, &commit)?;
+    Ok(Some(
+        git::run(root, &["rev-parse", "HEAD"])?.trim().to_string(),
+    ))
+}
+
+/// The work package that lists subtask `id`: its frontmatter `subtasks:`, else the
+/// `## WPxx` section of tasks.md that mentions it.
+pub fn owner_of_subtask(ctx: &MissionContext, wps: &[WorkPackage], id: &str) -> Option<String> {
+    for wp in wps {
+        if wp
+            .subtasks
+            .iter()
+            .any(|s| s.as_str() == Some(id) || s.get("id").and_then(Value::as_str) == Some(id))
+        {
+            return Some(wp.id.as_str().to_string());
+        }
+    }
+    let text = std::fs::read_to_string(ctx.dir.join("tasks.md")).ok()?;
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(heading) = line.strip_prefix("## ") {
+            current = heading
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .find(|w| {
+                    w.starts_with("WP") && w.len() > 2 && w[2..].bytes().all(|b| b.is_ascii_digit())
+                })
+                .map(str::to_string);
+            continue;
+        }
+        if line
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| w == id)
+            && let Some(wp) = &current
+        {
+            return Some(wp.clone());
+        }
+    }
+    None
+}
+
+/// One subtask mark's outcome.
+#[derive(Debug, Clone)]
+pub struct Marked {
+    pub id: String,
+    pub wp_id: String,
+}
+
+/// `mark-status`: record subtask statuses as annotations on the main repository's log (one
+/// durable write). Every id is resolved before anything is written.
+pub fn mark_subtasks(
+    ctx: &MissionContext,
+    ids: &[String],
+    status: &str,
+    actor: &str,
+) -> Result<Vec<Marked>, WorkflowError> {
+    let lane: Lane = status
+        .parse()
+        .map_err(|_| WorkflowError::InvalidSubtaskStatus {
+            value: status.to_string(),
+        })?;
+    let wps = list_work_packages(&ctx.dir)?;
+    let mut marked = Vec::new();
+    for id in ids {
+        let wp_id = owner_of_subtask(ctx, &wps, id)
+            .ok_or_else(|| WorkflowError::SubtaskNotFound { id: id.clone() })?;
+        marked.push(Marked {
+            id: id.clone(),
+            wp_id,
+        });
+    }
+    let mut by_wp: BTreeMap<&str, Vec<(&str, Lane)>> = BTreeMap::new();
+    for m in &marked {
+        by_wp
+            .entry(m.wp_id.as_str())
+            .or_default()
+            .push((m.id.as_str(), lane));
+    }
+    let mut stamps = EventStamper::new();
+    let mut records = Vec::new();
+    for (wp, entries) in by_wp {
+        let delta = AnnotationDelta::subtasks(entries);
+        records.push(StatusRecord::Annotation(AnnotationEvent::new(
+            stamps.stamp(),
+            wp,
+            actor,
+            delta,
+        )?));
+    }
+    let log = ctx.log();
+    let lock = log.lock()?;
+    lock.append(&records)?;
+    lock.materialize(&ctx.snapshot_identity())?;
+    Ok(marked)
+}
+
+/// One work package as `status` and `mission-state` show it.
+#[derive(Debug, Clone)]
+pub struct WpView {
+    pub wp_id: String,
+    pub title: Option<String>,
+    pub lane: Lane,
+    pub has_events: bool,
+    pub dependencies: Vec<String>,
+    pub last_actor: Option<String>,
+    pub last_transition_at: Option<String>,
+}
+
+/// The mission's work packages (WP files ∪ WPs in the log, sorted) with their lanes.
+pub struct MissionView {
+    pub reduction: Reduction,
+    pub work_packages: Vec<WpView>,
+}
+
+pub fn view(ctx: &MissionContext) -> Result<MissionView, WorkflowError> {
+    let wps = list_work_packages(&ctx.dir)?;
+    let reduction = ctx.log().reduce()?;
+    let mut ids: std::collections::BTreeSet<String> =
+        wps.iter().map(|w| w.id.as_str().to_string()).collect();
+    ids.extend(reduction.work_packages.keys().cloned());
+    let by_id: BTreeMap<&str, &WorkPackage> = wps.iter().map(|w| (w.id.as_str(), w)).collect();
+    let work_packages = ids
+        .into_iter()
+        .map(|id| {
+            let wp = by_id.get(id.as_str());
+            let state = reduction.work_packages.get(&id);
+            let lane = state
+                .and_then(|s| s.lane)
+                .filter(|l| *l != Lane::Genesis)
+                .unwrap_or(Lane::Planned);
+            WpView {
+                title: wp.and_then(|w| w.title.clone()),
+                dependencies: wp
+                    .map(|w| {
+                        w.dependencies
+                            .iter()
+                            .map(|d| d.as_str().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                has_events: state.and_then(|s| s.lane).is_some(),
+                last_actor: state.map(|s| s.actor.clone()).filter(|a| !a.is_empty()),
+                last_transition_at: state.and_then(|s| s.last_transition_at.clone()),
+                lane,
+                wp_id: id,
+            }
+        })
+        .collect();
+    Ok(MissionView {
+        reduction,
+        work_packages,
+    })
+}

@@ -1,0 +1,425 @@
+//! finalize-tasks, mark-status and the status board through the binary on real temporary git
+//! repositories, plus a bad-input corpus where every case gets its error and changes nothing.
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn bin(dir: &Path) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
+    cmd.current_dir(dir)
+        .env_remove("SPECIFY_REPO_ROOT")
+        .env("HOME", dir);
+    cmd.env("GIT_AUTHOR_NAME", "T")
+        .env("GIT_AUTHOR_EMAIL", "t@example.test");
+    cmd.env("GIT_COMMITTER_NAME", "T")
+        .env("GIT_COMMITTER_EMAIL", "t@example.test");
+    cmd
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.test",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+const MISSION: &str = "099-orchestrator-e2e";
+
+fn wp_file(id: &str, title: &str, deps: &str) -> String {
+    format!(
+        "---\nwork_package_id: \"{id}\"\ntitle: \"{title}\"\nlane: \"planned\"\ndependencies: {deps}\nowned_files: [\"src/{id}.py\"]\nagent: null\n---\nBuild it.\n"
+    )
+}
+
+/// The orchestrator's e2e fixture (orchestrator-api.md §4.4), with a second WP depending on WP01.
+fn fixture() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    std::fs::create_dir_all(root.join(format!("kitty-specs/{MISSION}/tasks"))).unwrap();
+    std::fs::create_dir_all(root.join(".kittify")).unwrap();
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["checkout", "-q", "-b", "e2e/orchestrator"]);
+    std::fs::write(root.join(".gitignore"), ".worktrees/\n.kittify/logs/\n").unwrap();
+    let m = root.join("kitty-specs").join(MISSION);
+    std::fs::write(
+        m.join("meta.json"),
+        "{\n  \"mission_slug\": \"099-orchestrator-e2e\",\n  \"mission_number\": 99,\n  \"mission_type\": \"software-dev\",\n  \"title\": \"Orchestrator E2E\",\n  \"target_branch\": \"e2e/orchestrator\"\n}",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("tasks.md"),
+        "## WP01\n\n- [ ] T001 Deterministic implementation\n\n## WP02\n\n- [ ] T002 Follow-up\n",
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("tasks/WP01-deterministic-implementation.md"),
+        wp_file("WP01", "Deterministic implementation", "[]"),
+    )
+    .unwrap();
+    std::fs::write(
+        m.join("tasks/WP02-follow-up.md"),
+        wp_file("WP02", "Follow-up", "[\"WP01\"]"),
+    )
+    .unwrap();
+    git(&root, &["add", "-A"]);
+    git(
+        &root,
+        &["commit", "-qm", "chore: seed orchestrator e2e project"],
+    );
+    (tmp, root)
+}
+
+fn json(cmd: &mut Command) -> Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    serde_json::from_slice(&out).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out)
+        )
+    })
+}
+
+fn events(root: &Path) -> Vec<Value> {
+    std::fs::read_to_string(root.join(format!("kitty-specs/{MISSION}/status.events.jsonl")))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn finalize_bootstraps_once_and_commits_a_clean_checkout() {
+    let (_tmp, root) = fixture();
+    let report = json(bin(&root).args([
+        "agent",
+        "mission",
+        "finalize-tasks",
+        "--mission",
+        MISSION,
+        "--json",
+    ]));
+    assert_eq!(report["bootstrapped"], serde_json::json!(["WP01", "WP02"]));
+    assert_eq!(report["lanes"], 2);
+    let evs = events(&root);
+    assert_eq!(evs.len(), 2);
+    for e in &evs {
+        assert_eq!(e["from_lane"], "genesis");
+        assert_eq!(e["to_lane"], "planned");
+        assert_eq!(e["force"], false, "bootstrap events must not be forced");
+    }
+    // The log line format is upstream's: sorted keys, Python separators.
+    let first =
+        std::fs::read_to_string(root.join(format!("kitty-specs/{MISSION}/status.events.jsonl")))
+            .unwrap();
+    assert!(
+        first.starts_with("{\"actor\": \"finalize-tasks\", \"at\": \""),
+        "{first}"
+    );
+    let lanes: Value = serde_json::from_slice(
+        &std::fs::read(root.join(format!("kitty-specs/{MISSION}/lanes.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        lanes["lanes"][1]["depends_on_lanes"],
+        serde_json::json!(["lane-a"])
+    );
+    assert_eq!(
+        git(&root, &["status", "--porcelain"]),
+        "",
+        "finalize-tasks left the checkout dirty"
+    );
+    // Idempotent.
+    let again = json(bin(&root).args([
+        "agent",
+        "mission",
+        "finalize-tasks",
+        "--mission",
+        MISSION,
+        "--json",
+    ]));
+    assert_eq!(again["bootstrapped"], serde_json::json!([]));
+    assert_eq!(events(&root).len(), 2);
+}
+
+#[test]
+fn mark_status_from_a_lane_worktree_records_against_the_main_repository() {
+    let (_tmp, root) = fixture();
+    bin(&root)
+        .args(["agent", "mission", "finalize-tasks", "--mission", MISSION])
+        .assert()
+        .success();
+    git(
+        &root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "kitty/lane-a",
+            ".worktrees/099-orchestrator-e2e-lane-a",
+        ],
+    );
+    let wt = root.join(".worktrees/099-orchestrator-e2e-lane-a");
+    let worktree_log = wt.join(format!("kitty-specs/{MISSION}/status.events.jsonl"));
+    let before = std::fs::read(&worktree_log).unwrap();
+    let out = json(bin(&wt).args([
+        "agent",
+        "tasks",
+        "mark-status",
+        "T001",
+        "--status",
+        "done",
+        "--mission",
+        MISSION,
+        "--json",
+    ]));
+    assert_eq!(out["results"][0]["outcome"], "updated");
+    assert_eq!(out["results"][0]["wp_id"], "WP01");
+    let last = events(&root).pop().unwrap();
+    assert_eq!(last["kind"], "annotation");
+    assert_eq!(last["delta"]["subtasks"]["T001"], "done");
+    assert_eq!(
+        std::fs::read(&worktree_log).unwrap(),
+        before,
+        "the worktree's copy must not be written"
+    );
+    let status: Value = serde_json::from_slice(
+        &std::fs::read(root.join(format!("kitty-specs/{MISSION}/status.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status["work_packages"]["WP01"]["subtasks"]["T001"], "done");
+}
+
+#[test]
+fn the_board_as_text_and_json() {
+    let (_tmp, root) = fixture();
+    bin(&root)
+        .args(["agent", "mission", "finalize-tasks", "--mission", MISSION])
+        .assert()
+        .success();
+    let board = json(bin(&root).args(["status", "--mission", "099", "--json"]));
+    assert_eq!(board["mission_slug"], MISSION);
+    assert_eq!(board["summary"]["planned"], 2);
+    assert_eq!(
+        board["work_packages"][1]["dependencies"],
+        serde_json::json!(["WP01"])
+    );
+    let text = bin(&root)
+        .arg("status")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        text.contains("planned (2)") && text.contains("WP02 Follow-up"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\x1b'),
+        "no colours when stdout is not a terminal"
+    );
+}
+
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn bad_input_corpus_gets_errors_and_changes_nothing() {
+    let legacy_key = spec_kitty::contract::rules::LEGACY_KEYS[0];
+    type Setup = Box<dyn Fn(&Path)>;
+    let m = |root: &Path| root.join("kitty-specs").join(MISSION);
+    let cases: Vec<(&str, Setup, Vec<&str>, &str)> = vec![
+        (
+            "legacy meta.json",
+            Box::new(move |root| {
+                let p = m(root).join("meta.json");
+                let mut v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                v[legacy_key] = MISSION.into();
+                std::fs::write(p, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+            }),
+            vec!["status", "--mission", MISSION, "--json"],
+            "spec-kitty upgrade",
+        ),
+        (
+            "malformed meta.json",
+            Box::new(move |root| {
+                std::fs::write(m(root).join("meta.json"), "{\"mission_slug\": ").unwrap()
+            }),
+            vec![
+                "agent",
+                "mission",
+                "finalize-tasks",
+                "--mission",
+                MISSION,
+                "--json",
+            ],
+            "cannot parse",
+        ),
+        (
+            "malformed WP frontmatter",
+            Box::new(move |root| {
+                std::fs::write(
+                    m(root).join("tasks/WP03-bad.md"),
+                    "---\ntitle: [unclosed\n---\n",
+                )
+                .unwrap()
+            }),
+            vec![
+                "agent",
+                "mission",
+                "finalize-tasks",
+                "--mission",
+                MISSION,
+                "--json",
+            ],
+            "WP03",
+        ),
+        (
+            "traversal in the mission handle",
+            Box::new(|_| {}),
+            vec![
+                "agent",
+                "mission",
+                "finalize-tasks",
+                "--mission",
+                "../../etc",
+                "--json",
+            ],
+            "invalid mission handle",
+        ),
+        (
+            "traversal in a subtask's mission",
+            Box::new(|_| {}),
+            vec![
+                "agent",
+                "tasks",
+                "mark-status",
+                "T001",
+                "--status",
+                "done",
+                "--mission",
+                "kitty-specs/../..",
+                "--json",
+            ],
+            "invalid mission handle",
+        ),
+        (
+            "unknown subtask status",
+            Box::new(|_| {}),
+            vec![
+                "agent",
+                "tasks",
+                "mark-status",
+                "T001",
+                "--status",
+                "bogus",
+                "--mission",
+                MISSION,
+                "--json",
+            ],
+            "invalid subtask status",
+        ),
+        (
+            "torn last event line",
+            Box::new(move |root| {
+                let p = m(root).join("status.events.jsonl");
+                let mut text = std::fs::read_to_string(&p).unwrap();
+                text.push_str("{\"actor\": \"x\", \"at\": \"2026");
+                std::fs::write(p, text).unwrap();
+            }),
+            vec![
+                "agent",
+                "tasks",
+                "mark-status",
+                "T001",
+                "--status",
+                "done",
+                "--mission",
+                MISSION,
+                "--json",
+            ],
+            "status.events.jsonl",
+        ),
+        (
+            "malformed middle event line",
+            Box::new(move |root| {
+                let p = m(root).join("status.events.jsonl");
+                let text = std::fs::read_to_string(&p).unwrap();
+                std::fs::write(p, format!("not json\n{text}")).unwrap();
+            }),
+            vec!["status", "--mission", MISSION, "--json"],
+            "status.events.jsonl:1:",
+        ),
+    ];
+    for (name, setup, args, needle) in cases {
+        let (_tmp, root) = fixture();
+        bin(&root)
+            .args(["agent", "mission", "finalize-tasks", "--mission", MISSION])
+            .assert()
+            .success();
+        setup(&root);
+        let before = snapshot(&root);
+        let head = git(&root, &["rev-parse", "HEAD"]);
+        let out = bin(&root)
+            .args(&args)
+            .assert()
+            .failure()
+            .get_output()
+            .clone();
+        let stdout: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{name}: stdout is not JSON"));
+        let message = stdout["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(needle),
+            "{name}: {message:?} does not mention {needle:?}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("error: "),
+            "{name}: no diagnostic on stderr"
+        );
+        assert_eq!(snapshot(&root), before, "{name}: files changed");
+        assert_eq!(
+            git(&root, &["rev-parse", "HEAD"]),
+            head,
+            "{name}: a commit was made"
+        );
+    }
+}
