@@ -350,8 +350,17 @@ pub struct MissionView {
 }
 
 pub fn view(ctx: &MissionContext) -> Result<MissionView, WorkflowError> {
-    let wps = list_work_packages(&ctx.dir)?;
-    let reduction = ctx.log().reduce()?;
+    // Parsing the WP files and reducing the log are independent: overlap them.
+    let (wps, reduction) = std::thread::scope(|scope| {
+        let wps = scope.spawn(|| list_work_packages(&ctx.dir));
+        let reduction = ctx.log().reduce();
+        (wps.join(), reduction)
+    });
+    let wps = match wps {
+        Ok(result) => result?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    let reduction = reduction?;
     let mut ids: std::collections::BTreeSet<String> =
         wps.iter().map(|w| w.id.as_str().to_string()).collect();
     ids.extend(reduction.work_packages.keys().cloned());
