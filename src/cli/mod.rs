@@ -35,6 +35,12 @@ enum Command {
     Agent(AgentCommand),
     /// Show the work-package board of a mission (or of every mission).
     Status(status::StatusArgs),
+    /// The JSON host contract (1.3.0) driven by spec-kitty-orchestrator: one JSON line per call.
+    #[command(disable_help_flag = true)]
+    OrchestratorApi {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Agent(AgentCommand::Mission(cmd)) => mission::run(cmd),
         Command::Agent(AgentCommand::Tasks(cmd)) => tasks::run(cmd),
         Command::Status(args) => status::run(&args),
+        Command::OrchestratorApi { args } => return crate::orchestrator_api::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -22,7 +22,15 @@ use serde_json::Value;
 /// `json.dumps(value, sort_keys=True)` (no trailing newline).
 pub fn line(value: &Value) -> String {
     let mut out = String::with_capacity(256);
-    write_compact(&mut out, value);
+    write_compact(&mut out, value, true);
+    out
+}
+
+/// `json.dumps(value)`: like [`line`] but keys keep the map's insertion order (the
+/// orchestrator-api envelope; serde_json is built with `preserve_order`).
+pub fn line_unsorted(value: &Value) -> String {
+    let mut out = String::with_capacity(256);
+    write_compact(&mut out, value, false);
     out
 }
 
@@ -39,7 +47,7 @@ fn sorted_entries(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)
     entries
 }
 
-fn write_compact(out: &mut String, value: &Value) {
+fn write_compact(out: &mut String, value: &Value, sort: bool) {
     match value {
         Value::Object(map) => {
             if map.is_empty() {
@@ -47,13 +55,18 @@ fn write_compact(out: &mut String, value: &Value) {
                 return;
             }
             out.push('{');
-            for (i, (key, val)) in sorted_entries(map).into_iter().enumerate() {
+            let entries = if sort {
+                sorted_entries(map)
+            } else {
+                map.iter().collect()
+            };
+            for (i, (key, val)) in entries.into_iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
                 write_str(out, key, true);
                 out.push_str(": ");
-                write_compact(out, val);
+                write_compact(out, val, sort);
             }
             out.push('}');
         }
@@ -67,7 +80,7 @@ fn write_compact(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_compact(out, item);
+                write_compact(out, item, sort);
             }
             out.push(']');
         }

@@ -1,0 +1,711 @@
+//! The ten commands. Each returns the success `data` or an [`ApiError`] with a contract code.
+//!
+//! Code choices where upstream has none (all codes come from the contract's enum):
+//! an unreadable, legacy or ambiguous mission → `MISSION_NOT_FOUND` (the message says why);
+//! a corrupt status log → `STATUS_READ_PATH_NOT_FOUND` on reads, `TRANSITION_REJECTED` on writes.
+
+use serde_json::{Map, Value, json};
+use std::path::Path;
+
+use super::args::{ApiCommand, MissionWp, TransitionArgs};
+use super::envelope::{ApiError, CONTRACT_VERSION, MIN_PROVIDER_VERSION, Outcome};
+use super::policy::{self, Policy};
+use crate::contract::types::ErrorCode as Code;
+use crate::mission::lanes::{self, LanesFile};
+use crate::mission::workflow::{self, MissionContext, MissionView};
+use crate::mission::{MissionError, WorkPackage, WpId, load_work_package};
+use crate::repo::{self, git};
+use crate::status::{
+    AnnotationDelta, AnnotationEvent, DoneEvidence, EventStamper, Lane, LaneEvent, ReviewResult,
+    StatusError, StatusRecord, TransitionRequest, validate_transition,
+};
+
+pub fn run(cmd: &ApiCommand) -> Outcome {
+    match cmd {
+        ApiCommand::ContractVersion { provider_version } => {
+            contract_version(provider_version.as_deref())
+        }
+        ApiCommand::MissionState(m) => mission_state(&open(&m.mission)?),
+        ApiCommand::ListReady(m) => list_ready(&open(&m.mission)?),
+        ApiCommand::ResolveWorkspace(t) => resolve_workspace(t),
+        ApiCommand::StartImplementation {
+            target,
+            actor,
+            policy,
+        } => start_implementation(target, actor, policy.as_deref()),
+        ApiCommand::StartReview {
+            target,
+            actor,
+            policy,
+            review_ref,
+        } => start_review(target, actor, policy.as_deref(), review_ref.as_deref()),
+        ApiCommand::Transition(t) => transition(t),
+        ApiCommand::AppendHistory {
+            target,
+            actor,
+            note,
+        } => append_history(target, actor, note),
+        ApiCommand::AcceptMission { mission, actor } => {
+            accept_mission(&open(&mission.mission)?, actor)
+        }
+        ApiCommand::MergeMission {
+            mission,
+            target,
+            strategy,
+            push,
+        } => super::merge::merge_mission(&mission.mission, target.as_deref(), strategy, *push),
+    }
+}
+
+pub(crate) fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The identity prefix of every mission-scoped payload.
+pub(crate) fn identity(ctx: &MissionContext) -> Map<String, Value> {
+    obj(json!({
+        "mission_slug": ctx.meta.mission_slug,
+        "mission_number": ctx.meta.mission_number,
+        "mission_type": ctx.meta.mission_type,
+    }))
+}
+
+fn with_identity(ctx: &MissionContext, rest: Value) -> Map<String, Value> {
+    let mut m = identity(ctx);
+    m.extend(obj(rest));
+    m
+}
+
+pub(crate) fn open(handle: &str) -> Result<MissionContext, ApiError> {
+    let root = repo::locate_project_root_from_cwd().map_err(|e| {
+        ApiError::new(
+            Code::MissionNotFound,
+            format!("Mission '{handle}' not found: {e}"),
+        )
+    })?;
+    MissionContext::open(&root, handle).map_err(|e| mission_error(handle, e))
+}
+
+fn mission_error(handle: &str, e: MissionError) -> ApiError {
+    match e {
+        MissionError::NotFound { .. } => ApiError::new(Code::MissionNotFound, e.to_string()),
+        MissionError::Ambiguous { ref candidates, .. } => {
+            let fields = obj(json!({"candidates": candidates}));
+            ApiError::new(Code::MissionNotFound, e.to_string()).with(fields)
+        }
+        MissionError::WpNotFound { .. } | MissionError::InvalidWpId { .. } => {
+            ApiError::new(Code::WpNotFound, e.to_string())
+        }
+        other => ApiError::new(
+            Code::MissionNotFound,
+            format!("Mission '{handle}' cannot be read: {other}"),
+        ),
+    }
+}
+
+fn work_package(ctx: &MissionContext, wp: &str) -> Result<WorkPackage, ApiError> {
+    WpId::parse(wp).map_err(|e| mission_error(wp, e))?;
+    load_work_package(&ctx.dir, wp).map_err(|e| mission_error(wp, e))
+}
+
+fn read_err(e: workflow::WorkflowError) -> ApiError {
+    match e {
+        workflow::WorkflowError::Mission(m) => mission_error("", m),
+        other => ApiError::new(Code::StatusReadPathNotFound, other.to_string()),
+    }
+}
+
+fn write_err(e: StatusError) -> ApiError {
+    ApiError::new(Code::TransitionRejected, e.to_string())
+}
+
+fn require_policy(policy: Option<&str>, why: &str) -> Result<Policy, ApiError> {
+    match policy {
+        Some(p) if !p.trim().is_empty() => {
+            policy::parse(p).map_err(|m| ApiError::new(Code::PolicyValidationFailed, m))
+        }
+        _ => Err(ApiError::new(
+            Code::PolicyMetadataRequired,
+            format!("--policy is required {why}"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn version_tuple(v: &str) -> Option<Vec<u64>> {
+    let core = v.trim().trim_start_matches('v');
+    let parts: Vec<&str> = core.split('.').collect();
+    let mut out = Vec::new();
+    for (i, p) in parts.iter().enumerate() {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        if digits.is_empty() {
+            return None;
+        }
+        out.push(digits.parse().ok()?);
+        if digits.len() != p.len() && i + 1 != parts.len() {
+            return None;
+        }
+    }
+    while out.len() < 3 {
+        out.push(0);
+    }
+    Some(out)
+}
+
+fn contract_version(provider: Option<&str>) -> Outcome {
+    if let Some(v) = provider {
+        match version_tuple(v) {
+            None => {
+                let fields = obj(json!({"provider_version": v}));
+                return Err(ApiError::new(
+                    Code::ContractVersionMismatch,
+                    format!("Invalid provider version: {v:?}"),
+                )
+                .with(fields));
+            }
+            Some(t) if t < version_tuple(MIN_PROVIDER_VERSION).unwrap_or_default() => {
+                let fields = obj(
+                    json!({"provider_version": v, "min_supported_provider_version": MIN_PROVIDER_VERSION, "api_version": CONTRACT_VERSION}),
+                );
+                return Err(ApiError::new(
+                    Code::ContractVersionMismatch,
+                    format!(
+                        "Provider version {v} is below the minimum supported {MIN_PROVIDER_VERSION}"
+                    ),
+                )
+                .with(fields));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(obj(
+        json!({"api_version": CONTRACT_VERSION, "min_supported_provider_version": MIN_PROVIDER_VERSION}),
+    ))
+}
+
+fn view(ctx: &MissionContext) -> Result<MissionView, ApiError> {
+    workflow::view(ctx).map_err(read_err)
+}
+
+fn mission_state(ctx: &MissionContext) -> Outcome {
+    let v = view(ctx)?;
+    let mut summary = Map::new();
+    for lane in Lane::DISPLAY {
+        let n = v
+            .work_packages
+            .iter()
+            .filter(|w| w.has_events && w.lane == lane)
+            .count();
+        summary.insert(lane.as_str().into(), json!(n));
+    }
+    let wps: Vec<Value> = v
+        .work_packages
+        .iter()
+        .map(|w| json!({"wp_id": w.wp_id, "lane": w.lane.as_str(), "dependencies": w.dependencies, "last_actor": w.last_actor}))
+        .collect();
+    Ok(with_identity(
+        ctx,
+        json!({"summary": summary, "work_packages": wps}),
+    ))
+}
+
+fn satisfied(lane: Option<Lane>) -> bool {
+    matches!(lane, Some(Lane::Approved | Lane::Done))
+}
+
+fn list_ready(ctx: &MissionContext) -> Outcome {
+    let v = view(ctx)?;
+    let lane_of = |id: &str| {
+        v.work_packages
+            .iter()
+            .find(|w| w.wp_id == id && w.has_events)
+            .map(|w| w.lane)
+    };
+    let ready: Vec<Value> = v
+        .work_packages
+        .iter()
+        .filter(|w| {
+            w.has_events
+                && w.lane == Lane::Planned
+                && w.dependencies.iter().all(|d| satisfied(lane_of(d)))
+        })
+        .map(|w| json!({"wp_id": w.wp_id, "lane": w.lane.as_str(), "dependencies_satisfied": true}))
+        .collect();
+    Ok(with_identity(ctx, json!({"ready_work_packages": ready})))
+}
+
+/// A WP's workspace: path, lane fields for the response, and its lane (when it has one).
+type Workspace = (String, Map<String, Value>, Option<(LanesFile, lanes::Lane)>);
+
+/// Workspace of a WP: its lane worktree when lanes.json places it in a lane, else the bare
+/// `.worktrees/<mission>-<WP>` path.
+fn workspace_fields(ctx: &MissionContext, wp: &str) -> Result<Workspace, ApiError> {
+    let lanes_file = LanesFile::load(&ctx.dir)
+        .map_err(|e| ApiError::new(Code::LaneAllocationFailed, e.to_string()))?;
+    if let Some(file) = lanes_file
+        && let Some(lane) = file.lane_for(wp).cloned()
+    {
+        let ws = lanes::workspace(&ctx.root, &file, &lane);
+        let fields = obj(
+            json!({"lane_id": ws.lane_id, "lane_branch": ws.branch, "lane_base_ref": ws.base_ref}),
+        );
+        return Ok((
+            ws.path.to_string_lossy().into_owned(),
+            fields,
+            Some((file, lane)),
+        ));
+    }
+    let path = ctx
+        .root
+        .join(repo::WORKTREES_DIR)
+        .join(format!("{}-{wp}", ctx.meta.mission_slug));
+    Ok((path.to_string_lossy().into_owned(), Map::new(), None))
+}
+
+fn resolve_workspace(t: &MissionWp) -> Outcome {
+    let ctx = open(&t.mission)?;
+    let wp = work_package(&ctx, &t.wp)?;
+    let (path, lane_fields, _) = workspace_fields(&ctx, &t.wp)?;
+    let mut data = with_identity(
+        &ctx,
+        json!({"wp_id": wp.id.as_str(), "workspace_path": path, "prompt_path": wp.path}),
+    );
+    data.extend(lane_fields);
+    Ok(data)
+}
+
+fn lane_event(
+    ctx: &MissionContext,
+    stamps: &mut EventStamper,
+    wp: &str,
+    from: Lane,
+    to: Lane,
+    actor: &str,
+) -> LaneEvent {
+    let mut e = LaneEvent::new(stamps.stamp(), &ctx.meta.mission_slug, wp, from, to, actor);
+    e.mission_id = ctx.meta.mission_id.clone();
+    e
+}
+
+fn rejected(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(Code::TransitionRejected, e.to_string())
+}
+
+/// Merge the branches of the lane's dependency lanes into the lane worktree.
+fn merge_dependency_lanes(
+    root: &Path,
+    file: &LanesFile,
+    lane: &lanes::Lane,
+    ws: &lanes::LaneWorkspace,
+) -> Result<(), String> {
+    for dep in &lane.depends_on_lanes {
+        let Some(dep_lane) = file.lanes.iter().find(|l| &l.lane_id == dep) else {
+            continue;
+        };
+        let branch = lanes::workspace(root, file, dep_lane).branch;
+        let exists = git::run_optional(
+            root,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/heads/{branch}"),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+        if exists.is_none() {
+            continue;
+        }
+        if let Err(e) = git::run(&ws.path, &["merge", "--no-edit", "--quiet", &branch]) {
+            let _ = git::run(&ws.path, &["merge", "--abort"]);
+            return Err(format!("merging dependency lane {branch} failed: {e}"));
+        }
+    }
+    Ok(())
+}
+
+fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Outcome {
+    let policy = require_policy(policy, "for start-implementation")?;
+    let ctx = open(&t.mission)?;
+    let wp = work_package(&ctx, &t.wp)?;
+    let log = ctx.log();
+    let lock = log.lock().map_err(write_err)?;
+    let state = lock.reduce().map_err(write_err)?;
+    let current = state.work_packages.get(wp.id.as_str());
+    let lane = current.and_then(|s| s.lane);
+    let holder = current.map(|s| s.actor.clone()).unwrap_or_default();
+    let id = wp.id.as_str();
+    let claimed_err = || {
+        let fields = with_identity(
+            &ctx,
+            json!({"wp_id": id, "claimed_by": holder, "requesting_actor": actor}),
+        );
+        ApiError::new(
+            Code::WpAlreadyClaimed,
+            format!("WP {id} is already claimed by '{holder}'"),
+        )
+        .with(fields)
+    };
+    let same_actor = holder == actor || holder == "implement-command" || holder == "unknown";
+    let (workspace, lane_fields, lane_info) = workspace_fields(&ctx, id)?;
+    let base = |from: &str, no_op: bool| {
+        let mut data = with_identity(
+            &ctx,
+            json!({"wp_id": id, "from_lane": from, "to_lane": "in_progress", "workspace_path": workspace,
+                   "prompt_path": wp.path, "policy_metadata_recorded": true, "no_op": no_op}),
+        );
+        data.extend(lane_fields.clone());
+        data
+    };
+    match lane {
+        None | Some(Lane::Genesis) => {
+            return Err(rejected(format!(
+                "WP {id} is not finalized; run `spec-kitty agent mission finalize-tasks`"
+            )));
+        }
+        Some(Lane::InProgress) if same_actor => return Ok(base("in_progress", true)),
+        Some(Lane::InProgress) => return Err(claimed_err()),
+        Some(Lane::Claimed) if !same_actor => return Err(claimed_err()),
+        Some(Lane::Planned | Lane::Claimed) => {}
+        Some(other) => {
+            return Err(rejected(format!(
+                "WP {id} is in '{}', cannot start implementation",
+                other.as_str()
+            )));
+        }
+    }
+    let from = lane.unwrap_or(Lane::Planned);
+    let unsatisfied: Vec<String> = wp
+        .dependencies
+        .iter()
+        .filter(|d| !satisfied(state.work_packages.get(d.as_str()).and_then(|s| s.lane)))
+        .map(|d| d.as_str().to_string())
+        .collect();
+    if !unsatisfied.is_empty() {
+        let fields = with_identity(
+            &ctx,
+            json!({"wp_id": id, "unsatisfied_dependencies": unsatisfied}),
+        );
+        return Err(ApiError::new(
+            Code::DependenciesNotSatisfied,
+            format!(
+                "WP {id} depends on work packages that are not approved or done: {}",
+                unsatisfied.join(", ")
+            ),
+        )
+        .with(fields));
+    }
+    if let Some((file, lane)) = &lane_info {
+        let allocated = lanes::allocate(&ctx.root, file, lane).map_err(|e| e.to_string());
+        let allocated = allocated.and_then(|ws| merge_dependency_lanes(&ctx.root, file, lane, &ws));
+        if let Err(reason) = allocated {
+            let fields = with_identity(&ctx, json!({"wp_id": id, "reason": reason}));
+            return Err(ApiError::new(
+                Code::LaneAllocationFailed,
+                format!("Lane allocation failed for {id}: {reason}"),
+            )
+            .with(fields));
+        }
+    }
+    let policy_value = policy.to_value();
+    let mut stamps = EventStamper::new();
+    let mut records = Vec::new();
+    let context = format!("worktree:{workspace}");
+    let mut step = from;
+    for to in [Lane::Claimed, Lane::InProgress] {
+        if step == Lane::Claimed && to == Lane::Claimed {
+            continue;
+        }
+        let mut req = TransitionRequest::new(step, to);
+        req.actor = Some(actor);
+        req.workspace_context = Some(&context);
+        validate_transition(&req).map_err(rejected)?;
+        let mut e = lane_event(&ctx, &mut stamps, id, step, to, actor);
+        e.policy_metadata = Some(obj(policy_value.clone()));
+        records.push(StatusRecord::Lane(e));
+        step = to;
+    }
+    lock.append(&records).map_err(write_err)?;
+    lock.materialize(&ctx.snapshot_identity())
+        .map_err(write_err)?;
+    Ok(base(from.as_str(), false))
+}
+
+fn start_review(
+    t: &MissionWp,
+    actor: &str,
+    policy: Option<&str>,
+    review_ref: Option<&str>,
+) -> Outcome {
+    let policy = require_policy(policy, "for start-review")?;
+    let ctx = open(&t.mission)?;
+    let wp = work_package(&ctx, &t.wp)?;
+    let id = wp.id.as_str();
+    let log = ctx.log();
+    let lock = log.lock().map_err(write_err)?;
+    let state = lock.reduce().map_err(write_err)?;
+    let lane = state.work_packages.get(id).and_then(|s| s.lane);
+    let data = |from: &str, no_op: bool| {
+        with_identity(
+            &ctx,
+            json!({"wp_id": id, "from_lane": from, "to_lane": "in_review", "prompt_path": wp.path,
+                   "policy_metadata_recorded": true, "no_op": no_op}),
+        )
+    };
+    match lane {
+        Some(Lane::InReview) => Ok(data("in_review", true)),
+        Some(Lane::ForReview) => {
+            let mut req = TransitionRequest::new(Lane::ForReview, Lane::InReview);
+            req.actor = Some(actor);
+            req.review_ref = review_ref;
+            validate_transition(&req).map_err(rejected)?;
+            let mut stamps = EventStamper::new();
+            let mut e = lane_event(
+                &ctx,
+                &mut stamps,
+                id,
+                Lane::ForReview,
+                Lane::InReview,
+                actor,
+            );
+            e.review_ref = review_ref.map(str::to_string);
+            e.reason = Some("Started review via action command".into());
+            e.policy_metadata = Some(obj(policy.to_value()));
+            lock.append(&[StatusRecord::Lane(e)]).map_err(write_err)?;
+            lock.materialize(&ctx.snapshot_identity())
+                .map_err(write_err)?;
+            Ok(data("for_review", false))
+        }
+        other => {
+            let name = other.map_or("planned", Lane::as_str);
+            Err(rejected(format!(
+                "WP {id} is in '{name}', cannot start review"
+            )))
+        }
+    }
+}
+
+fn usage(message: String) -> ApiError {
+    ApiError::new(Code::UsageError, message)
+}
+
+/// Lanes whose transition needs a policy (host HEAD): not the not-started bucket, not
+/// terminal, not blocked.
+fn needs_policy(lane: Lane) -> bool {
+    matches!(
+        lane,
+        Lane::Claimed | Lane::InProgress | Lane::ForReview | Lane::InReview | Lane::Approved
+    )
+}
+
+fn transition(t: &TransitionArgs) -> Outcome {
+    let to: Lane =
+        t.to.parse()
+            .map_err(|_| rejected(format!("Unknown lane: {}", t.to)))?;
+    let policy = if needs_policy(to) {
+        Some(require_policy(
+            t.policy.as_deref(),
+            &format!("when transitioning to '{}'", to.as_str()),
+        )?)
+    } else {
+        match t.policy.as_deref() {
+            Some(p) if !p.trim().is_empty() => {
+                Some(policy::parse(p).map_err(|m| ApiError::new(Code::PolicyValidationFailed, m))?)
+            }
+            _ => None,
+        }
+    };
+    let evidence_value = match &t.evidence_json {
+        None => None,
+        Some(raw) => {
+            let v: Value = serde_json::from_str(raw)
+                .map_err(|e| usage(format!("Invalid JSON in --evidence-json: {e}")))?;
+            if !v.is_object() {
+                return Err(usage("--evidence-json must decode to a JSON object".into()));
+            }
+            Some(v)
+        }
+    };
+    let review_result = match &t.review_result_json {
+        None => None,
+        Some(raw) => Some(ReviewResult::from_cli_json(raw).map_err(|e| usage(e.to_string()))?),
+    };
+    let evidence: Option<DoneEvidence> = match &evidence_value {
+        None => None,
+        Some(v) => Some(DoneEvidence::from_cli_json(v).map_err(|e| rejected(e.to_string()))?),
+    };
+    let ctx = open(&t.target.mission)?;
+    let wp = work_package(&ctx, &t.target.wp)?;
+    let id = wp.id.as_str();
+    let log = ctx.log();
+    let lock = log.lock().map_err(write_err)?;
+    let state = lock.reduce().map_err(write_err)?;
+    let current = state.work_packages.get(id);
+    let from = match current.and_then(|s| s.lane) {
+        Some(l) => l,
+        None => {
+            return Err(rejected(format!(
+                "WP {id} is not finalized; run `spec-kitty agent mission finalize-tasks`"
+            )));
+        }
+    };
+    // in_progress -> for_review inputs: recomputed unless forced (host HEAD).
+    let roster: Vec<String> = wp
+        .subtasks
+        .iter()
+        .filter_map(|s| {
+            s.as_str()
+                .map(str::to_string)
+                .or_else(|| s.get("id").and_then(Value::as_str).map(str::to_string))
+        })
+        .collect();
+    let marks = current.and_then(|s| s.subtasks.as_ref());
+    let computed_subtasks = roster
+        .iter()
+        .all(|r| marks.and_then(|m| m.get(r)) == Some(&Lane::Done));
+    let subtasks_complete = if t.force {
+        t.subtasks_complete().or(Some(computed_subtasks))
+    } else {
+        Some(computed_subtasks)
+    };
+    let implementation_evidence = t.implementation_evidence_present().or(Some(true));
+    let mut req = TransitionRequest::new(from, to);
+    req.actor = Some(&t.actor);
+    req.force = t.force;
+    req.reason = t.note.as_deref();
+    req.review_ref = t.review_ref.as_deref();
+    req.evidence = evidence.as_ref();
+    req.review_result = review_result.as_ref();
+    req.subtasks_complete = subtasks_complete;
+    req.implementation_evidence_present = implementation_evidence;
+    let context = format!("worktree:{}", ctx.root.display());
+    req.workspace_context = Some(&context);
+    validate_transition(&req).map_err(rejected)?;
+    if to == Lane::ForReview && !t.force {
+        for_review_commit_gate(&ctx, id)?;
+    }
+    let mut stamps = EventStamper::new();
+    let mut e = lane_event(&ctx, &mut stamps, id, from, to, &t.actor);
+    e.force = t.force;
+    e.reason = t.note.clone();
+    e.review_ref = t.review_ref.clone();
+    e.evidence = evidence;
+    e.review_result = review_result;
+    e.policy_metadata = policy.as_ref().map(|p| obj(p.to_value()));
+    lock.append(&[StatusRecord::Lane(e)]).map_err(write_err)?;
+    lock.materialize(&ctx.snapshot_identity())
+        .map_err(write_err)?;
+    Ok(with_identity(
+        &ctx,
+        json!({"wp_id": id, "from_lane": from.as_str(), "to_lane": to.as_str(), "policy_metadata_recorded": policy.is_some()}),
+    ))
+}
+
+/// A lane WP may move to for_review only with at least one commit on its lane branch beyond
+/// the base ref (host HEAD's commit gate).
+fn for_review_commit_gate(ctx: &MissionContext, id: &str) -> Result<(), ApiError> {
+    let Ok(Some(file)) = LanesFile::load(&ctx.dir) else {
+        return Ok(());
+    };
+    let Some(lane) = file.lane_for(id) else {
+        return Ok(());
+    };
+    let ws = lanes::workspace(&ctx.root, &file, lane);
+    let commits = git::run_optional(
+        &ctx.root,
+        &[
+            "rev-list",
+            "--count",
+            &format!("{}..{}", ws.base_ref, ws.branch),
+        ],
+    )
+    .ok()
+    .flatten()
+    .and_then(|s| s.trim().parse::<u64>().ok())
+    .unwrap_or(0);
+    if ws.path.exists() && commits > 0 {
+        return Ok(());
+    }
+    let fields = with_identity(ctx, json!({"wp_id": id, "lane_id": ws.lane_id}));
+    Err(rejected(format!(
+        "{id} cannot move to for_review: no implementation commit on lane {} ({}) beyond {}. Commit the work in the lane worktree first, or pass --force if there is genuinely nothing to commit.",
+        ws.lane_id, ws.branch, ws.base_ref
+    ))
+    .with(fields))
+}
+
+fn append_history(t: &MissionWp, actor: &str, note: &str) -> Outcome {
+    let ctx = open(&t.mission)?;
+    let wp = work_package(&ctx, &t.wp)?;
+    let id = wp.id.as_str();
+    let mut stamps = EventStamper::new();
+    let stamp = stamps.stamp();
+    let ts = crate::contract::Timestamp::now()
+        .as_jiff()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let delta = AnnotationDelta::note(format!("- [{ts}] {actor}: {note}"));
+    let history = |e: StatusError| ApiError::new(Code::HistoryCommitFailed, e.to_string());
+    let event = AnnotationEvent::new(stamp, id, actor, delta).map_err(history)?;
+    let log = ctx.log();
+    let lock = log.lock().map_err(history)?;
+    lock.append(&[StatusRecord::Annotation(event)])
+        .map_err(history)?;
+    lock.materialize(&ctx.snapshot_identity())
+        .map_err(history)?;
+    Ok(with_identity(
+        &ctx,
+        json!({"wp_id": id, "history_entry_id": format!("hist-{}", uuid::Uuid::new_v4().simple())}),
+    ))
+}
+
+fn accept_mission(ctx: &MissionContext, actor: &str) -> Outcome {
+    let v = view(ctx)?;
+    let in_lane = |lane: Lane| -> Vec<String> {
+        v.work_packages
+            .iter()
+            .filter(|w| w.lane == lane)
+            .map(|w| w.wp_id.clone())
+            .collect()
+    };
+    let incomplete: Vec<String> = v
+        .work_packages
+        .iter()
+        .filter(|w| !matches!(w.lane, Lane::Approved | Lane::Done))
+        .map(|w| w.wp_id.clone())
+        .collect();
+    if !incomplete.is_empty() || v.work_packages.is_empty() {
+        let fields = with_identity(ctx, json!({"incomplete_wps": incomplete}));
+        return Err(ApiError::new(
+            Code::MissionNotReady,
+            format!("Mission has {} incomplete WP(s)", incomplete.len()),
+        )
+        .with(fields));
+    }
+    let accepted_at = crate::contract::Timestamp::now().to_string();
+    let mut meta = ctx.meta.clone();
+    meta.accepted_at = Some(accepted_at.clone());
+    meta.accepted_by = Some(actor.to_string());
+    meta.acceptance_mode = Some("orchestrator".into());
+    meta.accepted_from_commit = None;
+    meta.accept_commit = None;
+    let mut history = meta.acceptance_history.take().unwrap_or_default();
+    history.push(json!({"accepted_at": accepted_at, "accepted_by": actor, "acceptance_mode": "orchestrator"}));
+    let excess = history.len().saturating_sub(20);
+    history.drain(..excess);
+    meta.acceptance_history = Some(history);
+    meta.save(&ctx.dir)
+        .map_err(|e| ApiError::new(Code::PreflightFailed, e.to_string()))?;
+    let approved = in_lane(Lane::Approved);
+    let done = in_lane(Lane::Done);
+    let accepted: Vec<String> = v.work_packages.iter().map(|w| w.wp_id.clone()).collect();
+    Ok(with_identity(
+        ctx,
+        json!({"accepted": true, "mode": "auto", "accepted_at": accepted_at, "accepted_wps": accepted,
+               "approved_wps": approved, "done_wps": done, "merge_pending_wps": approved}),
+    ))
+}
