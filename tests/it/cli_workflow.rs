@@ -1,110 +1,10 @@
 //! finalize-tasks, mark-status and the status board through the binary on real temporary git
 //! repositories, plus a bad-input corpus where every case gets its error and changes nothing.
 
-use assert_cmd::Command;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn bin(dir: &Path) -> Command {
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
-    cmd.current_dir(dir)
-        .env_remove("SPECIFY_REPO_ROOT")
-        .env("HOME", dir);
-    cmd.env("GIT_AUTHOR_NAME", "T")
-        .env("GIT_AUTHOR_EMAIL", "t@example.test");
-    cmd.env("GIT_COMMITTER_NAME", "T")
-        .env("GIT_COMMITTER_EMAIL", "t@example.test");
-    cmd
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args([
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@example.test",
-            "-c",
-            "commit.gpgsign=false",
-        ])
-        .args(args)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-const MISSION: &str = "099-orchestrator-e2e";
-
-fn wp_file(id: &str, title: &str, deps: &str) -> String {
-    format!(
-        "---\nwork_package_id: \"{id}\"\ntitle: \"{title}\"\nlane: \"planned\"\ndependencies: {deps}\nowned_files: [\"src/{id}.py\"]\nagent: null\n---\nBuild it.\n"
-    )
-}
-
-/// The orchestrator's e2e fixture (orchestrator-api.md §4.4), with a second WP depending on WP01.
-fn fixture() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("repo");
-    std::fs::create_dir_all(root.join(format!("kitty-specs/{MISSION}/tasks"))).unwrap();
-    std::fs::create_dir_all(root.join(".kittify")).unwrap();
-    git(&root, &["init", "-q", "-b", "main"]);
-    git(&root, &["checkout", "-q", "-b", "e2e/orchestrator"]);
-    std::fs::write(root.join(".gitignore"), ".worktrees/\n.kittify/logs/\n").unwrap();
-    let m = root.join("kitty-specs").join(MISSION);
-    std::fs::write(
-        m.join("meta.json"),
-        "{\n  \"mission_slug\": \"099-orchestrator-e2e\",\n  \"mission_number\": 99,\n  \"mission_type\": \"software-dev\",\n  \"title\": \"Orchestrator E2E\",\n  \"target_branch\": \"e2e/orchestrator\"\n}",
-    )
-    .unwrap();
-    std::fs::write(
-        m.join("tasks.md"),
-        "## WP01\n\n- [ ] T001 Deterministic implementation\n\n## WP02\n\n- [ ] T002 Follow-up\n",
-    )
-    .unwrap();
-    std::fs::write(
-        m.join("tasks/WP01-deterministic-implementation.md"),
-        wp_file("WP01", "Deterministic implementation", "[]"),
-    )
-    .unwrap();
-    std::fs::write(
-        m.join("tasks/WP02-follow-up.md"),
-        wp_file("WP02", "Follow-up", "[\"WP01\"]"),
-    )
-    .unwrap();
-    git(&root, &["add", "-A"]);
-    git(
-        &root,
-        &["commit", "-qm", "chore: seed orchestrator e2e project"],
-    );
-    (tmp, root)
-}
-
-fn json(cmd: &mut Command) -> Value {
-    let out = cmd.assert().success().get_output().stdout.clone();
-    serde_json::from_slice(&out).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}): {}",
-            String::from_utf8_lossy(&out)
-        )
-    })
-}
-
-fn events(root: &Path) -> Vec<Value> {
-    std::fs::read_to_string(root.join(format!("kitty-specs/{MISSION}/status.events.jsonl")))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use super::support::{MISSION, bin, events, fixture, git, json, snapshot};
 
 #[test]
 fn finalize_bootstraps_once_and_commits_a_clean_checkout() {
@@ -239,26 +139,6 @@ fn the_board_as_text_and_json() {
         !text.contains('\x1b'),
         "no colours when stdout is not a terminal"
     );
-}
-
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.file_name().is_some_and(|n| n == ".git") {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 #[test]

@@ -9,5 +9,7 @@ mod generated;
 mod identity_repo;
 mod legacy_names;
 mod mission_lifecycle;
+mod orchestrator_api;
 mod structure;
+mod support;
 mod upstream;
