@@ -48,7 +48,7 @@ fn call(root: &Path, args: &[&str]) -> (Value, i32) {
     if v["success"] == false {
         let data = v["data"].as_object().unwrap();
         assert_eq!(
-            data.keys().last().map(String::as_str),
+            data.keys().next_back().map(String::as_str),
             Some("message"),
             "{args:?}: message must be last"
         );
