@@ -6,6 +6,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`; diagnostics always go to stderr.
 
 mod contract;
+mod demo;
 mod init;
 mod mission;
 mod status;
@@ -35,6 +36,9 @@ enum Command {
     Agent(AgentCommand),
     /// Show the work-package board of a mission (or of every mission).
     Status(status::StatusArgs),
+    /// Run the whole product once in a scratch repository: a mission with two work packages
+    /// driven through the orchestrator-api flow to done, accepted and merged; then the board.
+    Demo(demo::DemoArgs),
     /// The JSON host contract (1.3.0) driven by spec-kitty-orchestrator: one JSON line per call.
     #[command(disable_help_flag = true)]
     OrchestratorApi {
@@ -104,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Agent(AgentCommand::Mission(cmd)) => mission::run(cmd),
         Command::Agent(AgentCommand::Tasks(cmd)) => tasks::run(cmd),
         Command::Status(args) => status::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::OrchestratorApi { args } => return crate::orchestrator_api::run(&args),
     };
     match result {
