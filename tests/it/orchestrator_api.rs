@@ -656,6 +656,50 @@ fn error_path_table() {
         assert_eq!((code.as_str(), rc), (*want, 1), "{args:?}: {data}");
         assert_eq!(snapshot(&root), before, "{args:?} changed files");
     }
+    // A lane worktree path occupied by a checkout of another branch: LANE_ALLOCATION_FAILED.
+    git(
+        &root,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "elsewhere",
+            ".worktrees/099-orchestrator-e2e-lane-a",
+        ],
+    );
+    let log = root.join(format!("kitty-specs/{m}/status.events.jsonl"));
+    let before = std::fs::read(&log).unwrap();
+    let (code, _, data) = err(
+        &root,
+        &[
+            "start-implementation",
+            "--mission",
+            m,
+            "--wp",
+            "WP01",
+            "--actor",
+            ACTOR,
+            "--policy",
+            POLICY,
+        ],
+    );
+    assert_eq!(code, "LANE_ALLOCATION_FAILED", "{data}");
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        before,
+        "no status change when allocation fails"
+    );
+    git(
+        &root,
+        &[
+            "worktree",
+            "remove",
+            "--force",
+            ".worktrees/099-orchestrator-e2e-lane-a",
+        ],
+    );
+
     // The secret itself is never echoed back.
     let (_, _, data) = err(&root, &table[4].0);
     assert!(!data.to_string().contains("my-api-token"));
