@@ -9,4 +9,5 @@ pub mod mission;
 pub mod orchestrator_api;
 pub mod repo;
 pub mod status;
+pub mod sync;
 pub mod upgrade;

@@ -11,6 +11,7 @@ mod init;
 mod mission;
 mod status;
 mod tasks;
+mod sync;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -45,6 +46,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
+    /// Inspect the offline event queue and its quarantine.
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::OrchestratorApi { args } => return crate::orchestrator_api::run(&args),
+        Command::Sync(cmd) => sync::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,351 @@
+//! `spec-kitty sync status|quarantine`: inspect the offline event queue.
+//!
+//! * `sync status [--json]` runs the **quarantine pass first** (every queued row is re-gated;
+//!   failing rows move to the quarantine table, see [`Queue::quarantine_invalid`]), then reports
+//!   the queue file, its depth and cap, the oldest and newest enqueue times, the rows per event
+//!   type, and every quarantined row with its code and reason. A queue file that does not exist
+//!   is reported as empty and is not created.
+//! * `sync quarantine list [--json]` lists quarantined rows (the JSON includes each row's stored
+//!   data, verbatim). It does not run the quarantine pass.
+//! * `sync quarantine drop (--all | ID...) [--json]` deletes quarantined rows for good; with ids,
+//!   every id must be quarantined or nothing is dropped.
+//!
+//! # Exit statuses (stable)
+//!
+//! | status | when |
+//! |---|---|
+//! | 0 | the command did what it says (quarantined rows found by `status` are reported, not an error) |
+//! | 1 | the queue cannot be used: `$HOME` unset, the file is not an SQLite database or is damaged (left untouched), written by a newer spec-kitty, or an I/O or SQLite error |
+//! | 2 | usage or input errors: bad arguments; `drop` with an id that is not quarantined (`no quarantined row with id N; nothing was dropped …`) |
+//!
+//! Errors are one line on stderr, `error: <message>`, also with `--json`.
+//!
+//! `sync emit-loop` is hidden and exists for the crash tests: it emits events through
+//! [`Emitter::emit`] in a loop and prints each `event_id` once `emit` has returned.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::CliError;
+use crate::contract::Timestamp;
+use crate::contract::types::{
+    ExecutionMode, HistoryAddedPayloadEntryType, Lane, StatusTransitionPayload,
+};
+use crate::sync::queue::thousands;
+use crate::sync::{
+    Durability, Emitter, QuarantineSelection, QuarantinedRow, Queue, QueueError, QueueOptions,
+    SpecKittyHome,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Show the offline queue: file, depth, age, event types, quarantined rows.
+    ///
+    /// Re-gates every queued row first and quarantines the ones that fail.
+    Status {
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queued rows the contract gate refused on read-back.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+    /// Test helper: emit events in a loop, printing each event_id after emit returns.
+    #[command(hide = true)]
+    EmitLoop(EmitLoopArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List quarantined rows with their violation code and reason.
+    List {
+        /// Print one JSON document (including each row's stored data) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete quarantined rows for good.
+    Drop(DropArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).args(["all", "ids"])))]
+pub struct DropArgs {
+    /// Drop every quarantined row.
+    #[arg(long)]
+    all: bool,
+    /// Ids of the rows to drop (from `sync quarantine list`).
+    ids: Vec<i64>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EmitLoopArgs {
+    /// Stop after this many events (0 = until killed).
+    #[arg(long, default_value_t = 0)]
+    count: u64,
+    /// Use `Durability::Normal` instead of `Full`.
+    #[arg(long)]
+    normal: bool,
+}
+
+pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        SyncCommand::Status { json } => status(json),
+        SyncCommand::Quarantine(QuarantineCommand::List { json }) => list(json),
+        SyncCommand::Quarantine(QuarantineCommand::Drop(args)) => drop_rows(&args),
+        SyncCommand::EmitLoop(args) => emit_loop(&args),
+    }
+}
+
+fn problem(message: impl ToString) -> CliError {
+    CliError::failed("SYNC_ERROR", message.to_string())
+}
+
+fn queue_error(e: QueueError) -> CliError {
+    match e {
+        QueueError::NotQuarantined { .. } => CliError::usage(e.to_string()),
+        other => problem(other),
+    }
+}
+
+fn home() -> Result<SpecKittyHome, CliError> {
+    SpecKittyHome::from_env().map_err(problem)
+}
+
+fn open_existing(home: &SpecKittyHome) -> Result<(PathBuf, Option<Queue>), CliError> {
+    let path = home.queue_path();
+    let options = QueueOptions {
+        max_queue_size: home.max_queue_size(),
+        durability: Durability::Full,
+    };
+    let queue = Queue::open_existing(&path, options).map_err(queue_error)?;
+    Ok((path, queue))
+}
+
+fn print_json(doc: &Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string())
+    );
+}
+
+fn when(epoch: Option<i64>) -> Option<String> {
+    let ts = jiff::Timestamp::from_second(epoch?).ok()?;
+    Some(Timestamp::from_jiff(ts).to_string())
+}
+
+fn row_json(row: &QuarantinedRow, with_data: bool) -> Value {
+    let mut doc = json!({
+        "id": row.id,
+        "queue_id": row.queue_id,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "enqueued_at": when(Some(row.timestamp)),
+        "retry_count": row.retry_count,
+        "code": row.code,
+        "surface": row.surface,
+        "field": row.field,
+        "reason": row.reason,
+        "quarantined_at": row.quarantined_at,
+    });
+    if with_data {
+        doc["data"] = Value::String(row.data.clone());
+    }
+    doc
+}
+
+fn row_line(row: &QuarantinedRow) -> String {
+    let field = if row.field.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", row.field)
+    };
+    format!(
+        "  #{} {} {} [{}] {}{}: {}",
+        row.id, row.event_type, row.event_id, row.code, row.surface, field, row.reason
+    )
+}
+
+fn status(json: bool) -> Result<ExitCode, CliError> {
+    let home = home()?;
+    let (path, queue) = open_existing(&home)?;
+    let max = home.max_queue_size();
+    let Some(mut queue) = queue else {
+        if json {
+            print_json(&json!({
+                "queue": {"path": path, "exists": false, "schema_version": null, "depth": 0,
+                    "max_queue_size": max, "retried": 0, "oldest_enqueued_at": null,
+                    "newest_enqueued_at": null, "by_type": []},
+                "quarantine": {"count": 0, "newly_quarantined": 0, "rows": []},
+            }));
+        } else {
+            println!("Queue: {} (not created yet)", path.display());
+            println!("Depth: 0 of {}", thousands(max));
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let newly = queue.quarantine_invalid().map_err(queue_error)?;
+    let stats = queue.stats().map_err(queue_error)?;
+    let rows = queue.list_quarantine().map_err(queue_error)?;
+    let schema = queue.schema_version().map_err(queue_error)?;
+    if json {
+        let by_type: Vec<Value> = stats
+            .by_type
+            .iter()
+            .map(|(t, n)| json!({"event_type": t, "count": n}))
+            .collect();
+        print_json(&json!({
+            "queue": {
+                "path": path, "exists": true, "schema_version": schema, "depth": stats.depth,
+                "max_queue_size": stats.max_queue_size, "retried": stats.retried,
+                "oldest_enqueued_at": when(stats.oldest), "newest_enqueued_at": when(stats.newest),
+                "by_type": by_type,
+            },
+            "quarantine": {
+                "count": rows.len(),
+                "newly_quarantined": newly.len(),
+                "rows": rows.iter().map(|r| row_json(r, false)).collect::<Vec<_>>(),
+            },
+        }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Queue: {} (schema {schema})", path.display());
+    println!(
+        "Depth: {} of {} ({} retried)",
+        thousands(stats.depth),
+        thousands(stats.max_queue_size),
+        thousands(stats.retried)
+    );
+    if let (Some(oldest), Some(newest)) = (when(stats.oldest), when(stats.newest)) {
+        println!("Oldest: {oldest}");
+        println!("Newest: {newest}");
+    }
+    if !stats.by_type.is_empty() {
+        println!("By type:");
+        let width = stats
+            .by_type
+            .iter()
+            .map(|(t, _)| t.len())
+            .max()
+            .unwrap_or(0);
+        for (t, n) in &stats.by_type {
+            println!("  {t:<width$}  {}", thousands(*n));
+        }
+    }
+    if rows.is_empty() {
+        println!("Quarantine: empty");
+    } else {
+        println!(
+            "Quarantine: {} row(s), {} new in this run; never sent. \
+             Inspect: spec-kitty sync quarantine list",
+            rows.len(),
+            newly.len()
+        );
+        for row in &rows {
+            println!("{}", row_line(row));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list(json: bool) -> Result<ExitCode, CliError> {
+    let home = home()?;
+    let (path, queue) = open_existing(&home)?;
+    let rows = match &queue {
+        Some(q) => q.list_quarantine().map_err(queue_error)?,
+        None => Vec::new(),
+    };
+    if json {
+        print_json(&json!({
+            "path": path,
+            "count": rows.len(),
+            "rows": rows.iter().map(|r| row_json(r, true)).collect::<Vec<_>>(),
+        }));
+    } else if rows.is_empty() {
+        println!("No quarantined rows in {}", path.display());
+    } else {
+        println!("{} quarantined row(s) in {}:", rows.len(), path.display());
+        for row in &rows {
+            println!("{}", row_line(row));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn drop_rows(args: &DropArgs) -> Result<ExitCode, CliError> {
+    let home = home()?;
+    let (path, queue) = open_existing(&home)?;
+    let which = if args.all {
+        QuarantineSelection::All
+    } else {
+        QuarantineSelection::Ids(args.ids.clone())
+    };
+    let dropped = match (queue, &which) {
+        (Some(mut q), _) => q.drop_quarantine(&which).map_err(queue_error)?,
+        (None, QuarantineSelection::All) => 0,
+        (None, QuarantineSelection::Ids(ids)) => {
+            return Err(queue_error(QueueError::NotQuarantined { ids: ids.clone() }));
+        }
+    };
+    if args.json {
+        print_json(&json!({"path": path, "dropped": dropped}));
+    } else {
+        println!(
+            "Dropped {dropped} quarantined row(s) from {}",
+            path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn emit_loop(args: &EmitLoopArgs) -> Result<ExitCode, CliError> {
+    let cwd = std::env::current_dir().map_err(problem)?;
+    let durability = if args.normal {
+        Durability::Normal
+    } else {
+        Durability::Full
+    };
+    let mut emitter = Emitter::open_in(&cwd, &home()?, durability).map_err(problem)?;
+    let mut stdout = std::io::stdout().lock();
+    let mut n: u64 = 0;
+    while args.count == 0 || n < args.count {
+        let receipt = match n % 4 {
+            0 => emitter.emit_mission_created("001-demo", 1, "software-dev", None),
+            1 => emitter.emit_wp_created("001-demo", "WP01", "First", &[]),
+            2 => emitter.emit_wp_status_changed(
+                StatusTransitionPayload {
+                    actor: "tester".try_into().map_err(problem)?,
+                    evidence: None,
+                    execution_mode: ExecutionMode::Worktree,
+                    force: false,
+                    from_lane: Some(Lane::Planned),
+                    mission_slug: "001-demo".try_into().map_err(problem)?,
+                    reason: None,
+                    review_ref: None,
+                    to_lane: Lane::Claimed,
+                    wp_id: "WP01".try_into().map_err(problem)?,
+                },
+                None,
+            ),
+            _ => emitter.emit_history_added(
+                "WP01",
+                HistoryAddedPayloadEntryType::Note,
+                "loop",
+                "tester",
+            ),
+        }
+        .map_err(problem)?;
+        // A closed pipe (the reader is gone) ends the loop quietly.
+        if writeln!(stdout, "{}", receipt.event_id).is_err() || stdout.flush().is_err() {
+            break;
+        }
+        n += 1;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,275 @@
+//! `~/.spec-kitty/`: where the clock, the queue, the credentials and `config.toml` live.
+//!
+//! The home directory is `$HOME`, as upstream's `Path.home()` on Unix. Tests point `HOME` at a
+//! temporary directory. Everything here reads only; the one write is the `active_queue_scope`
+//! marker ([`SpecKittyHome::record_active_scope`]).
+//!
+//! # Queue location (same as upstream v3.1.0, runtime reference §4.1)
+//!
+//! * `~/.spec-kitty/credentials` (TOML) names `[server] url`, `[user] username` and
+//!   `[user] team_slug`. When server and username are present the queue *scope* is
+//!   `"{server.strip().lower().rstrip('/')}|{username.strip().lower()}|{(team or 'no-team').strip().lower()}"`
+//!   and the queue is `~/.spec-kitty/queues/queue-{sha256(scope)[:16]}.db`;
+//! * otherwise (not authenticated, unreadable or incomplete credentials) it is
+//!   `~/.spec-kitty/queue.db`.
+//! * `~/.spec-kitty/active_queue_scope` holds the plain scope string of the scoped queue last
+//!   used.
+//! * `~/.spec-kitty/config.toml` `[sync] max_queue_size` caps the queue (default 100 000; a
+//!   missing, unparsable or non-positive value falls back to the default).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::repo::write_atomic;
+
+/// `~/.spec-kitty`, relative to the home directory.
+pub const SPEC_KITTY_DIR: &str = ".spec-kitty";
+/// Upstream's default queue cap.
+pub const DEFAULT_MAX_QUEUE_SIZE: u64 = 100_000;
+/// The team slug an unauthenticated CLI reports.
+pub const LOCAL_TEAM_SLUG: &str = "local";
+
+/// Errors locating the spec-kitty home.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// `$HOME` is unset or empty.
+    #[error("cannot find the home directory: $HOME is not set (set HOME to the user's home)")]
+    NoHome,
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The `~/.spec-kitty` directory and the files in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecKittyHome {
+    dir: PathBuf,
+}
+
+/// What `~/.spec-kitty/credentials` says, as far as the queue and the envelope need it. Tokens
+/// are never read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    pub server_url: Option<String>,
+    pub username: Option<String>,
+    pub team_slug: Option<String>,
+}
+
+impl SpecKittyHome {
+    /// `$HOME/.spec-kitty`.
+    pub fn from_env() -> Result<Self, HomeError> {
+        match std::env::var_os("HOME") {
+            Some(home) if !home.is_empty() => Ok(Self::at(Path::new(&home).join(SPEC_KITTY_DIR))),
+            _ => Err(HomeError::NoHome),
+        }
+    }
+
+    /// A spec-kitty directory at an explicit place (tests, benchmarks).
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn clock_path(&self) -> PathBuf {
+        self.dir.join("clock.json")
+    }
+
+    pub fn credentials_path(&self) -> PathBuf {
+        self.dir.join("credentials")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    /// The unscoped queue, used when not authenticated.
+    pub fn legacy_queue_path(&self) -> PathBuf {
+        self.dir.join("queue.db")
+    }
+
+    pub fn active_scope_path(&self) -> PathBuf {
+        self.dir.join("active_queue_scope")
+    }
+
+    /// The queue of one scope: `queues/queue-{sha256(scope)[:16]}.db`.
+    pub fn scoped_queue_path(&self, scope: &str) -> PathBuf {
+        let digest = Sha256::digest(scope.as_bytes());
+        let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        self.dir.join("queues").join(format!("queue-{hex}.db"))
+    }
+
+    /// Read the credentials file. Missing, unreadable or malformed → empty (as upstream).
+    pub fn credentials(&self) -> Credentials {
+        let Ok(text) = fs::read_to_string(self.credentials_path()) else {
+            return Credentials::default();
+        };
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            return Credentials::default();
+        };
+        let get = |section: &str, key: &str| -> Option<String> {
+            let value = doc.get(section)?.as_table()?.get(key)?;
+            let s = match value {
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (!s.is_empty()).then_some(s)
+        };
+        Credentials {
+            server_url: get("server", "url"),
+            username: get("user", "username"),
+            team_slug: get("user", "team_slug"),
+        }
+    }
+
+    /// The queue scope of the current login, `None` when not authenticated.
+    pub fn queue_scope(&self) -> Option<String> {
+        let creds = self.credentials();
+        let server = creds.server_url?;
+        let user = creds.username?;
+        let team = creds.team_slug.unwrap_or_else(|| "no-team".to_owned());
+        Some(build_queue_scope(&server, &user, &team))
+    }
+
+    /// Where the event queue is for the current login (see the module docs).
+    pub fn queue_path(&self) -> PathBuf {
+        match self.queue_scope() {
+            Some(scope) => self.scoped_queue_path(&scope),
+            None => self.legacy_queue_path(),
+        }
+    }
+
+    /// Write the `active_queue_scope` marker when it does not already hold the current scope.
+    /// Nothing happens when not authenticated.
+    pub fn record_active_scope(&self) -> Result<(), HomeError> {
+        let Some(scope) = self.queue_scope() else {
+            return Ok(());
+        };
+        let path = self.active_scope_path();
+        if fs::read_to_string(&path).is_ok_and(|s| s.trim() == scope) {
+            return Ok(());
+        }
+        let write = |p: &Path| -> io::Result<()> {
+            fs::create_dir_all(&self.dir)?;
+            write_atomic(p, scope.as_bytes())
+        };
+        write(&path).map_err(|source| HomeError::Write { path, source })
+    }
+
+    /// `[sync] max_queue_size` from `config.toml`, else [`DEFAULT_MAX_QUEUE_SIZE`].
+    pub fn max_queue_size(&self) -> u64 {
+        let Ok(text) = fs::read_to_string(self.config_path()) else {
+            return DEFAULT_MAX_QUEUE_SIZE;
+        };
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            return DEFAULT_MAX_QUEUE_SIZE;
+        };
+        let value = doc
+            .get("sync")
+            .and_then(toml::Value::as_table)
+            .and_then(|t| t.get("max_queue_size"));
+        let parsed = match value {
+            Some(toml::Value::Integer(n)) => u64::try_from(*n).ok(),
+            Some(toml::Value::String(s)) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        parsed.filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_QUEUE_SIZE)
+    }
+
+    /// The team slug for envelopes: the logged-in team, else `"local"`.
+    pub fn team_slug(&self) -> String {
+        self.credentials()
+            .team_slug
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| LOCAL_TEAM_SLUG.to_owned())
+    }
+}
+
+/// Upstream's `build_queue_scope`.
+pub fn build_queue_scope(server_url: &str, username: &str, team_slug: &str) -> String {
+    let server = server_url.trim().to_lowercase();
+    let server = server.trim_end_matches('/');
+    let user = username.trim().to_lowercase();
+    let team = team_slug.trim().to_lowercase();
+    format!("{server}|{user}|{team}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unauthenticated_uses_the_legacy_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = SpecKittyHome::at(dir.path());
+        assert_eq!(home.queue_path(), dir.path().join("queue.db"));
+        assert_eq!(home.team_slug(), "local");
+        assert_eq!(home.max_queue_size(), DEFAULT_MAX_QUEUE_SIZE);
+        home.record_active_scope().unwrap();
+        assert!(!home.active_scope_path().exists());
+    }
+
+    #[test]
+    fn credentials_select_a_scoped_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = SpecKittyHome::at(dir.path());
+        fs::write(
+            home.credentials_path(),
+            "[tokens]\naccess = \"secret\"\n[user]\nusername = \" Alice@Example.COM \"\n\
+             team_slug = \"Acme\"\n[server]\nurl = \"https://Sync.Example.com/\"\n",
+        )
+        .unwrap();
+        let scope = home.queue_scope().unwrap();
+        assert_eq!(scope, "https://sync.example.com|alice@example.com|acme");
+        // sha256 of the scope, first 16 hex digits (python: hashlib.sha256(s).hexdigest()[:16]).
+        assert_eq!(
+            home.queue_path(),
+            dir.path().join("queues/queue-b4287e3cc42612fa.db")
+        );
+        assert_eq!(home.team_slug(), "Acme");
+        home.record_active_scope().unwrap();
+        assert_eq!(fs::read_to_string(home.active_scope_path()).unwrap(), scope);
+    }
+
+    #[test]
+    fn team_defaults_to_no_team_in_the_scope() {
+        assert_eq!(
+            build_queue_scope("http://x/", "u", "no-team"),
+            "http://x|u|no-team"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let home = SpecKittyHome::at(dir.path());
+        fs::write(
+            home.credentials_path(),
+            "[user]\nusername = \"u\"\n[server]\nurl = \"http://x\"\n",
+        )
+        .unwrap();
+        assert_eq!(home.queue_scope().as_deref(), Some("http://x|u|no-team"));
+        assert_eq!(home.team_slug(), "local");
+    }
+
+    #[test]
+    fn max_queue_size_from_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = SpecKittyHome::at(dir.path());
+        for (text, want) in [
+            ("[sync]\nmax_queue_size = 5\n", 5),
+            ("[sync]\nmax_queue_size = \"7\"\n", 7),
+            ("[sync]\nmax_queue_size = 0\n", DEFAULT_MAX_QUEUE_SIZE),
+            ("[sync]\nmax_queue_size = -3\n", DEFAULT_MAX_QUEUE_SIZE),
+            ("not toml [", DEFAULT_MAX_QUEUE_SIZE),
+            ("[sync]\nserver_url = \"x\"\n", DEFAULT_MAX_QUEUE_SIZE),
+        ] {
+            fs::write(home.config_path(), text).unwrap();
+            assert_eq!(home.max_queue_size(), want, "{text}");
+        }
+    }
+}
