@@ -124,7 +124,7 @@ impl Emitter {
         };
         let git = GitSource::Checkout(GitResolver::new(&checkout, identity.repo_slug.clone()));
         let context = EnvelopeContext::new(&identity, &home.team_slug(), git)?;
-        let clock = LamportClock::load(home.clock_path(), durability);
+        let mut clock = LamportClock::load(home.clock_path(), durability);
         home.record_active_scope()?;
         let queue = Queue::open(
             home.queue_path(),
@@ -133,6 +133,12 @@ impl Emitter {
                 durability,
             },
         )?;
+        // A clock that starts over must not repeat values still waiting in the queue.
+        if clock.was_recovered()
+            && let Some(max) = queue.max_lamport()?
+        {
+            clock.raise_floor(max);
+        }
         Ok(Self::new(context, clock, queue))
     }
 

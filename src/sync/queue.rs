@@ -661,6 +661,20 @@ impl Queue {
         Ok(self.len()? == 0)
     }
 
+    /// The highest `lamport_clock` among queued envelopes (rows that are not JSON are skipped).
+    pub fn max_lamport(&self) -> Result<Option<u64>, QueueError> {
+        let max: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT MAX(CAST(json_extract(data, '$.lamport_clock') AS INTEGER)) FROM queue \
+                 WHERE json_valid(data)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sqlite_err(&self.path, "read the highest Lamport value"))?;
+        Ok(max.and_then(|m| u64::try_from(m).ok()))
+    }
+
     /// Up to `limit` rows in upstream's replay order (`timestamp ASC, id ASC`); nothing is
     /// removed.
     pub fn peek(&self, limit: u64) -> Result<Vec<QueuedEvent>, QueueError> {
@@ -1019,6 +1033,7 @@ mod tests {
         let back: Value = serde_json::from_str(&rows[0].data).unwrap();
         assert_eq!(back, envelope(0, "WPCreated"));
         assert_eq!(q.integrity_check().unwrap(), "ok");
+        assert_eq!(q.max_lamport().unwrap(), Some(2));
     }
 
     #[test]

@@ -199,4 +199,13 @@ fn a_corrupt_clock_is_recovered_with_one_warning() {
         .stderr(predicate::str::is_empty());
     let v: Value = serde_json::from_str(&fs::read_to_string(&clock).unwrap()).unwrap();
     assert_eq!(v["value"], 4);
+    // A clock lost while events are still queued restarts above them, not at 1.
+    fs::write(&clock, "garbage").unwrap();
+    sb.bin()
+        .args(["sync", "emit-loop", "--count", "1"])
+        .assert()
+        .success()
+        .stderr(predicate::str::starts_with("Warning: Lamport clock "));
+    let v: Value = serde_json::from_str(&fs::read_to_string(&clock).unwrap()).unwrap();
+    assert_eq!(v["value"], 5);
 }

@@ -1,5 +1,5 @@
-//! Crash safety: `spec-kitty sync emit-loop` is killed with SIGKILL at 50 random points while
-//! it emits; afterwards the queue opens cleanly, `PRAGMA integrity_check` is `ok`, and every
+//! Crash safety: `spec-kitty sync emit-loop` (alternately with `Durability::Full` and
+//! `Normal`) is killed with SIGKILL at 50 random points while it emits; afterwards the queue opens cleanly, `PRAGMA integrity_check` is `ok`, and every
 //! event id the child reported (it prints an id only after `emit` returned) is queued exactly
 //! once.
 
@@ -50,10 +50,15 @@ fn sigkill_at_random_points_loses_no_reported_event_and_corrupts_nothing() {
     let mut rng = Rng::new();
     let started = Instant::now();
     let mut killed_mid_run = 0;
-    for _ in 0..50 {
+    for round in 0..50 {
+        // Both durabilities: Full (fsync, rename) and Normal (no fsync, exchange).
+        let mut args = vec!["sync", "emit-loop"];
+        if round % 2 == 1 {
+            args.push("--normal");
+        }
         let mut child = sb
             .std_bin()
-            .args(["sync", "emit-loop"])
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
