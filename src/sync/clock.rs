@@ -28,8 +28,9 @@
 //! * **Recovery is loud.** A clock file that cannot be read or parsed, or whose `value` is not a
 //!   non-negative integer or whose `node_id` is not a non-empty string, is recovered field by
 //!   field (a bad `value` → 0, a bad `node_id` → a fresh one) with **one** warning line on stderr
-//!   per clock; upstream resets silently. A clock file that does not exist yet is the normal first
-//!   use and is created silently.
+//!   per clock; upstream resets silently. A clock file that does not exist is the normal first
+//!   use and is created silently, unless events are still queued: then the clock was lost, and
+//!   the emitter prints the one warning line (see [`super::Emitter::open_in`]).
 //! * **Durability follows the queue's** ([`Durability`]): with `Full` the new file is fsynced
 //!   before the rename and the directory after it; with `Normal` an atomic swap without fsync
 //!   (safe against a killed process, not against power loss), as upstream. On Linux the swap
@@ -93,8 +94,8 @@ pub struct LamportClock {
     node_id: String,
     durability: Durability,
     warned: bool,
-    /// The file was missing or damaged at load.
-    recovered: bool,
+    /// The file had no usable value at load: `Some(true)` missing, `Some(false)` damaged.
+    recovered: Option<bool>,
     /// `clock.json.lock`, opened on the first tick and kept; locked only during a tick.
     lock_file: Option<File>,
 }
@@ -117,7 +118,7 @@ impl LamportClock {
             node_id: String::new(),
             durability,
             warned: false,
-            recovered: false,
+            recovered: None,
             lock_file: None,
         };
         // Read under the lock when it can be had, so a concurrent tick is never seen half-done.
@@ -126,7 +127,9 @@ impl LamportClock {
         if locked && let Some(file) = &clock.lock_file {
             let _ = file.unlock();
         }
-        clock.recovered = loaded.value.is_none();
+        if loaded.value.is_none() {
+            clock.recovered = Some(loaded.problem.is_none());
+        }
         clock.value = loaded.value.unwrap_or(0);
         clock.node_id = loaded.node_id.unwrap_or_else(generate_node_id);
         if let Some(problem) = loaded.problem {
@@ -148,9 +151,14 @@ impl LamportClock {
         &self.path
     }
 
-    /// Whether the file had no usable `value` at load (first use, or recovered from damage).
+    /// Whether the file had no usable `value` at load (missing, or recovered from damage).
     pub fn was_recovered(&self) -> bool {
-        self.recovered
+        self.recovered.is_some()
+    }
+
+    /// Whether the file did not exist at load (first use, or deleted).
+    pub fn was_missing(&self) -> bool {
+        self.recovered == Some(true)
     }
 
     /// Never hand out a value at or below `floor` (in memory; persisted by the next tick). Used

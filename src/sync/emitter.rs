@@ -108,6 +108,9 @@ impl Emitter {
 
     /// The emitter of the project containing `dir`, with an explicit spec-kitty home.
     ///
+    /// A Lamport clock file that is missing while the queue still holds events is recovered
+    /// above the highest queued value, with one warning line on stderr.
+    ///
     /// Identity comes from the main project root's `.kittify/config.yaml` (missing keys are
     /// added, as upstream's `ensure_identity`); `build_id` and the git fields describe the
     /// checkout `dir` is in (a lane worktree reports its own branch and build id).
@@ -137,6 +140,14 @@ impl Emitter {
         if clock.was_recovered()
             && let Some(max) = queue.max_lamport()?
         {
+            if clock.was_missing() {
+                eprintln!(
+                    "Warning: Lamport clock {} is missing while events are queued; recovered \
+                     above the highest queued value {max} with node id {}",
+                    clock.path().display(),
+                    clock.node_id()
+                );
+            }
             clock.raise_floor(max);
         }
         Ok(Self::new(context, clock, queue))

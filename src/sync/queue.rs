@@ -420,6 +420,12 @@ impl Queue {
 
     fn configure(&mut self) -> Result<(), QueueError> {
         let path = self.path.clone();
+        // Read the schema before anything writes (journal mode, upgrade): a damaged file fails
+        // here and stays untouched.
+        let _: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(sqlite_err(&path, "read the schema"))?;
         self.conn
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(sqlite_err(&path, "set busy timeout"))?;
@@ -1160,6 +1166,26 @@ mod tests {
             b"this is not a database at all, not even close"
         );
         assert!(!dir.path().join("garbage.db-wal").exists());
+    }
+
+    #[test]
+    fn a_damaged_schema_page_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        {
+            let mut q = Queue::open(&path, opts(10)).unwrap();
+            q.enqueue(&envelope(1, "WPCreated")).unwrap();
+            q.conn.execute_batch("PRAGMA journal_mode=DELETE").unwrap();
+        }
+        let mut bytes = fs::read(&path).unwrap();
+        // Page 1 after the 100-byte file header holds sqlite_master's b-tree.
+        for b in &mut bytes[100..400] {
+            *b = 0xA5;
+        }
+        fs::write(&path, &bytes).unwrap();
+        let err = Queue::open(&path, opts(10)).unwrap_err();
+        assert!(matches!(err, QueueError::Corrupt { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), bytes);
     }
 
     #[test]

@@ -208,4 +208,22 @@ fn a_corrupt_clock_is_recovered_with_one_warning() {
         .stderr(predicate::str::starts_with("Warning: Lamport clock "));
     let v: Value = serde_json::from_str(&fs::read_to_string(&clock).unwrap()).unwrap();
     assert_eq!(v["value"], 5);
+    // Deleted while events are queued: one warning, no step back.
+    fs::remove_file(&clock).unwrap();
+    let out = sb
+        .bin()
+        .args(["sync", "emit-loop", "--count", "1"])
+        .assert()
+        .success()
+        .get_output()
+        .stderr
+        .clone();
+    let stderr = String::from_utf8(out).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("is missing while events are queued"),
+        "{stderr}"
+    );
+    let v: Value = serde_json::from_str(&fs::read_to_string(&clock).unwrap()).unwrap();
+    assert_eq!(v["value"], 6);
 }
