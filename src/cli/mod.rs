@@ -10,8 +10,8 @@ mod demo;
 mod init;
 mod mission;
 mod status;
-mod tasks;
 mod sync;
+mod tasks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -12,13 +12,20 @@
 //!
 //! # Exit statuses (stable)
 //!
-//! | status | when |
-//! |---|---|
-//! | 0 | the command did what it says (quarantined rows found by `status` are reported, not an error) |
-//! | 1 | the queue cannot be used: `$HOME` unset, the file is not an SQLite database or is damaged (left untouched), written by a newer spec-kitty, or an I/O or SQLite error |
-//! | 2 | usage or input errors: bad arguments; `drop` with an id that is not quarantined (`no quarantined row with id N; nothing was dropped …`) |
+//! | status | code | when |
+//! |---|---|---|
+//! | 0 | | the command did what it says (quarantined rows found by `status` are reported, not an error) |
+//! | 1 | `NO_HOME` | `$HOME` is not set |
+//! | 1 | `QUEUE_CORRUPT` | the file is not an SQLite database or is damaged; it is left untouched |
+//! | 1 | `QUEUE_NEWER_SCHEMA` | written by a newer spec-kitty (`user_version` above ours); left untouched |
+//! | 1 | `QUEUE_INCOMPATIBLE` | its `queue` table is not upstream's; left untouched |
+//! | 1 | `QUEUE_ERROR` | an I/O or SQLite error (for example a lock held longer than 5 s) |
+//! | 2 | `USAGE_ERROR` | bad arguments (clap's own message) |
+//! | 2 | `NOT_QUARANTINED` | `drop` with an id that is not quarantined: `no quarantined row with id N; nothing was dropped …` |
 //!
-//! Errors are one line on stderr, `error: <message>`, also with `--json`.
+//! Errors are one line on stderr, `error: <message>`; with `--json` also
+//! `{"error": {"code", "message"}}` on stdout (the CLI-wide convention). JSON output is one
+//! document on one line.
 //!
 //! `sync emit-loop` is hidden and exists for the crash tests: it emits events through
 //! [`Emitter::emit`] in a loop and prints each `event_id` once `emit` has returned.
@@ -30,15 +37,15 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::CliError;
+use super::{CliError, print_json};
 use crate::contract::Timestamp;
 use crate::contract::types::{
     ExecutionMode, HistoryAddedPayloadEntryType, Lane, StatusTransitionPayload,
 };
 use crate::sync::queue::thousands;
 use crate::sync::{
-    Durability, Emitter, QuarantineSelection, QuarantinedRow, Queue, QueueError, QueueOptions,
-    SpecKittyHome,
+    Durability, EmitError, Emitter, QuarantineSelection, QuarantinedRow, Queue, QueueError,
+    QueueOptions, SpecKittyHome,
 };
 
 #[derive(Debug, Subcommand)]
@@ -103,36 +110,43 @@ pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
     }
 }
 
-fn problem(message: impl ToString) -> CliError {
-    CliError::failed("SYNC_ERROR", message.to_string())
+fn problem(code: &'static str, message: impl ToString) -> CliError {
+    CliError::failed(code, message.to_string())
 }
 
-fn queue_error(e: QueueError) -> CliError {
-    match e {
-        QueueError::NotQuarantined { .. } => CliError::usage(e.to_string()),
-        other => problem(other),
-    }
+/// The stable code and exit status of a queue error (see the module docs).
+fn queue_error(e: QueueError, json: bool) -> CliError {
+    let code = match &e {
+        QueueError::NotQuarantined { .. } => {
+            return CliError {
+                status: 2,
+                code: "NOT_QUARANTINED",
+                message: e.to_string(),
+                json,
+            };
+        }
+        QueueError::Corrupt { .. } => "QUEUE_CORRUPT",
+        QueueError::NewerSchema { .. } => "QUEUE_NEWER_SCHEMA",
+        QueueError::Incompatible { .. } => "QUEUE_INCOMPATIBLE",
+        QueueError::Sqlite { .. } | QueueError::Io { .. } | QueueError::InvalidEnvelope { .. } => {
+            "QUEUE_ERROR"
+        }
+    };
+    problem(code, e).json(json)
 }
 
-fn home() -> Result<SpecKittyHome, CliError> {
-    SpecKittyHome::from_env().map_err(problem)
+fn home(json: bool) -> Result<SpecKittyHome, CliError> {
+    SpecKittyHome::from_env().map_err(|e| problem("NO_HOME", e).json(json))
 }
 
-fn open_existing(home: &SpecKittyHome) -> Result<(PathBuf, Option<Queue>), CliError> {
+fn open_existing(home: &SpecKittyHome, json: bool) -> Result<(PathBuf, Option<Queue>), CliError> {
     let path = home.queue_path();
     let options = QueueOptions {
         max_queue_size: home.max_queue_size(),
         durability: Durability::Full,
     };
-    let queue = Queue::open_existing(&path, options).map_err(queue_error)?;
+    let queue = Queue::open_existing(&path, options).map_err(|e| queue_error(e, json))?;
     Ok((path, queue))
-}
-
-fn print_json(doc: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string())
-    );
 }
 
 fn when(epoch: Option<i64>) -> Option<String> {
@@ -173,8 +187,8 @@ fn row_line(row: &QuarantinedRow) -> String {
 }
 
 fn status(json: bool) -> Result<ExitCode, CliError> {
-    let home = home()?;
-    let (path, queue) = open_existing(&home)?;
+    let home = home(json)?;
+    let (path, queue) = open_existing(&home, json)?;
     let max = home.max_queue_size();
     let Some(mut queue) = queue else {
         if json {
@@ -190,10 +204,11 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let newly = queue.quarantine_invalid().map_err(queue_error)?;
-    let stats = queue.stats().map_err(queue_error)?;
-    let rows = queue.list_quarantine().map_err(queue_error)?;
-    let schema = queue.schema_version().map_err(queue_error)?;
+    let err = |e| queue_error(e, json);
+    let newly = queue.quarantine_invalid().map_err(err)?;
+    let stats = queue.stats().map_err(err)?;
+    let rows = queue.list_quarantine().map_err(err)?;
+    let schema = queue.schema_version().map_err(err)?;
     if json {
         let by_type: Vec<Value> = stats
             .by_type
@@ -255,10 +270,10 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
 }
 
 fn list(json: bool) -> Result<ExitCode, CliError> {
-    let home = home()?;
-    let (path, queue) = open_existing(&home)?;
+    let home = home(json)?;
+    let (path, queue) = open_existing(&home, json)?;
     let rows = match &queue {
-        Some(q) => q.list_quarantine().map_err(queue_error)?,
+        Some(q) => q.list_quarantine().map_err(|e| queue_error(e, json))?,
         None => Vec::new(),
     };
     if json {
@@ -279,18 +294,23 @@ fn list(json: bool) -> Result<ExitCode, CliError> {
 }
 
 fn drop_rows(args: &DropArgs) -> Result<ExitCode, CliError> {
-    let home = home()?;
-    let (path, queue) = open_existing(&home)?;
+    let home = home(args.json)?;
+    let (path, queue) = open_existing(&home, args.json)?;
     let which = if args.all {
         QuarantineSelection::All
     } else {
         QuarantineSelection::Ids(args.ids.clone())
     };
     let dropped = match (queue, &which) {
-        (Some(mut q), _) => q.drop_quarantine(&which).map_err(queue_error)?,
+        (Some(mut q), _) => q
+            .drop_quarantine(&which)
+            .map_err(|e| queue_error(e, args.json))?,
         (None, QuarantineSelection::All) => 0,
         (None, QuarantineSelection::Ids(ids)) => {
-            return Err(queue_error(QueueError::NotQuarantined { ids: ids.clone() }));
+            return Err(queue_error(
+                QueueError::NotQuarantined { ids: ids.clone() },
+                args.json,
+            ));
         }
     };
     if args.json {
@@ -305,13 +325,17 @@ fn drop_rows(args: &DropArgs) -> Result<ExitCode, CliError> {
 }
 
 fn emit_loop(args: &EmitLoopArgs) -> Result<ExitCode, CliError> {
-    let cwd = std::env::current_dir().map_err(problem)?;
+    let failed = |e: &dyn std::fmt::Display| problem("EMIT_FAILED", e);
+    let cwd = std::env::current_dir().map_err(|e| failed(&e))?;
     let durability = if args.normal {
         Durability::Normal
     } else {
         Durability::Full
     };
-    let mut emitter = Emitter::open_in(&cwd, &home()?, durability).map_err(problem)?;
+    let mut emitter = Emitter::open_in(&cwd, &home(false)?, durability).map_err(|e| match e {
+        EmitError::Queue(q) => queue_error(q, false),
+        other => failed(&other),
+    })?;
     let mut stdout = std::io::stdout().lock();
     let mut n: u64 = 0;
     while args.count == 0 || n < args.count {
@@ -320,16 +344,16 @@ fn emit_loop(args: &EmitLoopArgs) -> Result<ExitCode, CliError> {
             1 => emitter.emit_wp_created("001-demo", "WP01", "First", &[]),
             2 => emitter.emit_wp_status_changed(
                 StatusTransitionPayload {
-                    actor: "tester".try_into().map_err(problem)?,
+                    actor: "tester".try_into().map_err(|e| failed(&e))?,
                     evidence: None,
                     execution_mode: ExecutionMode::Worktree,
                     force: false,
                     from_lane: Some(Lane::Planned),
-                    mission_slug: "001-demo".try_into().map_err(problem)?,
+                    mission_slug: "001-demo".try_into().map_err(|e| failed(&e))?,
                     reason: None,
                     review_ref: None,
                     to_lane: Lane::Claimed,
-                    wp_id: "WP01".try_into().map_err(problem)?,
+                    wp_id: "WP01".try_into().map_err(|e| failed(&e))?,
                 },
                 None,
             ),
@@ -340,7 +364,7 @@ fn emit_loop(args: &EmitLoopArgs) -> Result<ExitCode, CliError> {
                 "tester",
             ),
         }
-        .map_err(problem)?;
+        .map_err(|e| failed(&e))?;
         // A closed pipe (the reader is gone) ends the loop quietly.
         if writeln!(stdout, "{}", receipt.event_id).is_err() || stdout.flush().is_err() {
             break;

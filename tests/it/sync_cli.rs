@@ -73,6 +73,16 @@ fn a_corrupt_queue_is_an_error_and_left_untouched() {
             .stderr(predicate::str::contains("it was left untouched"))
             .stderr(predicate::str::starts_with("error: "));
     }
+    let out = sb
+        .bin()
+        .args(["sync", "status", "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let err: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(err["error"]["code"], "QUEUE_CORRUPT");
     assert_eq!(fs::read(&db).unwrap(), garbage);
     let names: Vec<String> = fs::read_dir(db.parent().unwrap())
         .unwrap()

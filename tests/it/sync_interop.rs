@@ -215,16 +215,27 @@ fn a_queue_written_by_python_is_upgraded_read_and_its_legacy_rows_quarantined() 
     assert_eq!(data["payload"][legacy_key], "001-demo");
     let first = list["rows"][0]["id"].as_i64().unwrap();
 
-    sb.bin()
-        .args(["sync", "quarantine", "drop", "999"])
+    let out = sb
+        .bin()
+        .args(["sync", "quarantine", "drop", "999", "--json"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("no quarantined row with id 999"));
-    sb.bin()
+        .stderr(predicates::str::contains("no quarantined row with id 999"))
+        .get_output()
+        .stdout
+        .clone();
+    let err: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(err["error"]["code"], "NOT_QUARANTINED");
+    let out = sb
+        .bin()
         .args(["sync", "quarantine", "drop", &first.to_string(), "--json"])
         .assert()
         .success()
-        .stdout(predicates::str::contains("\"dropped\": 1"));
+        .get_output()
+        .stdout
+        .clone();
+    let dropped: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(dropped["dropped"], 1);
     sb.bin()
         .args(["sync", "quarantine", "drop", "--all"])
         .assert()
