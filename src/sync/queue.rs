@@ -755,53 +755,74 @@ impl Queue {
     /// by [`gate`] on the envelope surface: feature-era keys, aggregate `Feature`, missing
     /// `schema_version`, …) into `quarantine` with the violation's code and reason, in one
     /// transaction. Returns the rows quarantined by this call.
+    ///
+    /// The scan runs in a read transaction, so emitters are not blocked while every row is
+    /// parsed; the move re-reads each failing row inside the one write transaction (a row
+    /// coalesced or sent in between is judged as it is then).
     pub fn quarantine_invalid(&mut self) -> Result<Vec<QuarantinedRow>, QueueError> {
         let path = self.path.clone();
         let err = |op| sqlite_err(&path, op);
+        // Phase 1: find candidates without holding the write lock.
+        let mut candidates: Vec<i64> = Vec::new();
+        {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(err("begin the quarantine scan"))?;
+            {
+                let mut stmt = tx
+                    .prepare("SELECT id, data FROM queue ORDER BY timestamp ASC, id ASC")
+                    .map_err(err("read the queue"))?;
+                let mut rows = stmt.query([]).map_err(err("read the queue"))?;
+                while let Some(row) = rows.next().map_err(err("read the queue"))? {
+                    let id: i64 = row.get(0).map_err(err("read the queue"))?;
+                    let data: String = row.get::<_, String>(1).unwrap_or_default();
+                    if judge(&data).is_some() {
+                        candidates.push(id);
+                    }
+                }
+            }
+            tx.finish().map_err(err("end the quarantine scan"))?;
+        }
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Phase 2: re-judge and move, in one transaction.
         self.count = None;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("begin the quarantine pass"))?;
-        // (queue id, code, surface, field, reason) of every failing row.
-        let mut failing: Vec<(i64, String, String, String, String)> = Vec::new();
-        {
-            let mut stmt = tx
-                .prepare("SELECT id, data FROM queue ORDER BY timestamp ASC, id ASC")
-                .map_err(err("read the queue"))?;
-            let mut rows = stmt.query([]).map_err(err("read the queue"))?;
-            while let Some(row) = rows.next().map_err(err("read the queue"))? {
-                let id: i64 = row.get(0).map_err(err("read the queue"))?;
-                let data: String = row.get::<_, String>(1).unwrap_or_default();
-                if let Some(verdict) = judge(&data) {
-                    failing.push((id, verdict.0, verdict.1, verdict.2, verdict.3));
-                }
-            }
-        }
         let now = Timestamp::now().to_string();
-        let mut moved = Vec::with_capacity(failing.len());
-        for (queue_id, code, surface, field, reason) in failing {
-            let id = {
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO quarantine (queue_id, event_id, event_type, data, timestamp, \
-                         retry_count, coalesce_key, code, surface, field, reason, quarantined_at) \
-                         SELECT id, event_id, event_type, CAST(data AS TEXT), timestamp, \
-                         COALESCE(retry_count, 0), coalesce_key, ?2, ?3, ?4, ?5, ?6 \
-                         FROM queue WHERE id = ?1",
-                    )
-                    .map_err(err("quarantine"))?;
-                insert
-                    .execute(params![queue_id, code, surface, field, reason, now])
-                    .map_err(err("quarantine"))?;
-                tx.last_insert_rowid()
+        let mut moved = Vec::with_capacity(candidates.len());
+        for queue_id in candidates {
+            let data: Option<String> = tx
+                .prepare_cached("SELECT CAST(data AS TEXT) FROM queue WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([queue_id], |r| r.get::<_, Option<String>>(0))
+                        .optional()
+                })
+                .map_err(err("read the queue"))?
+                .map(Option::unwrap_or_default);
+            let Some((code, surface, field, reason)) = data.as_deref().and_then(judge) else {
+                continue;
             };
+            tx.prepare_cached(
+                "INSERT INTO quarantine (queue_id, event_id, event_type, data, timestamp, \
+                 retry_count, coalesce_key, code, surface, field, reason, quarantined_at) \
+                 SELECT id, event_id, event_type, CAST(data AS TEXT), timestamp, \
+                 COALESCE(retry_count, 0), coalesce_key, ?2, ?3, ?4, ?5, ?6 \
+                 FROM queue WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![queue_id, code, surface, field, reason, now]))
+            .map_err(err("quarantine"))?;
+            moved.push(tx.last_insert_rowid());
             tx.prepare_cached("DELETE FROM queue WHERE id = ?1")
                 .and_then(|mut s| s.execute([queue_id]))
                 .map_err(err("quarantine"))?;
-            moved.push(id);
         }
         tx.commit().map_err(err("commit the quarantine pass"))?;
+        let moved: std::collections::HashSet<i64> = moved.into_iter().collect();
         let all = self.list_quarantine()?;
         Ok(all.into_iter().filter(|r| moved.contains(&r.id)).collect())
     }
