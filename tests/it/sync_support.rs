@@ -51,14 +51,18 @@ impl Sandbox {
     /// The binary, run in the project with this HOME.
     pub fn bin(&self) -> Command {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
-        cmd.current_dir(&self.project).env("HOME", &self.home);
+        cmd.current_dir(&self.project)
+            .env("HOME", &self.home)
+            .env_remove("SPECIFY_REPO_ROOT");
         cmd
     }
 
     /// The binary as a std command (for spawning and killing).
     pub fn std_bin(&self) -> StdCommand {
         let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
-        cmd.current_dir(&self.project).env("HOME", &self.home);
+        cmd.current_dir(&self.project)
+            .env("HOME", &self.home)
+            .env_remove("SPECIFY_REPO_ROOT");
         cmd
     }
 
