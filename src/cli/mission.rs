@@ -98,6 +98,12 @@ fn create(args: &CreateArgs) -> Result<ExitCode, CliError> {
     identity::ensure(&root)
         .map_err(|e| CliError::failed("IDENTITY_ERROR", e.to_string()).json(args.json))?;
     let meta = &created.meta;
+    crate::sync::outbox::Outbox::open(&root).mission_created(
+        &meta.mission_slug,
+        meta.mission_number,
+        &meta.mission_type,
+        meta.mission_id.as_deref(),
+    );
     if args.json {
         print_json(&json!({
             "result": "success",

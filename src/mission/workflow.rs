@@ -11,9 +11,10 @@ use super::wp::{DependencyGraph, WorkPackage, list_work_packages};
 use super::{MissionError, resolve_mission};
 use crate::repo::{self, git};
 use crate::status::{
-    AnnotationDelta, AnnotationEvent, EventLog, EventStamper, Lane, LaneEvent, Reduction,
+    AnnotationDelta, AnnotationEvent, EventLog, EventStamper, Lane, LaneEvent, LogLock, Reduction,
     SnapshotIdentity, StatusError, StatusRecord,
 };
+use crate::sync::outbox::Outbox;
 
 /// Errors of the workflow steps.
 #[derive(Debug, thiserror::Error)]
@@ -56,13 +57,15 @@ impl MissionContext {
         })
     }
 
-    /// The mission's status log. Its lock file lives under `.git/spec-kitty/locks/` so that
-    /// locking never leaves an untracked file in the checkout (outside git: in the mission dir).
+    /// The mission's status log. Its lock file is upstream's,
+    /// `<git common dir>/spec-kitty-locks/<mission>.status.lock`, so this CLI and the Python one
+    /// exclude each other, and locking never leaves an untracked file in the checkout (outside
+    /// git: in the mission dir).
     pub fn log(&self) -> EventLog {
         let log = EventLog::new(&self.dir);
         let git_dir = self.root.join(".git");
         if git_dir.is_dir() {
-            let locks = git_dir.join("spec-kitty").join("locks");
+            let locks = git_dir.join("spec-kitty-locks");
             if std::fs::create_dir_all(&locks).is_ok() {
                 let name = self
                     .dir
@@ -85,6 +88,17 @@ impl MissionContext {
                 .unwrap_or_default(),
             mission_type: self.meta.mission_type.clone(),
         }
+    }
+
+    /// Append `records` under the held lock, rewrite status.json, and queue the matching
+    /// events (best effort, see `sync::outbox`). The one write path of every status change.
+    pub fn record(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
+        lock.append(records)?;
+        lock.materialize(&self.snapshot_identity())?;
+        if !records.is_empty() {
+            Outbox::open(&self.root).status_records(records);
+        }
+        Ok(())
     }
 
     /// Path relative to the project root, for messages and git.
@@ -191,16 +205,40 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         records.push(StatusRecord::Lane(event));
         bootstrapped.push(wp.id.as_str().to_string());
     }
-    lock.append(&records)?;
-    lock.materialize(&ctx.snapshot_identity())?;
+    // The project identity is created here (an authorised write boundary) and committed with
+    // the rest, so queuing events later never dirties the checkout.
+    crate::identity::ensure(&ctx.root)
+        .map_err(|e| StatusError::InvalidEvent(format!("project identity: {e}")))?;
+    if !bootstrapped.is_empty() {
+        let mut outbox = Outbox::open(&ctx.root);
+        for wp in wps
+            .iter()
+            .filter(|w| bootstrapped.iter().any(|b| b == w.id.as_str()))
+        {
+            let deps: Vec<&str> = wp.dependencies.iter().map(|d| d.as_str()).collect();
+            outbox.wp_created(
+                &ctx.meta.mission_slug,
+                wp.id.as_str(),
+                wp.title.as_deref().unwrap_or(wp.id.as_str()),
+                &deps,
+            );
+        }
+    }
+    ctx.record(&lock, &records)?;
     drop(lock);
 
-    let paths: Vec<String> = [lanes::LANES_FILE, "status.events.jsonl", "status.json"]
+    let mut paths: Vec<String> = [lanes::LANES_FILE, "status.events.jsonl", "status.json"]
         .iter()
         .map(|f| ctx.dir.join(f))
         .filter(|p| p.exists())
         .map(|p| ctx.rel(&p))
         .collect();
+    let config = crate::identity::config_path(&ctx.root);
+    let ignored =
+        git::run_optional(&ctx.root, &["check-ignore", "-q", &ctx.rel(&config)])?.is_some();
+    if config.exists() && !ignored {
+        paths.push(ctx.rel(&config));
+    }
     let commit = commit_paths(
         &ctx.root,
         &paths,
@@ -326,8 +364,7 @@ pub fn mark_subtasks(
     }
     let log = ctx.log();
     let lock = log.lock()?;
-    lock.append(&records)?;
-    lock.materialize(&ctx.snapshot_identity())?;
+    ctx.record(&lock, &records)?;
     Ok(marked)
 }
 

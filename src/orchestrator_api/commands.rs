@@ -429,9 +429,7 @@ fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Out
         records.push(StatusRecord::Lane(e));
         step = to;
     }
-    lock.append(&records).map_err(write_err)?;
-    lock.materialize(&ctx.snapshot_identity())
-        .map_err(write_err)?;
+    ctx.record(&lock, &records).map_err(write_err)?;
     Ok(base(from.as_str(), false))
 }
 
@@ -475,8 +473,7 @@ fn start_review(
             e.review_ref = review_ref.map(str::to_string);
             e.reason = Some("Started review via action command".into());
             e.policy_metadata = Some(obj(policy.to_value()));
-            lock.append(&[StatusRecord::Lane(e)]).map_err(write_err)?;
-            lock.materialize(&ctx.snapshot_identity())
+            ctx.record(&lock, &[StatusRecord::Lane(e)])
                 .map_err(write_err)?;
             Ok(data("for_review", false))
         }
@@ -596,8 +593,7 @@ fn transition(t: &TransitionArgs) -> Outcome {
     e.evidence = evidence;
     e.review_result = review_result;
     e.policy_metadata = policy.as_ref().map(|p| obj(p.to_value()));
-    lock.append(&[StatusRecord::Lane(e)]).map_err(write_err)?;
-    lock.materialize(&ctx.snapshot_identity())
+    ctx.record(&lock, &[StatusRecord::Lane(e)])
         .map_err(write_err)?;
     Ok(with_identity(
         &ctx,
@@ -653,9 +649,7 @@ fn append_history(t: &MissionWp, actor: &str, note: &str) -> Outcome {
     let event = AnnotationEvent::new(stamp, id, actor, delta).map_err(history)?;
     let log = ctx.log();
     let lock = log.lock().map_err(history)?;
-    lock.append(&[StatusRecord::Annotation(event)])
-        .map_err(history)?;
-    lock.materialize(&ctx.snapshot_identity())
+    ctx.record(&lock, &[StatusRecord::Annotation(event)])
         .map_err(history)?;
     Ok(with_identity(
         &ctx,

@@ -385,9 +385,7 @@ fn mark_done(ctx: &MissionContext, wps: &[String]) {
             e.mission_id = ctx.meta.mission_id.clone();
             records.push(StatusRecord::Lane(e));
         }
-        lock.append(&records).map_err(|e| e.to_string())?;
-        lock.materialize(&ctx.snapshot_identity())
-            .map_err(|e| e.to_string())?;
+        ctx.record(&lock, &records).map_err(|e| e.to_string())?;
         Ok(())
     })();
     if let Err(e) = result {

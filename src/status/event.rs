@@ -224,7 +224,7 @@ impl DoneEvidence {
         })
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         let mut map = Map::new();
         map.insert(
             "review".into(),
@@ -575,7 +575,7 @@ impl AnnotationDelta {
         ]
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         let mut map = Map::new();
         if let Some(pid) = self.shell_pid {
             map.insert("shell_pid".into(), pid.into());

@@ -64,6 +64,10 @@ pub struct Credentials {
 impl SpecKittyHome {
     /// `$HOME/.spec-kitty`.
     pub fn from_env() -> Result<Self, HomeError> {
+        // SPEC_KITTY_HOME names the spec-kitty directory itself (the orchestrator's e2e sets it).
+        if let Some(dir) = std::env::var_os("SPEC_KITTY_HOME").filter(|d| !d.is_empty()) {
+            return Ok(Self::at(PathBuf::from(dir)));
+        }
         match std::env::var_os("HOME") {
             Some(home) if !home.is_empty() => Ok(Self::at(Path::new(&home).join(SPEC_KITTY_DIR))),
             _ => Err(HomeError::NoHome),

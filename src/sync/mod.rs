@@ -22,6 +22,7 @@ pub mod emitter;
 pub mod envelope;
 pub mod git_meta;
 pub mod home;
+pub mod outbox;
 pub mod queue;
 
 pub use clock::{ClockError, LamportClock};

@@ -9,7 +9,11 @@ fn bin(dir: &Path) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
     cmd.current_dir(dir)
         .env_remove("SPECIFY_REPO_ROOT")
-        .env("HOME", dir)
+        .env("HOME", super::support::test_home())
+        .env(
+            "SPEC_KITTY_HOME",
+            super::support::test_home().join(".spec-kitty"),
+        )
         .env("GIT_CONFIG_NOSYSTEM", "1");
     cmd.env("GIT_AUTHOR_NAME", "T")
         .env("GIT_AUTHOR_EMAIL", "t@example.test");

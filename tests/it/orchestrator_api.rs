@@ -852,6 +852,11 @@ fn concurrent_claims_serialise_and_exactly_one_wins() {
             std::process::Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"))
                 .current_dir(&root)
                 .env("SPECIFY_REPO_ROOT", &root)
+                .env("HOME", super::support::test_home())
+                .env(
+                    "SPEC_KITTY_HOME",
+                    super::support::test_home().join(".spec-kitty"),
+                )
                 .args([
                     "orchestrator-api",
                     "start-implementation",
@@ -889,5 +894,77 @@ fn concurrent_claims_serialise_and_exactly_one_wins() {
             4,
             "bootstrap ×2 + claimed + in_progress, nothing lost or doubled"
         );
+    }
+}
+
+/// Every state change of the flow lands in the SQLite queue as a gate-valid 3.0.0 envelope that
+/// upstream's own Event schema accepts, with no feature-era key anywhere.
+#[test]
+fn the_demo_flow_queues_a_clean_envelope_for_every_state_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
+        cmd.current_dir(tmp.path())
+            .env("HOME", &home)
+            .env("SPEC_KITTY_HOME", &home)
+            .env_remove("SPECIFY_REPO_ROOT");
+        cmd.args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone()
+    };
+    run(&["demo", &tmp.path().join("demo").to_string_lossy()]);
+    let status: Value = serde_json::from_slice(&run(&["sync", "status", "--json"])).unwrap();
+    let counts: std::collections::BTreeMap<String, u64> = status["queue"]["by_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["event_type"].as_str().unwrap().to_string(),
+                t["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // 2 WPs: bootstrap + claimed + in_progress + for_review + done each (in_review has no 3.0.0 lane).
+    let want: std::collections::BTreeMap<String, u64> = [
+        ("MissionCreated", 1),
+        ("WPCreated", 2),
+        ("WPStatusChanged", 10),
+        ("HistoryAdded", 2),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(counts, want);
+    assert_eq!(status["quarantine"]["count"], 0);
+
+    let db = rusqlite::Connection::open(home.join("queue.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT data FROM queue ORDER BY timestamp ASC, id ASC")
+        .unwrap();
+    let rows: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let schema = super::upstream::dir().map(|d| {
+        let path = d.join("spec-kitty-events-3.0.0/schemas/event.schema.json");
+        jsonschema::validator_for(&super::upstream::read_json(&path)).unwrap()
+    });
+    for row in rows {
+        let env: Value = serde_json::from_str(&row).unwrap();
+        assert_eq!(
+            spec_kitty::contract::gate(Surface::Envelope, &env),
+            Ok(()),
+            "{env}"
+        );
+        assert!(!row.contains(rules::LEGACY_KEYS[0]) && !row.contains(rules::LEGACY_KEYS[1]));
+        if let Some(v) = &schema {
+            assert!(v.is_valid(&env), "upstream's Event schema refuses {env}");
+        }
     }
 }

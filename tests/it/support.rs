@@ -4,11 +4,19 @@ use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+/// A spec-kitty home for this test process (never the real `~/.spec-kitty`).
+pub fn test_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("temp home"))
+        .path()
+}
+
 pub fn bin(dir: &Path) -> Command {
     let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
     cmd.current_dir(dir)
         .env_remove("SPECIFY_REPO_ROOT")
-        .env("HOME", dir);
+        .env("HOME", test_home())
+        .env("SPEC_KITTY_HOME", test_home().join(".spec-kitty"));
     cmd.env("GIT_AUTHOR_NAME", "T")
         .env("GIT_AUTHOR_EMAIL", "t@example.test");
     cmd.env("GIT_COMMITTER_NAME", "T")
