@@ -17,7 +17,6 @@ use super::compact::Batch;
 use super::event::AnnotationEvent;
 use super::line::{ParsedLine, parse_line};
 use super::scan::{FastLine, ScanCache, fast_line};
-use super::store::line_number_at;
 
 /// Reads the whole log for the reducer: batches in file order and the
 /// annotations. An error comes with the number of lines before its range.
@@ -166,10 +165,18 @@ fn scan_range(
 /// line ends; anything else is cut at the next newline and handed to the
 /// serde reader, exactly as a plain split into lines would.
 fn scan_lines(region: &[u8], out: &mut RangeScan) -> std::result::Result<(), ScanError> {
-    let text = std::str::from_utf8(region).map_err(|e| ScanError::Malformed {
-        line: out.lines + line_number_at(region, e.valid_up_to()),
-        reason: "not valid UTF-8".to_owned(),
-    })?;
+    let Ok(text) = std::str::from_utf8(region) else {
+        // Rare: go line by line so an earlier bad line is reported first.
+        for raw in region.split(|&b| b == b'\n') {
+            out.lines += 1;
+            let line = std::str::from_utf8(raw).map_err(|_| ScanError::Malformed {
+                line: out.lines,
+                reason: "not valid UTF-8".to_owned(),
+            })?;
+            scan_slow_line(line, out)?;
+        }
+        return Ok(());
+    };
     let bytes = text.as_bytes();
     let mut start = 0usize;
     loop {
