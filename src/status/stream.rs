@@ -37,13 +37,21 @@ pub(crate) fn read_for_reduce(
     let (first, second) = match split {
         None => (scan_range(path, 0, len, tuning.chunk_bytes), None),
         Some(mid) => std::thread::scope(|s| {
-            let second = s.spawn(|| scan_range(path, mid, len, tuning.chunk_bytes));
-            let first = scan_range(path, 0, mid, tuning.chunk_bytes);
-            let second = match second.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            (first, Some(second))
+            let spawned = std::thread::Builder::new()
+                .name("status-reader".into())
+                .spawn_scoped(s, || scan_range(path, mid, len, tuning.chunk_bytes));
+            match spawned {
+                Ok(second) => {
+                    let first = scan_range(path, 0, mid, tuning.chunk_bytes);
+                    let second = match second.join() {
+                        Ok(result) => result,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    };
+                    (first, Some(second))
+                }
+                // No thread to be had: read the whole file here.
+                Err(_) => (scan_range(path, 0, len, tuning.chunk_bytes), None),
+            }
         }),
     };
     let mut first = first.map_err(|e| (e, 0))?;
