@@ -56,15 +56,22 @@ impl SmallStr {
     /// Big-endian integers of the zero-padded first 32 bytes: comparing these
     /// compares the first 32 bytes lexicographically.
     pub(crate) fn prefix_key(&self) -> (u128, u128) {
-        let bytes = self.as_bytes();
-        let mut buf = [0u8; 32];
-        let n = bytes.len().min(32);
-        buf[..n].copy_from_slice(&bytes[..n]);
-        let mut hi = [0u8; 16];
-        let mut lo = [0u8; 16];
-        hi.copy_from_slice(&buf[..16]);
-        lo.copy_from_slice(&buf[16..]);
-        (u128::from_be_bytes(hi), u128::from_be_bytes(lo))
+        let halves = |buf: &[u8; 32]| {
+            let mut hi = [0u8; 16];
+            let mut lo = [0u8; 16];
+            hi.copy_from_slice(&buf[..16]);
+            lo.copy_from_slice(&buf[16..]);
+            (u128::from_be_bytes(hi), u128::from_be_bytes(lo))
+        };
+        match self {
+            // Inline buffers are already zero-padded.
+            SmallStr::Inline { buf, .. } => halves(buf),
+            SmallStr::Heap(s) => {
+                let mut buf = [0u8; 32];
+                buf.copy_from_slice(&s.as_bytes()[..32]);
+                halves(&buf)
+            }
+        }
     }
 }
 

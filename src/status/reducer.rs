@@ -313,14 +313,17 @@ fn reduce_events(events: &[&Compact], names: &Batch, annotations: &[AnnotationEv
     let mut sorted: Vec<&AnnotationEvent> = annotations.iter().collect();
     sorted.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.event_id.cmp(&b.event_id)));
     for a in sorted {
-        let state = work_packages
-            .entry(a.wp_id.clone())
-            .or_insert_with(|| WpState {
-                lane: None,
-                actor: a.actor.identity().to_owned(),
-                ..WpState::default()
-            });
-        apply_delta(state, a);
+        if let Some(state) = work_packages.get_mut(&a.wp_id) {
+            apply_delta(state, a);
+            continue;
+        }
+        let mut state = WpState {
+            lane: None,
+            actor: a.actor.identity().to_owned(),
+            ..WpState::default()
+        };
+        apply_delta(&mut state, a);
+        work_packages.insert(a.wp_id.clone(), state);
     }
 
     let mut summary = LaneCounts::default();

@@ -215,21 +215,6 @@ impl EventLog {
         }
     }
 
-    /// Checks the tail and the encoding; returns the text.
-    fn checked_text<'b>(&self, bytes: &'b [u8]) -> Result<&'b str> {
-        if let Some(start) = torn_tail_in(bytes) {
-            return Err(StatusError::TornLine {
-                path: self.events_path.clone(),
-                line: line_number_at(bytes, start),
-            });
-        }
-        std::str::from_utf8(bytes).map_err(|e| StatusError::MalformedLine {
-            path: self.events_path.clone(),
-            line: line_number_at(bytes, e.valid_up_to()),
-            reason: "not valid UTF-8".to_owned(),
-        })
-    }
-
     fn malformed(&self, line: usize, reason: String) -> StatusError {
         StatusError::MalformedLine {
             path: self.events_path.clone(),
@@ -242,16 +227,33 @@ impl EventLog {
         let Some(bytes) = self.load()? else {
             return Ok(Vec::new());
         };
-        let text = self.checked_text(&bytes)?;
+        // Lines are checked in file order, so the first bad line is reported
+        // (the same one the reducer's reader reports); the tail comes last.
+        let (complete, tail) = match bytes.iter().rposition(|&b| b == b'\n') {
+            Some(last) => (&bytes[..last], &bytes[last + 1..]),
+            None => (&bytes[..0], &bytes[..]),
+        };
         let mut records = Vec::new();
-        for (i, line) in text.split('\n').enumerate() {
-            if line.trim().is_empty() {
-                continue;
+        let mut count = 0;
+        if !bytes.is_empty() && tail.len() < bytes.len() {
+            for (i, raw) in complete.split(|&b| b == b'\n').enumerate() {
+                count = i + 1;
+                let line = std::str::from_utf8(raw)
+                    .map_err(|_| self.malformed(count, "not valid UTF-8".to_owned()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let record = parse_record(line).map_err(|reason| self.malformed(count, reason))?;
+                records.push(LogRecord {
+                    line: count,
+                    record,
+                });
             }
-            let record = parse_record(line).map_err(|reason| self.malformed(i + 1, reason))?;
-            records.push(LogRecord {
-                line: i + 1,
-                record,
+        }
+        if !tail.iter().all(u8::is_ascii_whitespace) {
+            return Err(StatusError::TornLine {
+                path: self.events_path.clone(),
+                line: count + 1,
             });
         }
         Ok(records)
@@ -433,13 +435,8 @@ fn checked_line(record: &StatusRecord) -> Result<String> {
     Ok(line)
 }
 
-/// Start offset of a final partial line in `bytes`, if its content is not blank.
-fn torn_tail_in(bytes: &[u8]) -> Option<usize> {
-    let start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    (!bytes[start..].iter().all(u8::is_ascii_whitespace)).then_some(start)
-}
-
-/// Same as [`torn_tail_in`] on a file, reading backwards in chunks.
+/// Start offset of a final partial line whose content is not blank, read
+/// backwards from the end of the file in chunks.
 fn find_torn_tail(file: &mut File, len: u64) -> std::io::Result<Option<u64>> {
     let mut buf = vec![0u8; 8192];
     let mut end = len;
@@ -850,6 +847,131 @@ mod tests {
                 matches!(got, Err(StatusError::MalformedLine { line: 36, .. })),
                 "{got:?}"
             );
+        }
+    }
+
+    #[test]
+    fn both_readers_report_the_first_bad_line() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        let mut lines: Vec<String> = (0..30)
+            .map(|i| {
+                event(&mut s, &format!("WP{i:02}"), Lane::Genesis, Lane::Planned)
+                    .to_line()
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect();
+        lines[4] = "{not json".to_owned();
+        // Malformed line 5, invalid UTF-8 on line 25, torn tail on line 31.
+        let mut bytes = lines.join("\n").into_bytes();
+        bytes.extend_from_slice(b"\n{\"partial\": ");
+        let pos = lines[..24].iter().map(|l| l.len() + 1).sum::<usize>() + 3;
+        bytes[pos] = 0xff;
+        std::fs::create_dir_all(log.mission_dir()).unwrap();
+        std::fs::write(log.events_path(), &bytes).unwrap();
+        assert!(matches!(
+            log.read(),
+            Err(StatusError::MalformedLine { line: 5, .. })
+        ));
+        for got in read_all_ways_bytes(&log, &bytes) {
+            assert!(
+                matches!(got, Err(StatusError::MalformedLine { line: 5, .. })),
+                "{got:?}"
+            );
+        }
+        // Fix line 5: now the UTF-8 error on line 25 comes first.
+        let fixed = event(&mut s, "WP04", Lane::Genesis, Lane::Planned).to_line();
+        let mut repaired = bytes.clone();
+        let start = lines[..4].iter().map(|l| l.len() + 1).sum::<usize>();
+        repaired.splice(start..start + lines[4].len(), fixed.trim_end().bytes());
+        std::fs::write(log.events_path(), &repaired).unwrap();
+        assert!(matches!(
+            log.read(),
+            Err(StatusError::MalformedLine { line: 25, .. })
+        ));
+        for got in read_all_ways_bytes(&log, &repaired) {
+            assert!(
+                matches!(got, Err(StatusError::MalformedLine { line: 25, .. })),
+                "{got:?}"
+            );
+        }
+    }
+
+    fn read_all_ways_bytes(log: &EventLog, bytes: &[u8]) -> Vec<Result<Reduction>> {
+        std::fs::write(log.events_path(), bytes).unwrap();
+        let mut results = Vec::new();
+        for parallel_min_bytes in [0, u64::MAX] {
+            for chunk_bytes in [1, 7, 300, 1 << 20] {
+                let tuning = ScanTuning {
+                    parallel_min_bytes,
+                    chunk_bytes,
+                };
+                results.push(
+                    log.scan_for_reduce(tuning)
+                        .map(|(mut b, a)| crate::status::reducer::reduce_batches(&mut b, &a)),
+                );
+            }
+        }
+        results
+    }
+
+    /// Same outcome, or the same error kind at the same line.
+    fn same_outcome(a: &Result<Reduction>, b: &Result<Reduction>) -> bool {
+        match (a, b) {
+            (Ok(x), Ok(y)) => x == y,
+            (
+                Err(StatusError::TornLine { line: x, .. }),
+                Err(StatusError::TornLine { line: y, .. }),
+            ) => x == y,
+            (
+                Err(StatusError::MalformedLine { line: x, .. }),
+                Err(StatusError::MalformedLine { line: y, .. }),
+            ) => x == y,
+            _ => false,
+        }
+    }
+
+    mod agreement {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig {
+                cases: 150,
+                failure_persistence: None,
+                ..ProptestConfig::default()
+            })]
+
+            /// Mutated logs: the owned reader and the fast reducer path agree
+            /// on the result or on the failing line, at every seam.
+            #[test]
+            fn readers_agree_on_mutated_logs(
+                edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 0..4),
+            ) {
+                const ALPHABET: &[u8] = b"\"\\{}[],:0-9eE.+ntfu\t \r\n\x01abAZ";
+                let base = include_str!("testdata/e2e.status.events.jsonl");
+                let mut bytes = base.as_bytes().to_vec();
+                for &(pos, op, pick) in &edits {
+                    let pos = pos % bytes.len();
+                    let c = ALPHABET[pick as usize % ALPHABET.len()];
+                    match op % 3 {
+                        0 => { bytes.remove(pos); }
+                        1 => bytes.insert(pos, c),
+                        _ => bytes[pos] = c,
+                    }
+                }
+                let (_dir, log) = setup();
+                std::fs::create_dir_all(log.mission_dir()).unwrap();
+                std::fs::write(log.events_path(), &bytes).unwrap();
+                let owned = owned_reduction(&log);
+                for tuning in [ScanTuning::DEFAULT, ScanTuning { parallel_min_bytes: 0, chunk_bytes: 13 }] {
+                    let fast = log
+                        .scan_for_reduce(tuning)
+                        .map(|(mut b, a)| crate::status::reducer::reduce_batches(&mut b, &a));
+                    prop_assert!(same_outcome(&owned, &fast), "owned {:?} vs fast {:?}", owned.as_ref().err(), fast.as_ref().err());
+                }
+            }
         }
     }
 

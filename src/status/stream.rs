@@ -17,7 +17,6 @@ use super::compact::Batch;
 use super::event::AnnotationEvent;
 use super::line::{ParsedLine, parse_line};
 use super::scan::{FastLine, ScanCache, fast_line};
-use super::store::line_number_at;
 
 /// Reads the whole log for the reducer: batches in file order and the
 /// annotations. An error comes with the number of lines before its range.
@@ -38,13 +37,21 @@ pub(crate) fn read_for_reduce(
     let (first, second) = match split {
         None => (scan_range(path, 0, len, tuning.chunk_bytes), None),
         Some(mid) => std::thread::scope(|s| {
-            let second = s.spawn(|| scan_range(path, mid, len, tuning.chunk_bytes));
-            let first = scan_range(path, 0, mid, tuning.chunk_bytes);
-            let second = match second.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            (first, Some(second))
+            let spawned = std::thread::Builder::new()
+                .name("status-reader".into())
+                .spawn_scoped(s, || scan_range(path, mid, len, tuning.chunk_bytes));
+            match spawned {
+                Ok(second) => {
+                    let first = scan_range(path, 0, mid, tuning.chunk_bytes);
+                    let second = match second.join() {
+                        Ok(result) => result,
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    };
+                    (first, Some(second))
+                }
+                // No thread to be had: read the whole file here.
+                Err(_) => (scan_range(path, 0, len, tuning.chunk_bytes), None),
+            }
         }),
     };
     let mut first = first.map_err(|e| (e, 0))?;
@@ -166,10 +173,18 @@ fn scan_range(
 /// line ends; anything else is cut at the next newline and handed to the
 /// serde reader, exactly as a plain split into lines would.
 fn scan_lines(region: &[u8], out: &mut RangeScan) -> std::result::Result<(), ScanError> {
-    let text = std::str::from_utf8(region).map_err(|e| ScanError::Malformed {
-        line: out.lines + line_number_at(region, e.valid_up_to()),
-        reason: "not valid UTF-8".to_owned(),
-    })?;
+    let Ok(text) = std::str::from_utf8(region) else {
+        // Rare: go line by line so an earlier bad line is reported first.
+        for raw in region.split(|&b| b == b'\n') {
+            out.lines += 1;
+            let line = std::str::from_utf8(raw).map_err(|_| ScanError::Malformed {
+                line: out.lines,
+                reason: "not valid UTF-8".to_owned(),
+            })?;
+            scan_slow_line(line, out)?;
+        }
+        return Ok(());
+    };
     let bytes = text.as_bytes();
     let mut start = 0usize;
     loop {
