@@ -2,7 +2,7 @@
 //! server). It makes a scratch git repository, creates a mission with two work packages, drives
 //! them through the orchestrator-api flow exactly as spec-kitty-orchestrator does (this binary
 //! called as a subprocess, one JSON line per call), accepts and merges the mission, then prints
-//! the board and the offline event queue.
+//! the board and the summary of the offline event queue every state change was queued in.
 
 use clap::Args;
 use serde_json::{Value, json};
@@ -350,6 +350,28 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     if !board.success() {
         return Err(fail("`spec-kitty status` failed"));
     }
-    println!("Explore it: cd {} && spec-kitty status", root.display());
+    // 4. The events every state change queued in the embedded SQLite outbox (no server).
+    let queue = demo.json(&root, &["sync", "status", "--json"])?;
+    println!(
+        "Offline event queue: {} ({} events, {} quarantined)",
+        queue["queue"]["path"].as_str().unwrap_or("?"),
+        queue["queue"]["depth"],
+        queue["quarantine"]["count"]
+    );
+    for t in queue["queue"]["by_type"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        println!(
+            "  {:<20} {}",
+            t["event_type"].as_str().unwrap_or("?"),
+            t["count"]
+        );
+    }
+    println!(
+        "\nExplore it: cd {} && spec-kitty status && spec-kitty sync status",
+        root.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

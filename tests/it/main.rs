@@ -10,6 +10,7 @@ mod identity_repo;
 mod legacy_names;
 mod mission_lifecycle;
 mod orchestrator_api;
+mod status_flow;
 mod structure;
 mod support;
 mod sync_cli;
