@@ -178,6 +178,60 @@ impl Surface {
             }
         }
     }
+    /// Slot of a field this surface's value rules read (see [`MAX_FIELD_SLOTS`]).
+    #[inline]
+    pub fn field_slot(self, key: &str) -> Option<usize> {
+        match self {
+            Surface::Envelope => {
+                match key {
+                    "schema_version" => Some(0usize),
+                    "build_id" => Some(1usize),
+                    "aggregate_type" => Some(2usize),
+                    "event_type" => Some(3usize),
+                    _ => None,
+                }
+            }
+            Surface::PayloadMissionScoped => {
+                match key {
+                    "mission_slug" => Some(0usize),
+                    "mission_number" => Some(1usize),
+                    "mission_type" => Some(2usize),
+                    _ => None,
+                }
+            }
+            Surface::BodySync => {
+                match key {
+                    "project_uuid" => Some(0usize),
+                    "mission_slug" => Some(1usize),
+                    "target_branch" => Some(2usize),
+                    "mission_type" => Some(3usize),
+                    "manifest_version" => Some(4usize),
+                    "admission_generation" => Some(5usize),
+                    "binding_audience" => Some(6usize),
+                    _ => None,
+                }
+            }
+            Surface::TrackerBind => {
+                match key {
+                    "uuid" => Some(0usize),
+                    "slug" => Some(1usize),
+                    "node_id" => Some(2usize),
+                    "repo_slug" => Some(3usize),
+                    "build_id" => Some(4usize),
+                    _ => None,
+                }
+            }
+            Surface::OrchestratorApi => {
+                match key {
+                    "commands" => Some(0usize),
+                    "error_codes" => Some(1usize),
+                    "mission_slug" => Some(2usize),
+                    "cli_flags" => Some(3usize),
+                    _ => None,
+                }
+            }
+        }
+    }
     /// Whether `key` must be absent from the top level of this surface's documents (one
     /// of its forbidden fields or a feature-era key). Compiled to a length switch.
     #[inline]
@@ -217,6 +271,8 @@ impl Surface {
         }
     }
 }
+/// Most fields any surface's value rules read (the size of the gate's slot array).
+pub const MAX_FIELD_SLOTS: usize = 7usize;
 /// One gate rule, checked against the JSON object handed to the gate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rule {

@@ -172,6 +172,36 @@ pub fn rules(
         keys.dedup();
         quote! { matches!(key, #(#keys)|*) }
     });
+    // Per surface: the fields its value rules read, each with a slot index, so the gate can
+    // collect them in the same single pass over the document's keys (no hashing per rule).
+    let slot_names: Vec<Vec<String>> = shape
+        .surfaces
+        .iter()
+        .map(|s| {
+            let mut names: Vec<String> = Vec::new();
+            for r in &s.rules {
+                let f = match r {
+                    Rule::Required(f) => f,
+                    Rule::Allowed { field, .. }
+                    | Rule::ForbiddenValue { field, .. }
+                    | Rule::Equals { field, .. } => field,
+                    Rule::Forbidden(_) => continue,
+                };
+                if !names.contains(f) {
+                    names.push(f.clone());
+                }
+            }
+            names
+        })
+        .collect();
+    let max_slots = slot_names.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let slot_tables = slot_names.iter().map(|names| {
+        let arms = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| quote! { #n => Some(#i), });
+        quote! { match key { #(#arms)* _ => None } }
+    });
     let mut legacy_sorted = legacy.to_vec();
     legacy_sorted.sort();
     legacy_sorted.dedup();
@@ -271,6 +301,12 @@ pub fn rules(
                 match self { #(Surface::#idents => #rule_tables),* }
             }
 
+            /// Slot of a field this surface's value rules read (see [`MAX_FIELD_SLOTS`]).
+            #[inline]
+            pub fn field_slot(self, key: &str) -> Option<usize> {
+                match self { #(Surface::#idents => #slot_tables),* }
+            }
+
             /// Whether `key` must be absent from the top level of this surface's documents (one
             /// of its forbidden fields or a feature-era key). Compiled to a length switch.
             #[inline]
@@ -278,6 +314,9 @@ pub fn rules(
                 match self { #(Surface::#idents => #absent_tables),* }
             }
         }
+
+        /// Most fields any surface's value rules read (the size of the gate's slot array).
+        pub const MAX_FIELD_SLOTS: usize = #max_slots;
 
         /// One gate rule, checked against the JSON object handed to the gate.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -132,10 +132,26 @@ pub fn gate(surface: Surface, doc: &Value) -> Result<(), ContractViolation> {
     let Value::Object(obj) = doc else {
         return Err(ContractViolation::new(surface, "", Reason::NotAnObject));
     };
-    // One pass over the top-level keys: is any key that must be absent present? In the common
-    // (valid) case nothing is, and the per-rule forbidden lookups are skipped.
-    let hit = obj.keys().find(|k| surface.must_be_absent(k));
-    check_rules(surface, obj, "", hit.is_some())?;
+    // One pass over the top-level keys: note any key that must be absent, and collect the
+    // fields the value rules read into their slots (no per-rule hashing).
+    let mut slots: [Option<&Value>; rules::MAX_FIELD_SLOTS] = [None; rules::MAX_FIELD_SLOTS];
+    let mut hit = None;
+    for (key, value) in obj {
+        if hit.is_none() && surface.must_be_absent(key) {
+            hit = Some(key);
+        }
+        if let Some(i) = surface.field_slot(key) {
+            slots[i] = Some(value);
+        }
+    }
+    let get = |name: &str| surface.field_slot(name).and_then(|i| slots[i]);
+    check_rules(
+        surface,
+        get,
+        |name| obj.contains_key(name),
+        "",
+        hit.is_some(),
+    )?;
     if let Some(key) = hit {
         // Not one of the surface's own forbidden fields (those were reported above), so a
         // feature-era key.
@@ -169,9 +185,12 @@ fn render(value: &Value) -> String {
     s
 }
 
-fn check_rules(
+/// Apply a surface's rules in file order. `get` reads a field the value rules name; `has` tells
+/// whether any key is present (only consulted for forbidden fields, when `check_forbidden`).
+fn check_rules<'a>(
     surface: Surface,
-    obj: &Map<String, Value>,
+    get: impl Fn(&str) -> Option<&'a Value>,
+    has: impl Fn(&str) -> bool,
     prefix: &str,
     check_forbidden: bool,
 ) -> Result<(), ContractViolation> {
@@ -185,7 +204,7 @@ fn check_rules(
     for rule in surface.rules() {
         match *rule {
             Rule::Required(name) => {
-                if !obj.contains_key(name) {
+                if get(name).is_none() {
                     return Err(ContractViolation::new(
                         surface,
                         field(name),
@@ -194,7 +213,7 @@ fn check_rules(
                 }
             }
             Rule::Forbidden(name) => {
-                if check_forbidden && obj.contains_key(name) {
+                if check_forbidden && has(name) {
                     return Err(ContractViolation::new(
                         surface,
                         field(name),
@@ -206,7 +225,7 @@ fn check_rules(
                 field: name,
                 values,
             } => {
-                if let Some(v) = obj.get(name)
+                if let Some(v) = get(name)
                     && !v.as_str().is_some_and(|s| values.contains(&s))
                 {
                     let reason = Reason::ValueNotAllowed {
@@ -220,7 +239,7 @@ fn check_rules(
                 field: name,
                 values,
             } => {
-                if let Some(v) = obj.get(name)
+                if let Some(v) = get(name)
                     && v.as_str().is_some_and(|s| values.contains(&s))
                 {
                     let reason = Reason::ValueForbidden { value: render(v) };
@@ -228,7 +247,7 @@ fn check_rules(
                 }
             }
             Rule::Equals { field: name, value } => {
-                if let Some(v) = obj.get(name)
+                if let Some(v) = get(name)
                     && v.as_str() != Some(value)
                 {
                     let reason = Reason::ValueMismatch {
@@ -312,9 +331,13 @@ fn envelope_extras(obj: &Map<String, Value>) -> Result<(), ContractViolation> {
     }
     if spec.mission_scoped {
         match obj.get("payload") {
-            Some(Value::Object(payload)) => {
-                check_rules(Surface::PayloadMissionScoped, payload, "payload", true)?
-            }
+            Some(Value::Object(payload)) => check_rules(
+                Surface::PayloadMissionScoped,
+                |n| payload.get(n),
+                |n| payload.contains_key(n),
+                "payload",
+                true,
+            )?,
             _ => {
                 return Err(ContractViolation::new(
                     Surface::PayloadMissionScoped,
