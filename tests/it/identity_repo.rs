@@ -7,30 +7,7 @@ use std::path::{Path, PathBuf};
 use spec_kitty::identity::{self, IdentityError};
 use spec_kitty::repo::{self, RepoError};
 
-/// Run git in `dir` (repository-selecting env vars cleared by the library helper) and insist on
-/// success.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = repo::git::command(dir)
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.test",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use super::support::git;
 
 /// A committed repository at `<tmp>/main` (canonical path), with `.kittify/` when `kittify`.
 fn project(tmp: &Path, kittify: bool) -> PathBuf {

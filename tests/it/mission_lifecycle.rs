@@ -12,28 +12,7 @@ use spec_kitty::mission::{
 };
 use spec_kitty::{repo, upgrade};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = repo::git::command(dir)
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.test",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use super::support::git;
 
 fn project(tmp: &Path) -> PathBuf {
     let root = tmp.join("proj");

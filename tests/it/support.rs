@@ -24,29 +24,28 @@ pub fn bin(dir: &Path) -> Command {
     cmd
 }
 
+/// Run git in `dir` (repository-selecting variables cleared by the library helper, a fixed test
+/// identity) and insist on success. Returns stdout, trimmed.
 pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
+    let out = spec_kitty::repo::git::command(dir)
         .args([
             "-c",
-            "user.name=T",
+            "user.name=Test",
             "-c",
-            "user.email=t@example.test",
+            "user.email=test@example.test",
             "-c",
             "commit.gpgsign=false",
         ])
+        .args(["-c", "init.defaultBranch=main"])
         .args(args)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "git {args:?}: {}",
+        "git {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 pub const MISSION: &str = "099-orchestrator-e2e";

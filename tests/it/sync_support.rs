@@ -2,11 +2,10 @@
 //! `HOME` pointed at the temporary one, python3.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
-use spec_kitty::repo;
 
 /// A temporary `HOME` and a committed git project in it.
 pub struct Sandbox {
@@ -84,29 +83,7 @@ impl Sandbox {
     }
 }
 
-/// Run git in `dir` and insist on success.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = repo::git::command(dir)
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.test",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+pub use super::support::git;
 
 /// Run a python3 script (only the standard library) with arguments; its stdout.
 pub fn python(script: &str, args: &[&str]) -> String {
