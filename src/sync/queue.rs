@@ -17,6 +17,8 @@
 //! the `queue` table is created if absent; an upstream table is kept with its rows (an older one
 //! without `coalesce_key` gets `ALTER TABLE queue ADD COLUMN coalesce_key TEXT`, as upstream's
 //! own upgrade); the indexes and the `quarantine` table are created; `user_version` becomes 1.
+//! 2 adds the one-row `clock_floor` table (the highest Lamport value ever queued, updated in
+//! each enqueue's transaction); a version-1 file is upgraded in place.
 //! A file with a higher `user_version` (a newer spec-kitty-rs) is refused, untouched. Upstream
 //! ignores `user_version` and the `quarantine` table, so it keeps reading and writing the file.
 //!
@@ -96,7 +98,7 @@ use super::home::DEFAULT_MAX_QUEUE_SIZE;
 use crate::contract::{Surface, Timestamp, gate};
 
 /// The schema version this build writes (see the module docs).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const QUEUE_TABLE: &str = "CREATE TABLE IF NOT EXISTS queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -130,6 +132,21 @@ CREATE TABLE IF NOT EXISTS quarantine (
     quarantined_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS idx_quarantine_event_id ON quarantine(event_id);";
+
+/// The Lamport floor: the highest `lamport_clock` ever queued in this file, updated in each
+/// enqueue's own transaction. It makes the clock durable with the queue's single commit, so the
+/// clock file itself is replaced atomically without fsync (see `Emitter::open_in`).
+const CLOCK_FLOOR_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS clock_floor (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO clock_floor (id, value)
+    SELECT 1, COALESCE(MAX(CAST(json_extract(data, '$.lamport_clock') AS INTEGER)), 0)
+    FROM queue WHERE json_valid(data);";
+
+const RAISE_FLOOR: &str = "INSERT INTO clock_floor (id, value) VALUES (1, ?1) \
+    ON CONFLICT(id) DO UPDATE SET value = max(value, excluded.value)";
 
 /// Columns upstream's queue must have for us to use it (`coalesce_key` may be added).
 const REQUIRED_COLUMNS: &[&str] = &[
@@ -521,6 +538,8 @@ impl Queue {
             .map_err(err("create the queue indexes"))?;
         tx.execute_batch(QUARANTINE_TABLE)
             .map_err(err("create the quarantine table"))?;
+        tx.execute_batch(CLOCK_FLOOR_TABLE)
+            .map_err(err("create the clock floor table"))?;
         tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
             .map_err(err("set user_version"))?;
         tx.commit().map_err(err("commit the schema upgrade"))?;
@@ -544,6 +563,10 @@ impl Queue {
             detail: e.to_string(),
         })?;
         let key = coalesce_key(envelope);
+        let lamport = envelope
+            .get("lamport_clock")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
         let now = epoch_seconds();
         let max = self.options.max_queue_size.max(1);
 
@@ -570,6 +593,9 @@ impl Queue {
                 )
                 .and_then(|mut s| s.execute(params![event_id, data, now, id]))
                 .map_err(err("coalesce"))?;
+                tx.prepare_cached(RAISE_FLOOR)
+                    .and_then(|mut s| s.execute([lamport]))
+                    .map_err(err("record the Lamport floor"))?;
                 let data_version = data_version(&tx).map_err(err("read data_version"))?;
                 tx.commit().map_err(err("commit"))?;
                 self.count =
@@ -636,6 +662,9 @@ impl Queue {
         )
         .and_then(|mut s| s.execute(params![event_id, event_type, data, now, key]))
         .map_err(err("insert"))?;
+        tx.prepare_cached(RAISE_FLOOR)
+            .and_then(|mut s| s.execute([lamport]))
+            .map_err(err("record the Lamport floor"))?;
         tx.commit().map_err(err("commit"))?;
         self.count = known.map(|c| CachedCount {
             data_version,
@@ -668,6 +697,18 @@ impl Queue {
     }
 
     /// The highest `lamport_clock` among queued envelopes (rows that are not JSON are skipped).
+    /// The highest Lamport value ever queued in this file (kept across sends and evictions).
+    pub fn clock_floor(&self) -> Result<u64, QueueError> {
+        let v: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM clock_floor WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sqlite_err(&self.path, "read the Lamport floor"))?;
+        Ok(v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+
     pub fn max_lamport(&self) -> Result<Option<u64>, QueueError> {
         let max: Option<i64> = self
             .conn
@@ -1141,7 +1182,7 @@ mod tests {
             .unwrap();
         }
         let q = Queue::open(&path, opts(10)).unwrap();
-        assert_eq!(q.schema_version().unwrap(), 1);
+        assert_eq!(q.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(q.len().unwrap(), 1);
         let cols: Vec<String> = q
             .conn
@@ -1247,5 +1288,37 @@ mod tests {
         );
         assert_eq!(q.drop_quarantine(&QuarantineSelection::All).unwrap(), 1);
         assert_eq!(q.stats().unwrap().quarantined, 0);
+    }
+}
+
+#[cfg(test)]
+mod clock_floor_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(n: u64, lamport: u64) -> Value {
+        json!({"event_id": format!("01JMBY7K8N3QRVX2DPFG5H{n:04}"), "event_type": "WPCreated", "lamport_clock": lamport, "payload": {}})
+    }
+
+    #[test]
+    fn the_floor_survives_sends_and_only_rises() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let opts = QueueOptions {
+            max_queue_size: 100,
+            durability: Durability::Full,
+        };
+        let mut q = Queue::open(&path, opts).unwrap();
+        assert_eq!(q.clock_floor().unwrap(), 0);
+        q.enqueue(&env(1, 41)).unwrap();
+        q.enqueue(&env(2, 7)).unwrap();
+        assert_eq!(q.clock_floor().unwrap(), 41);
+        drop(q);
+        // Rows leave the queue (sent); the floor stays.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute("DELETE FROM queue", []).unwrap();
+        drop(c);
+        let q = Queue::open(&path, opts).unwrap();
+        assert_eq!(q.clock_floor().unwrap(), 41);
     }
 }
