@@ -12,6 +12,7 @@ mod mission;
 mod status;
 mod sync;
 mod tasks;
+mod upgrade;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,6 +36,8 @@ enum Command {
     /// Commands agents and tools run inside a project.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Rewrite pre-mission metadata (legacy meta.json keys) into mission keys.
+    Upgrade(upgrade::UpgradeArgs),
     /// Show the work-package board of a mission (or of every mission).
     Status(status::StatusArgs),
     /// Run the whole product once in a scratch repository: a mission with two work packages
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Agent(AgentCommand::Tasks(cmd)) => tasks::run(cmd),
         Command::Status(args) => status::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Upgrade(args) => upgrade::run(&args),
         Command::OrchestratorApi { args } => return crate::orchestrator_api::run(&args),
         Command::Sync(cmd) => sync::run(cmd),
     };

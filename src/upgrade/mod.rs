@@ -6,5 +6,7 @@
 //! rewrite that `upgrade` performs.
 
 pub mod legacy;
+pub mod meta_files;
 
 pub use legacy::{LEGACY_META_KEYS, canonicalize_meta, legacy_meta_keys};
+pub use meta_files::{Rewritten, upgrade_meta_files};

@@ -303,3 +303,40 @@ fn bad_input_corpus_gets_errors_and_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn upgrade_rewrites_legacy_meta_json_and_commands_work_again() {
+    use spec_kitty::upgrade::LEGACY_META_KEYS as LEGACY;
+    let (_tmp, root) = fixture();
+    let p = root.join(format!("kitty-specs/{MISSION}/meta.json"));
+    // A pre-mission meta.json: the slug, number and type under their legacy names.
+    let legacy = serde_json::json!({LEGACY[0]: MISSION, LEGACY[1]: "099", LEGACY[5]: "software-dev",
+        "slug": MISSION, "friendly_name": "Orchestrator E2E", "target_branch": "e2e/orchestrator"});
+    std::fs::write(&p, serde_json::to_string_pretty(&legacy).unwrap()).unwrap();
+    bin(&root)
+        .args(["status", "--mission", MISSION])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("spec-kitty upgrade"));
+
+    let before = snapshot(&root);
+    let dry = json(bin(&root).args(["upgrade", "--dry-run", "--json"]));
+    assert_eq!(dry["upgraded"][0]["mission"], MISSION);
+    assert_eq!(snapshot(&root), before, "--dry-run wrote something");
+
+    let done = json(bin(&root).args(["upgrade", "--json"]));
+    assert_eq!(done["upgraded"].as_array().unwrap().len(), 1);
+    let meta: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    assert_eq!(meta["mission_slug"], MISSION);
+    assert_eq!(meta["mission_number"], 99);
+    assert_eq!(meta["mission_type"], "software-dev");
+    for key in LEGACY {
+        assert!(meta.get(*key).is_none(), "{key} survived the upgrade");
+    }
+    bin(&root)
+        .args(["agent", "mission", "finalize-tasks", "--mission", MISSION])
+        .assert()
+        .success();
+    let again = json(bin(&root).args(["upgrade", "--json"]));
+    assert_eq!(again["upgraded"], serde_json::json!([]));
+}
