@@ -41,7 +41,8 @@ def fixture(root, exe):
 
 
 def timed(exe, root, args, runs=21, warm=3, reset=None):
-    env = dict(os.environ, SPECIFY_REPO_ROOT=root)
+    # Events go to a spec-kitty home inside the fixture, never the user's ~/.spec-kitty.
+    env = dict(os.environ, SPECIFY_REPO_ROOT=root, SPEC_KITTY_HOME=os.path.join(root, ".git", "bench-home"))
     cmd = [exe, "orchestrator-api", *args]
     out = subprocess.run(cmd, cwd=root, env=env, capture_output=True)
     assert json.loads(out.stdout)["success"], out.stdout
