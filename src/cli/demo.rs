@@ -255,7 +255,14 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
             "Starting implementation with agent 'demo-agent'",
         ])?;
         // The agent works in the lane worktree and commits.
-        let ws = PathBuf::from(started["workspace_path"].as_str().unwrap_or_default());
+        let ws = match started["workspace_path"].as_str() {
+            Some(p) if Path::new(p).is_dir() => PathBuf::from(p),
+            _ => {
+                return Err(fail(format!(
+                    "start-implementation gave no usable workspace for {wp}: {started}"
+                )));
+            }
+        };
         write(
             &ws.join(file),
             &format!("# {wp}: implemented by the demo agent\n"),
