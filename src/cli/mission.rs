@@ -98,6 +98,30 @@ fn create(args: &CreateArgs) -> Result<ExitCode, CliError> {
     identity::ensure(&root)
         .map_err(|e| CliError::failed("IDENTITY_ERROR", e.to_string()).json(args.json))?;
     let meta = &created.meta;
+    // As upstream, the new mission is committed on the current branch (best effort: a repository
+    // without a commit identity keeps the files uncommitted, with a warning).
+    let rel = created
+        .dir
+        .strip_prefix(&root)
+        .unwrap_or(&created.dir)
+        .to_string_lossy()
+        .into_owned();
+    let mut paths = vec![rel];
+    let commit = crate::mission::workflow::identity_file_to_commit(&root).and_then(|identity| {
+        paths.extend(identity);
+        crate::mission::workflow::commit_paths(
+            &root,
+            &paths,
+            &format!("Add mission {}", meta.mission_slug),
+        )
+    });
+    let commit = match commit {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: the mission was created but not committed: {e}");
+            None
+        }
+    };
     crate::sync::outbox::Outbox::open(&root).mission_created(
         &meta.mission_slug,
         meta.mission_number,
@@ -114,6 +138,7 @@ fn create(args: &CreateArgs) -> Result<ExitCode, CliError> {
             "friendly_name": meta.friendly_name,
             "target_branch": meta.target_branch,
             "mission_dir": created.dir,
+            "commit": commit,
         }));
     } else {
         println!(

@@ -233,12 +233,7 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         .filter(|p| p.exists())
         .map(|p| ctx.rel(&p))
         .collect();
-    let config = crate::identity::config_path(&ctx.root);
-    let ignored =
-        git::run_optional(&ctx.root, &["check-ignore", "-q", &ctx.rel(&config)])?.is_some();
-    if config.exists() && !ignored {
-        paths.push(ctx.rel(&config));
-    }
+    paths.extend(identity_file_to_commit(&ctx.root)?);
     let commit = commit_paths(
         &ctx.root,
         &paths,
@@ -253,9 +248,22 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
     })
 }
 
+/// `.kittify/config.yaml`, relative to `root`, when it exists and git does not ignore it: the
+/// project identity is committed together with the first mission files that need it.
+pub(crate) fn identity_file_to_commit(root: &Path) -> Result<Option<String>, repo::RepoError> {
+    let config = crate::identity::config_path(root);
+    let rel = config
+        .strip_prefix(root)
+        .unwrap_or(&config)
+        .to_string_lossy()
+        .into_owned();
+    let ignored = git::run_optional(root, &["check-ignore", "-q", &rel])?.is_some();
+    Ok((config.exists() && !ignored).then_some(rel))
+}
+
 /// Commit exactly `paths` (nothing else staged by the user is included). `None` when nothing
 /// changed.
-fn commit_paths(
+pub(crate) fn commit_paths(
     root: &Path,
     paths: &[String],
     message: &str,

@@ -89,6 +89,15 @@ fn init_is_idempotent_and_create_numbers_missions() {
             root.join(format!("kitty-specs/{n:03}-{slug}/tasks"))
                 .is_dir()
         );
+        assert!(
+            v["commit"].is_string(),
+            "the mission is committed, as upstream does"
+        );
+        assert_eq!(
+            super::support::git(&root, &["status", "--porcelain"]),
+            "",
+            "create left the checkout dirty"
+        );
     }
 }
 
