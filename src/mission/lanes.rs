@@ -165,19 +165,6 @@ pub fn workspace(root: &Path, lanes: &LanesFile, lane: &Lane) -> LaneWorkspace {
     }
 }
 
-fn branch_exists(root: &Path, branch: &str) -> Result<bool, RepoError> {
-    Ok(git::run_optional(
-        root,
-        &[
-            "rev-parse",
-            "--verify",
-            "--quiet",
-            &format!("refs/heads/{branch}"),
-        ],
-    )?
-    .is_some())
-}
-
 /// Why a lane worktree could not be allocated.
 #[derive(Debug, thiserror::Error)]
 pub enum LaneError {
@@ -207,14 +194,14 @@ pub fn allocate(root: &Path, lanes: &LanesFile, lane: &Lane) -> Result<LaneWorks
         }
         return Ok(ws);
     }
-    if !branch_exists(root, &lanes.mission_branch)? {
+    if !git::branch_exists(root, &lanes.mission_branch)? {
         git::run(
             root,
             &["branch", &lanes.mission_branch, &lanes.target_branch],
         )?;
     }
     let path = ws.path.to_string_lossy().into_owned();
-    if branch_exists(root, &ws.branch)? {
+    if git::branch_exists(root, &ws.branch)? {
         git::run(root, &["worktree", "add", "--quiet", &path, &ws.branch])?;
     } else {
         git::run(

@@ -93,11 +93,17 @@ impl MissionContext {
     /// Append `records` under the held lock, rewrite status.json, and queue the matching
     /// events (best effort, see `sync::outbox`). The one write path of every status change.
     pub fn record(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
-        lock.append(records)?;
-        lock.materialize(&self.snapshot_identity())?;
+        self.persist(lock, records)?;
         if !records.is_empty() {
             Outbox::open(&self.root).status_records(records);
         }
+        Ok(())
+    }
+
+    /// The local half of [`record`](Self::record): append and rewrite status.json, no events.
+    fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
+        lock.append(records)?;
+        lock.materialize(&self.snapshot_identity())?;
         Ok(())
     }
 
@@ -209,7 +215,9 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
     // the rest, so queuing events later never dirties the checkout.
     crate::identity::ensure(&ctx.root)
         .map_err(|e| StatusError::InvalidEvent(format!("project identity: {e}")))?;
+    ctx.persist(&lock, &records)?;
     if !bootstrapped.is_empty() {
+        // One emitter for the whole step: WPCreated for each new WP, then its bootstrap event.
         let mut outbox = Outbox::open(&ctx.root);
         for wp in wps
             .iter()
@@ -223,8 +231,8 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
                 &deps,
             );
         }
+        outbox.status_records(&records);
     }
-    ctx.record(&lock, &records)?;
     drop(lock);
 
     let mut paths: Vec<String> = [lanes::LANES_FILE, "status.events.jsonl", "status.json"]

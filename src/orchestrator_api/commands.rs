@@ -307,17 +307,7 @@ fn merge_dependency_lanes(
             continue;
         };
         let branch = lanes::workspace(root, file, dep_lane).branch;
-        let exists = git::run_optional(
-            root,
-            &[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("refs/heads/{branch}"),
-            ],
-        )
-        .map_err(|e| e.to_string())?;
-        if exists.is_none() {
+        if !git::branch_exists(root, &branch).map_err(|e| e.to_string())? {
             continue;
         }
         if let Err(e) = git::run(&ws.path, &["merge", "--no-edit", "--quiet", &branch]) {

@@ -30,10 +30,7 @@ fn preflight(ctx: &MissionContext, target: &str, errors: Vec<String>) -> ApiErro
 }
 
 fn ref_exists(root: &Path, r: &str) -> bool {
-    matches!(
-        git::run_optional(root, &["rev-parse", "--verify", "--quiet", r]),
-        Ok(Some(_))
-    )
+    git::ref_exists(root, r).unwrap_or(false)
 }
 
 /// The worktree that has `branch` checked out, if any.

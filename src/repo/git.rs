@@ -58,6 +58,16 @@ pub fn run<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<String, RepoError>
 
 /// Like [`run`], but a non-zero exit is `Ok(None)` instead of an error (for queries such as
 /// `git symbolic-ref --quiet HEAD` whose failure is an answer).
+/// Whether `reference` (a full ref such as `refs/heads/main`) names an existing object.
+pub fn ref_exists(dir: &Path, reference: &str) -> Result<bool, RepoError> {
+    Ok(run_optional(dir, &["rev-parse", "--verify", "--quiet", reference])?.is_some())
+}
+
+/// Whether the local branch `branch` exists.
+pub fn branch_exists(dir: &Path, branch: &str) -> Result<bool, RepoError> {
+    ref_exists(dir, &format!("refs/heads/{branch}"))
+}
+
 pub fn run_optional<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Option<String>, RepoError> {
     let output = output(dir, args)?;
     Ok(output.status.success().then(|| stdout_text(&output)))

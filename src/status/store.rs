@@ -731,21 +731,7 @@ mod tests {
     /// the result against the owned reader + in-memory reducer.
     fn read_all_ways(log: &EventLog, text: &str) -> Vec<Result<Reduction>> {
         std::fs::create_dir_all(log.mission_dir()).unwrap();
-        std::fs::write(log.events_path(), text).unwrap();
-        let mut results = Vec::new();
-        for parallel_min_bytes in [0, u64::MAX] {
-            for chunk_bytes in [1, 7, 64, 1 << 20] {
-                let tuning = ScanTuning {
-                    parallel_min_bytes,
-                    chunk_bytes,
-                };
-                results.push(
-                    log.scan_for_reduce(tuning)
-                        .map(|(mut b, a)| crate::status::reducer::reduce_batches(&mut b, &a)),
-                );
-            }
-        }
-        results
+        read_with_chunks(log, text.as_bytes(), [1, 7, 64, 1 << 20])
     }
 
     fn owned_reduction(log: &EventLog) -> Result<Reduction> {
@@ -899,10 +885,19 @@ mod tests {
     }
 
     fn read_all_ways_bytes(log: &EventLog, bytes: &[u8]) -> Vec<Result<Reduction>> {
+        read_with_chunks(log, bytes, [1, 7, 300, 1 << 20])
+    }
+
+    /// Writes `bytes` as the log and reduces it with every threading mode and each chunk size.
+    fn read_with_chunks(
+        log: &EventLog,
+        bytes: &[u8],
+        chunks: [usize; 4],
+    ) -> Vec<Result<Reduction>> {
         std::fs::write(log.events_path(), bytes).unwrap();
         let mut results = Vec::new();
         for parallel_min_bytes in [0, u64::MAX] {
-            for chunk_bytes in [1, 7, 300, 1 << 20] {
+            for chunk_bytes in chunks {
                 let tuning = ScanTuning {
                     parallel_min_bytes,
                     chunk_bytes,
