@@ -21,6 +21,25 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Replace `path` with `contents` atomically, readable and writable by the owner only (`0600` on
+/// Unix, whatever the old file's mode was). The temp file has that mode from its creation, so the
+/// contents are never readable by others, not even for an instant.
+pub fn write_atomic_private(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path)?;
+    let mut builder = temp_builder(path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o600));
+    }
+    let mut tmp = builder.tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    sync_dir(dir);
+    Ok(())
+}
+
 /// Create `path` with `contents` only if it does not exist yet.
 ///
 /// Returns `Ok(false)` (and writes nothing) when another file is already there, which makes
@@ -90,6 +109,22 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         // No temp files left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_owner_only_even_over_a_public_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        write_atomic(&p, b"old").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic_private(&p, b"new").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

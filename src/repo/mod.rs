@@ -30,7 +30,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::{create_new_atomic, write_atomic};
+pub use atomic::{create_new_atomic, write_atomic, write_atomic_private};
 
 /// The project marker directory.
 pub const KITTIFY_DIR: &str = ".kittify";

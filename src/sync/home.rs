@@ -168,19 +168,25 @@ impl SpecKittyHome {
         write(&path).map_err(|source| HomeError::Write { path, source })
     }
 
+    /// A `[sync]` key of `config.toml` (missing or unparsable file → `None`).
+    fn sync_config(&self, key: &str) -> Option<toml::Value> {
+        let text = fs::read_to_string(self.config_path()).ok()?;
+        let doc = text.parse::<toml::Table>().ok()?;
+        doc.get("sync")?.as_table()?.get(key).cloned()
+    }
+
+    /// `[sync] server_url` from `config.toml`, when set and not blank.
+    pub fn configured_server_url(&self) -> Option<String> {
+        match self.sync_config("server_url")? {
+            toml::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            _ => None,
+        }
+    }
+
     /// `[sync] max_queue_size` from `config.toml`, else [`DEFAULT_MAX_QUEUE_SIZE`].
     pub fn max_queue_size(&self) -> u64 {
-        let Ok(text) = fs::read_to_string(self.config_path()) else {
-            return DEFAULT_MAX_QUEUE_SIZE;
-        };
-        let Ok(doc) = text.parse::<toml::Table>() else {
-            return DEFAULT_MAX_QUEUE_SIZE;
-        };
-        let value = doc
-            .get("sync")
-            .and_then(toml::Value::as_table)
-            .and_then(|t| t.get("max_queue_size"));
-        let parsed = match value {
+        let value = self.sync_config("max_queue_size");
+        let parsed = match &value {
             Some(toml::Value::Integer(n)) => u64::try_from(*n).ok(),
             Some(toml::Value::String(s)) => s.trim().parse::<u64>().ok(),
             _ => None,
