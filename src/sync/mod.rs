@@ -17,13 +17,16 @@
 //!
 //! Durability is one setting for both files ([`Durability`]); the CLI uses the default, `Full`.
 
+pub mod auth;
 pub mod clock;
+pub mod credentials;
 pub mod emitter;
 pub mod envelope;
 pub mod git_meta;
 pub mod home;
 pub mod outbox;
 pub mod queue;
+pub mod settings;
 
 pub use clock::{ClockError, LamportClock};
 pub use emitter::{EmitError, Emitter, Receipt};
