@@ -241,6 +241,12 @@ impl FakeSaas {
         self.shared.lock().mint_pair(username)
     }
 
+    /// Every token this server ever minted (access, refresh and WebSocket tokens, valid or
+    /// not), so tests can check that no output leaks one.
+    pub fn all_tokens(&self) -> Vec<String> {
+        self.shared.lock().minted.clone()
+    }
+
     /// Invalidate every access token issued so far (requests using one get 401).
     pub fn expire_access_tokens(&self) {
         self.shared.lock().access.clear();

@@ -70,6 +70,8 @@ pub(crate) struct State {
     pub(crate) ws_connections: u64,
     /// Open WebSockets → a channel of text frames to send on them.
     pub(crate) sockets: HashMap<u64, UnboundedSender<String>>,
+    /// Every token ever minted (access, refresh, ws), for leak checks.
+    pub(crate) minted: Vec<String>,
     next_id: u64,
 }
 
@@ -85,6 +87,7 @@ impl State {
             h.write_u64(salt);
             out.push_str(&format!("{:016x}", h.finish()));
         }
+        self.minted.push(out.clone());
         out
     }
 
