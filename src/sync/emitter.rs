@@ -7,14 +7,23 @@
 //! 3. validate the payload with the 3.0.0 model rules ([`validate_payload`]: lane aliases,
 //!    `force` needs a reason, `approved`/`done` need evidence, residual schema limits);
 //! 4. [`gate`] the envelope as it will be written (`Surface::Envelope`, payload included);
-//! 5. enqueue it ([`super::Queue`], one durable transaction). The queue is the transport for now
-//!    (the durable outbox: a later WebSocket send reads from it).
+//! 5. enqueue it ([`super::Queue`], one durable transaction);
+//! 6. when a live client is attached ([`Emitter::attach_live`]) and connected, offer the same
+//!    envelope to it ([`ws::Client::send_event`], chokepoint 6).
 //!
 //! A failure at 2–4 returns the error and **nothing is queued**; upstream printed a warning and
 //! dropped the event. A failure at 5 returns the error; the transaction rolled back.
+//!
+//! The queue is the durable outbox (upstream d7bc1800e/62ec07b95): every event is committed at
+//! 5 before the socket sees it, and stays queued until a batch sync acknowledges its `event_id`.
+//! Step 6 is opportunistic and never fails `emit`: [`Receipt::sent_live`] says whether the frame
+//! was written, and the first time a live client cannot take an event the process prints one
+//! line on stderr:
+//! ``warning: live sync is offline; events stay queued for `spec-kitty sync now` ``.
 
 use std::num::NonZeroU64;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -24,6 +33,7 @@ use super::envelope::{self, EnvelopeContext, EnvelopeError, EventDraft};
 use super::git_meta::{GitResolver, GitSource};
 use super::home::{HomeError, SpecKittyHome};
 use super::queue::{EnqueueOutcome, Queue, QueueError, QueueOptions};
+use super::ws::{self, WsStatus};
 use crate::contract::types::{
     EnvelopePayload, ErrorLoggedPayload, ErrorLoggedPayloadErrorType, HistoryAddedPayload,
     HistoryAddedPayloadEntryType, MissionCreatedPayload, NonEmptyString, StatusTransitionPayload,
@@ -90,6 +100,25 @@ pub struct Receipt {
     pub lamport_clock: u64,
     #[serde(flatten)]
     pub outcome: EnqueueOutcome,
+    /// The envelope was also written to the live WebSocket (it stays queued either way).
+    pub sent_live: bool,
+}
+
+/// The one-line warning that live sync cannot take events (with why, when known); printed at
+/// most once per process.
+pub(crate) fn warn_live_offline_once(why: Option<&str>) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    match why {
+        Some(why) => eprintln!(
+            "warning: live sync is offline ({why}); events stay queued for `spec-kitty sync now`"
+        ),
+        None => {
+            eprintln!("warning: live sync is offline; events stay queued for `spec-kitty sync now`")
+        }
+    }
 }
 
 /// Builds, checks and queues events. One per process and project.
@@ -98,6 +127,7 @@ pub struct Emitter {
     context: EnvelopeContext,
     clock: LamportClock,
     queue: Queue,
+    live: Option<ws::Client>,
 }
 
 impl Emitter {
@@ -163,7 +193,24 @@ impl Emitter {
             context,
             clock,
             queue,
+            live: None,
         }
+    }
+
+    /// Offer every event emitted from now on to `client` too, after it is queued (a client
+    /// attached earlier is closed).
+    pub fn attach_live(&mut self, client: ws::Client) {
+        self.live = Some(client);
+    }
+
+    /// The attached live client.
+    pub fn live(&self) -> Option<&ws::Client> {
+        self.live.as_ref()
+    }
+
+    /// The `build_id` this emitter stamps on envelopes (the checkout's).
+    pub fn build_id(&self) -> &str {
+        &self.context.build_id
     }
 
     pub fn queue(&self) -> &Queue {
@@ -190,12 +237,26 @@ impl Emitter {
         }
         gate(Surface::Envelope, &doc).map_err(EmitError::Contract)?;
         let outcome = self.queue.enqueue(&doc)?;
+        let sent_live = self.send_live(&doc);
         Ok(Receipt {
             event_id: envelope.event_id.to_string(),
             event_type,
             lamport_clock: lamport,
             outcome,
+            sent_live,
         })
+    }
+
+    /// Step 6: offer the queued envelope to the live client, if any. Never an error.
+    fn send_live(&self, doc: &serde_json::Value) -> bool {
+        let Some(client) = &self.live else {
+            return false;
+        };
+        let sent = client.status() == WsStatus::Connected && client.send_event(doc).is_ok();
+        if !sent {
+            warn_live_offline_once(None);
+        }
+        sent
     }
 
     /// [`emit`](Self::emit) a payload with no mission id and no causation.

@@ -27,6 +27,7 @@ pub mod home;
 pub mod outbox;
 pub mod queue;
 pub mod settings;
+pub mod ws;
 
 pub use clock::{ClockError, LamportClock};
 pub use emitter::{EmitError, Emitter, Receipt};
@@ -37,6 +38,7 @@ pub use queue::{
     EnqueueOutcome, QuarantineSelection, QuarantinedRow, Queue, QueueError, QueueOptions,
     QueueStats, QueuedEvent,
 };
+pub use ws::{WsError, WsOptions, WsStatus};
 
 /// How hard a write is pushed to disk before it counts as done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

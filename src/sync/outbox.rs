@@ -3,7 +3,15 @@
 //!
 //! Local state (meta.json, the status log) is the authority and is written first; an event that
 //! cannot be queued (no home directory, a damaged queue, a contract refusal) is reported on
-//! stderr as one `warning:` line and the command still succeeds. Nothing is sent from here.
+//! stderr as one `warning:` line and the command still succeeds.
+//!
+//! Live sync: when network sync is enabled (`SPEC_KITTY_ENABLE_SAAS_SYNC`), the server URL is
+//! usable and the credentials file holds a login for that server, [`Outbox::open`] also
+//! connects a [`ws::Client`] and attaches it to the emitter, which then offers each queued event
+//! to the socket (the queue stays the durable outbox). A failed connection prints one `warning:`
+//! line and is not retried in this process; events are queued as always. With sync disabled
+//! (the default) nothing network-related happens and nothing more is printed. Nothing here
+//! writes to stdout.
 //!
 //! Mapping of the host's lanes onto the 3.0.0 event contract, whose lane enum has no `genesis`
 //! and no `in_review`: `genesis` as a source is the initial state (`from_lane: null`);
@@ -14,8 +22,14 @@
 
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::emitter::{EmitError, Emitter};
+use super::auth::{self, Session};
+use super::credentials::CredentialStore;
+use super::emitter::{EmitError, Emitter, warn_live_offline_once};
+use super::home::SpecKittyHome;
+use super::settings::{ServerUrl, SyncSettings};
+use super::ws::{self, WsOptions};
 use crate::contract::types::{HistoryAddedPayloadEntryType, StatusTransitionPayload};
 use crate::repo::git;
 use crate::status::{Lane, LaneEvent, StatusRecord};
@@ -30,11 +44,49 @@ fn warn(what: &str, e: &EmitError) {
     eprintln!("warning: {what} was not queued for sync: {e}");
 }
 
+/// A live client for this process's sync settings, or `None` when live sync does not apply
+/// (disabled, no usable server, no login for it) or the connection failed (one warning line;
+/// later calls in this process do not try again).
+fn live_client(build_id: &str) -> Option<ws::Client> {
+    static FAILED: AtomicBool = AtomicBool::new(false);
+    let home = SpecKittyHome::from_env().ok()?;
+    let settings = SyncSettings::resolve(&home);
+    if !settings.enabled || FAILED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let server = settings.server.ok()?;
+    let stored = home.credentials().server_url?;
+    if ServerUrl::parse(&stored).ok()? != server {
+        return None;
+    }
+    let connected = auth::http_client(&settings.transport)
+        .map_err(|e| auth::describe_transport_error(&e))
+        .and_then(|http| {
+            let session = Session::new(http, server, CredentialStore::new(home.credentials_path()));
+            ws::Client::connect(session, WsOptions::from_env(), Some(build_id.to_owned()))
+                .map_err(|e| e.to_string())
+        });
+    match connected {
+        Ok(client) => Some(client),
+        Err(e) => {
+            FAILED.store(true, Ordering::Relaxed);
+            warn_live_offline_once(Some(&e));
+            None
+        }
+    }
+}
+
 impl Outbox {
-    /// The outbox of the project at `root` (events are queued in `~/.spec-kitty`).
+    /// The outbox of the project at `root` (events are queued in `~/.spec-kitty`; see the module
+    /// docs for live sync).
     pub fn open(root: &Path) -> Self {
         let emitter = match Emitter::open(root) {
-            Ok(e) => Some(e),
+            Ok(mut e) => {
+                if let Some(client) = live_client(e.build_id()) {
+                    e.attach_live(client);
+                }
+                Some(e)
+            }
             Err(e) => {
                 warn("this command's events", &e);
                 None

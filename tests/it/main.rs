@@ -18,4 +18,5 @@ mod sync_crash;
 mod sync_envelope;
 mod sync_interop;
 mod sync_support;
+mod sync_ws_unit;
 mod upstream;
