@@ -13,7 +13,7 @@
 //! * [`envelope`]: the generated `Envelope` from a typed payload; aggregate mapping; ids.
 //! * [`emitter`]: [`Emitter::emit`] and the convenience `emit_*` methods.
 //! * [`queue`]: the SQLite queue (upstream's table, `user_version` migrations, coalescing, cap,
-//!   quarantine).
+//!   quarantine, paging and batch results for the sender, rejections, sync facts).
 //!
 //! Durability is one setting for both files ([`Durability`]); the CLI uses the default, `Full`.
 
@@ -35,8 +35,8 @@ pub use envelope::{EnvelopeContext, EnvelopeError, EventDraft};
 pub use git_meta::{GitMetadata, GitResolver, GitSource};
 pub use home::{HomeError, SpecKittyHome};
 pub use queue::{
-    EnqueueOutcome, QuarantineSelection, QuarantinedRow, Queue, QueueError, QueueOptions,
-    QueueStats, QueuedEvent,
+    Ack, AppliedResults, Cursor, EnqueueOutcome, QuarantineSelection, QuarantinedRow, Queue,
+    QueueError, QueueOptions, QueueStats, QueuedEvent, Rejection, RetryOutcome,
 };
 pub use ws::{WsError, WsOptions, WsStatus};
 
