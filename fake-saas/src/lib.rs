@@ -272,13 +272,12 @@ impl FakeSaas {
         self.shared.lock().batch_limit = Some(max_events);
     }
 
-    /// Events of these types are answered `rejected` (and never stored). Adds
-    /// to the types already rejected.
+    /// Events of these types are answered `rejected` (and never stored). Replaces
+    /// the previous set; `&[]` accepts every type again.
     pub fn reject_event_types(&self, types: &[&str]) {
+        // Replaces the set: `&[]` accepts every type again.
         let mut state = self.shared.lock();
-        state
-            .rejected_types
-            .extend(types.iter().map(|t| (*t).to_owned()));
+        state.rejected_types = types.iter().map(|t| (*t).to_owned()).collect();
     }
 
     /// Events accepted (batch or WebSocket), in first-arrival order, unique by

@@ -5,12 +5,14 @@
 //! an invalid slug, an unreadable file). With `--json`, failures are also printed on stdout as
 //! `{"error": {"code": "...", "message": "..."}}`; diagnostics always go to stderr.
 
+mod auth;
 mod contract;
 mod demo;
 mod init;
 mod mission;
 mod status;
 mod sync;
+mod sync_now;
 mod tasks;
 mod upgrade;
 
@@ -49,9 +51,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
-    /// Inspect the offline event queue and its quarantine.
+    /// The offline event queue: inspect it, send it to the server, handle its quarantine.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// Log in to the sync server (tokens in ~/.spec-kitty/credentials, mode 0600).
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Upgrade(args) => upgrade::run(&args),
         Command::OrchestratorApi { args } => return crate::orchestrator_api::run(&args),
         Command::Sync(cmd) => sync::run(cmd),
+        Command::Auth(cmd) => auth::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,12 @@
 //!   data, verbatim). It does not run the quarantine pass.
 //! * `sync quarantine drop (--all | ID...) [--json]` deletes quarantined rows for good; with ids,
 //!   every id must be quarantined or nothing is dropped.
+//! * `sync quarantine retry (--all | ID...) [--json]` re-judges quarantined rows; those that now
+//!   pass the gate go back into the queue (retry count 0), the rest stay with their reason.
+//! * `sync status` also reports the events the server rejected (kept queued, with the server's
+//!   reason and category), whether sync is enabled, the server, the login (never a token), and
+//!   the last drain's time, server and error.
+//! * `sync now`: see [`super::sync_now`].
 //!
 //! # Exit statuses (stable)
 //!
@@ -42,7 +48,11 @@ use crate::contract::Timestamp;
 use crate::contract::types::{
     ExecutionMode, HistoryAddedPayloadEntryType, Lane, StatusTransitionPayload,
 };
+use crate::sync::batch::{META_LAST_ERROR, META_LAST_SERVER, META_LAST_SYNC_AT};
+use crate::sync::credentials::CredentialStore;
 use crate::sync::queue::thousands;
+use crate::sync::queue::{Rejection, RetryOutcome};
+use crate::sync::settings::{SyncSettings, configured_server};
 use crate::sync::{
     Durability, EmitError, Emitter, QuarantineSelection, QuarantinedRow, Queue, QueueError,
     QueueOptions, SpecKittyHome,
@@ -58,6 +68,9 @@ pub enum SyncCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Send the queued events to the server now (needs SPEC_KITTY_ENABLE_SAAS_SYNC=1 and a
+    /// login: `spec-kitty auth login`).
+    Now(super::sync_now::NowArgs),
     /// Queued rows the contract gate refused on read-back.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -75,16 +88,19 @@ pub enum QuarantineCommand {
         json: bool,
     },
     /// Delete quarantined rows for good.
-    Drop(DropArgs),
+    Drop(RowSelection),
+    /// Re-check quarantined rows against the contract; the ones that now pass go back into the
+    /// queue (retry count 0), the others stay quarantined with their current reason.
+    Retry(RowSelection),
 }
 
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").required(true).args(["all", "ids"])))]
-pub struct DropArgs {
-    /// Drop every quarantined row.
+pub struct RowSelection {
+    /// Every quarantined row.
     #[arg(long)]
     all: bool,
-    /// Ids of the rows to drop (from `sync quarantine list`).
+    /// Ids of the rows (from `sync quarantine list`).
     ids: Vec<i64>,
     /// Print one JSON document instead of text.
     #[arg(long)]
@@ -105,7 +121,9 @@ pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
     match cmd {
         SyncCommand::Status { json } => status(json),
         SyncCommand::Quarantine(QuarantineCommand::List { json }) => list(json),
+        SyncCommand::Now(args) => super::sync_now::run(&args),
         SyncCommand::Quarantine(QuarantineCommand::Drop(args)) => drop_rows(&args),
+        SyncCommand::Quarantine(QuarantineCommand::Retry(args)) => retry_rows(&args),
         SyncCommand::EmitLoop(args) => emit_loop(&args),
     }
 }
@@ -115,7 +133,7 @@ fn problem(code: &'static str, message: impl ToString) -> CliError {
 }
 
 /// The stable code and exit status of a queue error (see the module docs).
-fn queue_error(e: QueueError, json: bool) -> CliError {
+pub(super) fn queue_error(e: QueueError, json: bool) -> CliError {
     let code = match &e {
         QueueError::NotQuarantined { .. } => {
             return CliError {
@@ -135,11 +153,14 @@ fn queue_error(e: QueueError, json: bool) -> CliError {
     problem(code, e).json(json)
 }
 
-fn home(json: bool) -> Result<SpecKittyHome, CliError> {
+pub(super) fn home(json: bool) -> Result<SpecKittyHome, CliError> {
     SpecKittyHome::from_env().map_err(|e| problem("NO_HOME", e).json(json))
 }
 
-fn open_existing(home: &SpecKittyHome, json: bool) -> Result<(PathBuf, Option<Queue>), CliError> {
+pub(super) fn open_existing(
+    home: &SpecKittyHome,
+    json: bool,
+) -> Result<(PathBuf, Option<Queue>), CliError> {
     let path = home.queue_path();
     let options = QueueOptions {
         max_queue_size: home.max_queue_size(),
@@ -186,21 +207,125 @@ fn row_line(row: &QuarantinedRow) -> String {
     )
 }
 
+/// The `sync` section of `sync status`: enablement, server, login, the last drain.
+fn sync_section(
+    home: &SpecKittyHome,
+    queue: Option<&Queue>,
+    json: bool,
+) -> Result<Value, CliError> {
+    let settings = SyncSettings::resolve(home);
+    let store = CredentialStore::new(home.credentials_path());
+    let now = jiff::Timestamp::now();
+    let login = match store.load() {
+        Ok(Some(c)) => json!({
+            "username": c.username,
+            "team_slug": c.team_slug,
+            "server": c.server_url,
+            "access_valid": c.valid_access(now).is_some(),
+            "refresh_valid": c.valid_refresh(now).is_some(),
+        }),
+        Ok(None) => Value::Null,
+        Err(e) => json!({"error": {"code": e.code(), "message": e.to_string()}}),
+    };
+    let meta = |key| -> Result<Option<String>, CliError> {
+        match queue {
+            Some(q) => q.meta(key).map_err(|e| queue_error(e, json)),
+            None => Ok(None),
+        }
+    };
+    let (server, server_error) = match &settings.server {
+        Ok(s) => (Value::String(s.to_string()), Value::Null),
+        Err(e) => (
+            Value::String(configured_server(home)),
+            json!({"code": e.code(), "message": e.to_string()}),
+        ),
+    };
+    Ok(json!({
+        "enabled": settings.enabled,
+        "server": server,
+        "server_error": server_error,
+        "login": login,
+        "last_sync_at": meta(META_LAST_SYNC_AT)?,
+        "last_server": meta(META_LAST_SERVER)?,
+        "last_error": meta(META_LAST_ERROR)?,
+    }))
+}
+
+fn print_sync_section(sync: &Value) {
+    let text = |v: &Value| v.as_str().map(str::to_owned);
+    let enabled = sync["enabled"].as_bool().unwrap_or(false);
+    println!(
+        "Sync: {} (server {})",
+        if enabled {
+            "enabled"
+        } else {
+            "disabled (set SPEC_KITTY_ENABLE_SAAS_SYNC=1 to enable)"
+        },
+        text(&sync["server"]).unwrap_or_default()
+    );
+    if let Some(msg) = text(&sync["server_error"]["message"]) {
+        println!("  server URL refused: {msg}");
+    }
+    match &sync["login"] {
+        Value::Null => println!("  login: none (spec-kitty auth login)"),
+        login => {
+            if let Some(msg) = text(&login["error"]["message"]) {
+                println!("  login: unreadable: {msg}");
+            } else {
+                let state = if login["access_valid"].as_bool() == Some(true) {
+                    "active"
+                } else if login["refresh_valid"].as_bool() == Some(true) {
+                    "access token expired, refresh token valid"
+                } else {
+                    "expired (spec-kitty auth login)"
+                };
+                println!(
+                    "  login: {} on {} ({state})",
+                    text(&login["username"]).unwrap_or_default(),
+                    text(&login["server"]).unwrap_or_default()
+                );
+            }
+        }
+    }
+    match text(&sync["last_sync_at"]) {
+        Some(at) => println!(
+            "  last sync: {at} with {}",
+            text(&sync["last_server"]).unwrap_or_default()
+        ),
+        None => println!("  last sync: never"),
+    }
+    if let Some(err) = text(&sync["last_error"]) {
+        println!("  last error: {err}");
+    }
+}
+
+fn rejection_json(r: &Rejection) -> Value {
+    json!({
+        "event_id": r.event_id, "event_type": r.event_type, "reason": r.reason,
+        "category": r.category, "rejected_at": r.rejected_at, "rejections": r.rejections,
+        "retry_count": r.retry_count,
+    })
+}
+
 fn status(json: bool) -> Result<ExitCode, CliError> {
     let home = home(json)?;
     let (path, queue) = open_existing(&home, json)?;
     let max = home.max_queue_size();
     let Some(mut queue) = queue else {
+        let sync = sync_section(&home, None, json)?;
         if json {
             print_json(&json!({
                 "queue": {"path": path, "exists": false, "schema_version": null, "depth": 0,
                     "max_queue_size": max, "retried": 0, "oldest_enqueued_at": null,
                     "newest_enqueued_at": null, "by_type": []},
                 "quarantine": {"count": 0, "newly_quarantined": 0, "rows": []},
+                "rejected": {"count": 0, "rows": []},
+                "sync": sync,
             }));
         } else {
             println!("Queue: {} (not created yet)", path.display());
             println!("Depth: 0 of {}", thousands(max));
+            print_sync_section(&sync);
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -208,7 +333,9 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
     let newly = queue.quarantine_invalid().map_err(err)?;
     let stats = queue.stats().map_err(err)?;
     let rows = queue.list_quarantine().map_err(err)?;
+    let rejections = queue.rejections().map_err(err)?;
     let schema = queue.schema_version().map_err(err)?;
+    let sync = sync_section(&home, Some(&queue), json)?;
     if json {
         let by_type: Vec<Value> = stats
             .by_type
@@ -227,6 +354,11 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
                 "newly_quarantined": newly.len(),
                 "rows": rows.iter().map(|r| row_json(r, false)).collect::<Vec<_>>(),
             },
+            "rejected": {
+                "count": rejections.len(),
+                "rows": rejections.iter().map(rejection_json).collect::<Vec<_>>(),
+            },
+            "sync": sync,
         }));
         return Ok(ExitCode::SUCCESS);
     }
@@ -266,6 +398,20 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
             println!("{}", row_line(row));
         }
     }
+    if !rejections.is_empty() {
+        println!(
+            "Rejected by the server: {} event(s), kept in the queue and offered again by \
+             `spec-kitty sync now`",
+            rejections.len()
+        );
+        for r in &rejections {
+            println!(
+                "  {} {} ({}x, {}): {}",
+                r.event_type, r.event_id, r.rejections, r.category, r.reason
+            );
+        }
+    }
+    print_sync_section(&sync);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -293,14 +439,10 @@ fn list(json: bool) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn drop_rows(args: &DropArgs) -> Result<ExitCode, CliError> {
+fn drop_rows(args: &RowSelection) -> Result<ExitCode, CliError> {
     let home = home(args.json)?;
     let (path, queue) = open_existing(&home, args.json)?;
-    let which = if args.all {
-        QuarantineSelection::All
-    } else {
-        QuarantineSelection::Ids(args.ids.clone())
-    };
+    let which = selection(args);
     let dropped = match (queue, &which) {
         (Some(mut q), _) => q
             .drop_quarantine(&which)
@@ -320,6 +462,52 @@ fn drop_rows(args: &DropArgs) -> Result<ExitCode, CliError> {
             "Dropped {dropped} quarantined row(s) from {}",
             path.display()
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn selection(args: &RowSelection) -> QuarantineSelection {
+    if args.all {
+        QuarantineSelection::All
+    } else {
+        QuarantineSelection::Ids(args.ids.clone())
+    }
+}
+
+fn retry_rows(args: &RowSelection) -> Result<ExitCode, CliError> {
+    let home = home(args.json)?;
+    let (path, queue) = open_existing(&home, args.json)?;
+    let which = selection(args);
+    let outcome = match (queue, &which) {
+        (Some(mut q), _) => q
+            .retry_quarantine(&which)
+            .map_err(|e| queue_error(e, args.json))?,
+        (None, QuarantineSelection::All) => RetryOutcome {
+            restored: Vec::new(),
+            still_refused: Vec::new(),
+        },
+        (None, QuarantineSelection::Ids(ids)) => {
+            return Err(queue_error(
+                QueueError::NotQuarantined { ids: ids.clone() },
+                args.json,
+            ));
+        }
+    };
+    if args.json {
+        print_json(&json!({
+            "path": path,
+            "restored": outcome.restored.iter().map(|r| row_json(r, false)).collect::<Vec<_>>(),
+            "still_refused": outcome.still_refused.iter().map(|r| row_json(r, false)).collect::<Vec<_>>(),
+        }));
+    } else {
+        println!(
+            "Restored {} row(s) to the queue; {} still refused by the contract",
+            outcome.restored.len(),
+            outcome.still_refused.len()
+        );
+        for row in &outcome.still_refused {
+            println!("{}", row_line(row));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

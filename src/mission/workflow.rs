@@ -95,7 +95,7 @@ impl MissionContext {
     pub fn record(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
         self.persist(lock, records)?;
         if !records.is_empty() {
-            Outbox::open(&self.root).status_records(records);
+            Outbox::with_shared(&self.root, |o| o.status_records(records));
         }
         Ok(())
     }
@@ -218,20 +218,21 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
     ctx.persist(&lock, &records)?;
     if !bootstrapped.is_empty() {
         // One emitter for the whole step: WPCreated for each new WP, then its bootstrap event.
-        let mut outbox = Outbox::open(&ctx.root);
-        for wp in wps
-            .iter()
-            .filter(|w| bootstrapped.iter().any(|b| b == w.id.as_str()))
-        {
-            let deps: Vec<&str> = wp.dependencies.iter().map(|d| d.as_str()).collect();
-            outbox.wp_created(
-                &ctx.meta.mission_slug,
-                wp.id.as_str(),
-                wp.title.as_deref().unwrap_or(wp.id.as_str()),
-                &deps,
-            );
-        }
-        outbox.status_records(&records);
+        Outbox::with_shared(&ctx.root, |outbox| {
+            for wp in wps
+                .iter()
+                .filter(|w| bootstrapped.iter().any(|b| b == w.id.as_str()))
+            {
+                let deps: Vec<&str> = wp.dependencies.iter().map(|d| d.as_str()).collect();
+                outbox.wp_created(
+                    &ctx.meta.mission_slug,
+                    wp.id.as_str(),
+                    wp.title.as_deref().unwrap_or(wp.id.as_str()),
+                    &deps,
+                );
+            }
+            outbox.status_records(&records);
+        });
     }
     drop(lock);
 

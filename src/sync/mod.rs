@@ -18,6 +18,7 @@
 //! Durability is one setting for both files ([`Durability`]); the CLI uses the default, `Full`.
 
 pub mod auth;
+pub mod batch;
 pub mod clock;
 pub mod credentials;
 pub mod emitter;

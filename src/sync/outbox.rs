@@ -98,6 +98,25 @@ impl Outbox {
         }
     }
 
+    /// Run `f` with this thread's outbox for `root`, opened on first use and kept for the rest
+    /// of the process: one queue connection and at most one live connection per command, however
+    /// many status changes it records.
+    pub fn with_shared<R>(root: &Path, f: impl FnOnce(&mut Outbox) -> R) -> R {
+        thread_local! {
+            static SHARED: std::cell::RefCell<Option<Outbox>> = const { std::cell::RefCell::new(None) };
+        }
+        SHARED.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            if slot.as_ref().is_none_or(|o| o.root != root) {
+                *slot = Some(Outbox::open(root));
+            }
+            match slot.as_mut() {
+                Some(outbox) => f(outbox),
+                None => f(&mut Outbox::open(root)),
+            }
+        })
+    }
+
     pub fn mission_created(
         &mut self,
         slug: &str,

@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command as StdCommand;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use assert_cmd::Command;
 
@@ -52,7 +53,9 @@ impl Sandbox {
         let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
         cmd.current_dir(&self.project)
             .env("HOME", &self.home)
-            .env_remove("SPECIFY_REPO_ROOT");
+            .env_remove("SPECIFY_REPO_ROOT")
+            .env_remove("SPEC_KITTY_HOME")
+            .env_remove("SPEC_KITTY_ENABLE_SAAS_SYNC");
         cmd
     }
 
@@ -61,7 +64,9 @@ impl Sandbox {
         let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin!("spec-kitty"));
         cmd.current_dir(&self.project)
             .env("HOME", &self.home)
-            .env_remove("SPECIFY_REPO_ROOT");
+            .env_remove("SPECIFY_REPO_ROOT")
+            .env_remove("SPEC_KITTY_HOME")
+            .env_remove("SPEC_KITTY_ENABLE_SAAS_SYNC");
         cmd
     }
 
@@ -99,4 +104,32 @@ pub fn python(script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// xorshift64*, seeded from the clock (the seed is printed so a failure can be replayed with
+/// `SPEC_KITTY_CRASH_SEED`).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new() -> Self {
+        let seed = std::env::var("SPEC_KITTY_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            })
+            | 1;
+        eprintln!("crash test seed: {seed}");
+        Self(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
 }

@@ -1,0 +1,176 @@
+//! `spec-kitty auth login|status|logout`: the login sync uses, in `~/.spec-kitty/credentials`.
+//!
+//! * `auth login --username NAME --password-stdin [--json]` reads the password from the first
+//!   line of stdin (never from an argument, which other users can see in the process list),
+//!   posts it to `{server}/api/v1/token/` and stores the tokens (mode 0600). It needs
+//!   `SPEC_KITTY_ENABLE_SAAS_SYNC=1`, as upstream's, and a server URL that is https (or http to
+//!   loopback).
+//! * `auth status [--json]` shows who is logged in, on which server, and whether the tokens are
+//!   still valid. Tokens are never printed.
+//! * `auth logout [--json]` deletes the credentials file.
+//!
+//! Exit statuses: 0 done; 1 `SYNC_DISABLED`, `INVALID_LOGIN`, `SERVER_UNREACHABLE`,
+//! `SERVER_ERROR`, `INVALID_SERVER_RESPONSE`, `INSECURE_SERVER_URL`, `INVALID_SERVER_URL`,
+//! `CREDENTIALS_*`; 2 usage errors (including an empty password).
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::sync::home;
+use super::{CliError, print_json};
+use crate::sync::auth::{Session, http_client};
+use crate::sync::credentials::{CredentialStore, Secret};
+use crate::sync::settings::{SyncSettings, disabled_message};
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Log in to the sync server and store the tokens (mode 0600).
+    Login(LoginArgs),
+    /// Show the stored login (never the tokens).
+    Status {
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the stored login.
+    Logout {
+        /// Print one JSON document instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// User name or e-mail address.
+    #[arg(long)]
+    username: String,
+    /// Read the password from the first line of standard input.
+    #[arg(long, required = true)]
+    password_stdin: bool,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: AuthCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        AuthCommand::Login(args) => login(&args),
+        AuthCommand::Status { json } => status(json),
+        AuthCommand::Logout { json } => logout(json),
+    }
+}
+
+fn login(args: &LoginArgs) -> Result<ExitCode, CliError> {
+    let json = args.json;
+    let home = home(json)?;
+    let settings = SyncSettings::resolve(&home);
+    if !settings.enabled {
+        return Err(CliError::failed("SYNC_DISABLED", disabled_message()).json(json));
+    }
+    let server = settings
+        .server
+        .clone()
+        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        CliError::usage(format!("cannot read the password from stdin: {e}")).json(json)
+    })?;
+    let password = Secret::new(line.trim_end_matches(['\r', '\n']));
+    if password.expose().is_empty() || args.username.trim().is_empty() {
+        return Err(CliError::usage("username and password must not be empty").json(json));
+    }
+    let http = http_client(&settings.transport).map_err(|e| {
+        CliError::failed("HTTP_CLIENT", format!("cannot start the HTTP client: {e}")).json(json)
+    })?;
+    let store = CredentialStore::new(home.credentials_path());
+    let session = Session::new(http, server.clone(), store);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failed("RUNTIME", e.to_string()).json(json))?;
+    runtime
+        .block_on(session.login(args.username.trim(), &password))
+        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+    if let Err(e) = home.record_active_scope() {
+        eprintln!("warning: {e}");
+    }
+    if json {
+        print_json(
+            &json!({"logged_in": true, "username": args.username.trim(), "server": server.as_str()}),
+        );
+    } else {
+        println!("Logged in to {server} as {}", args.username.trim());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(json: bool) -> Result<ExitCode, CliError> {
+    let home = home(json)?;
+    let store = CredentialStore::new(home.credentials_path());
+    let creds = store
+        .load()
+        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+    let now = jiff::Timestamp::now();
+    let iso = |t: Option<jiff::Timestamp>| {
+        t.map(|t| crate::contract::Timestamp::from_jiff(t).to_string())
+    };
+    match creds {
+        None => {
+            if json {
+                print_json(&json!({"logged_in": false}));
+            } else {
+                println!("Not logged in (spec-kitty auth login)");
+            }
+        }
+        Some(c) => {
+            let access_valid = c.valid_access(now).is_some();
+            let refresh_valid = c.valid_refresh(now).is_some();
+            if json {
+                print_json(&json!({
+                    "logged_in": true, "username": c.username, "team_slug": c.team_slug,
+                    "server": c.server_url, "access_valid": access_valid,
+                    "access_expires_at": iso(c.access_expires_at),
+                    "refresh_valid": refresh_valid,
+                    "refresh_expires_at": iso(c.refresh_expires_at),
+                }));
+            } else {
+                println!("Logged in as {} on {}", c.username, c.server_url);
+                if let Some(team) = &c.team_slug {
+                    println!("Team: {team}");
+                }
+                println!(
+                    "Access token: {} (expires {})",
+                    if access_valid { "valid" } else { "expired" },
+                    iso(c.access_expires_at).unwrap_or_else(|| "unknown".into())
+                );
+                println!(
+                    "Refresh token: {} (expires {})",
+                    if refresh_valid { "valid" } else { "expired" },
+                    iso(c.refresh_expires_at).unwrap_or_else(|| "unknown".into())
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn logout(json: bool) -> Result<ExitCode, CliError> {
+    let home = home(json)?;
+    let store = CredentialStore::new(home.credentials_path());
+    let _lock = store
+        .lock()
+        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+    store
+        .clear()
+        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+    if json {
+        print_json(&json!({"logged_in": false}));
+    } else {
+        println!("Logged out; {} removed", store.path().display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

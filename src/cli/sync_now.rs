@@ -1,0 +1,168 @@
+//! `spec-kitty sync now [--json] [--no-strict]`: drain the offline queue to the server once.
+//!
+//! Sequence: refuse when sync is disabled (upstream's message, exit 0, nothing touched); check
+//! the server URL (https, or http to loopback); open the queue (a missing or empty queue is
+//! "nothing to sync", exit 0); then [`crate::sync::batch::drain`], which gates every row
+//! (quarantining refusals), sends batches and applies the server's per-event results. A
+//! progress bar is drawn on stderr when it is a terminal and `--json` is not given.
+//!
+//! The summary names what happened to every row offered: sent, duplicates (both removed),
+//! rejected by the server (kept, with the reason, see `sync status`), quarantined by the gate,
+//! unacknowledged (in flight or no result), and what is left in the queue.
+//!
+//! # Exit statuses (stable)
+//!
+//! | status | code | when |
+//! |---|---|---|
+//! | 0 | | drained (or disabled, or nothing queued); with `--no-strict` also when events were rejected or quarantined |
+//! | 1 | `EVENTS_REJECTED` | (strict, the default) the server rejected events or the gate quarantined some |
+//! | 1 | `NOT_AUTHENTICATED`, `SESSION_EXPIRED` | no login for this server, or the refresh was refused |
+//! | 1 | `SERVER_UNAVAILABLE` | 429/5xx/timeouts/connection errors outlasted the retries; rows untouched |
+//! | 1 | `SERVER_ERROR` | another HTTP status (403, 404, …); rows untouched |
+//! | 1 | `INSECURE_SERVER_URL`, `INVALID_SERVER_URL` | the configured server cannot be given a token |
+//! | 1 | `CREDENTIALS_INVALID`, `CREDENTIALS_UNAVAILABLE`, `QUEUE_*`, `NO_HOME` | local files |
+//!
+//! With `--json` the one document on stdout carries the summary and, when the drain stopped,
+//! `"error": {"code", "message"}`. No output ever contains a token.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::json;
+
+use super::sync::{home, open_existing, queue_error};
+use super::{CliError, print_json};
+use crate::sync::auth::{Session, http_client};
+use crate::sync::batch::{DrainReport, drain};
+use crate::sync::credentials::CredentialStore;
+use crate::sync::settings::{SyncSettings, disabled_message};
+
+#[derive(Debug, Args)]
+pub struct NowArgs {
+    /// Print one JSON document instead of text (no progress bar).
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 even when the server rejected events or the gate quarantined some.
+    #[arg(long)]
+    no_strict: bool,
+}
+
+fn summary_line(r: &DrainReport) -> String {
+    format!(
+        "Synced: {}  Duplicates: {}  Rejected: {}  Quarantined: {}  Unacknowledged: {}  Left: {}",
+        r.sent, r.duplicates, r.rejected, r.quarantined, r.unacknowledged, r.left
+    )
+}
+
+pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
+    let json = args.json;
+    let home = home(json)?;
+    let settings = SyncSettings::resolve(&home);
+    if !settings.enabled {
+        if json {
+            print_json(&json!({"enabled": false, "message": disabled_message()}));
+        } else {
+            println!("{}", disabled_message());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let server = settings
+        .server
+        .clone()
+        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+    let (path, queue) = open_existing(&home, json)?;
+    let mut queue = match queue {
+        Some(q) if !q.is_empty().map_err(|e| queue_error(e, json))? => q,
+        _ => {
+            if json {
+                print_json(&json!({
+                    "enabled": true, "server": server.as_str(), "queue": path,
+                    "summary": DrainReport::default(),
+                }));
+            } else {
+                println!("Queue is empty, nothing to sync.");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let http = http_client(&settings.transport).map_err(|e| {
+        CliError::failed("HTTP_CLIENT", format!("cannot start the HTTP client: {e}")).json(json)
+    })?;
+    let session = Session::new(
+        http,
+        server.clone(),
+        CredentialStore::new(home.credentials_path()),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CliError::failed("RUNTIME", format!("cannot start the async runtime: {e}")).json(json)
+        })?;
+
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let total = queue.len().map_err(|e| queue_error(e, json))?;
+        println!("Syncing {total} queued event(s) to {server}...");
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    };
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let (report, stop) = runtime
+        .block_on(drain(
+            &mut queue,
+            &session,
+            &settings.transport,
+            &mut progress,
+        ))
+        .map_err(|e| queue_error(e, json))?;
+    bar.finish_and_clear();
+
+    let refused = report.rejected + report.quarantined;
+    let error: Option<(&'static str, String)> = match &stop {
+        Some(stop) => Some((stop.code(), stop.to_string())),
+        None if refused > 0 && !args.no_strict => Some((
+            "EVENTS_REJECTED",
+            format!(
+                "{} event(s) rejected by the server and {} quarantined by the contract gate; \
+                 see `spec-kitty sync status`",
+                report.rejected, report.quarantined
+            ),
+        )),
+        None => None,
+    };
+    if json {
+        let mut doc = json!({
+            "enabled": true,
+            "server": server.as_str(),
+            "queue": path,
+            "summary": report,
+        });
+        if let Some((code, message)) = &error {
+            doc["error"] = json!({"code": code, "message": message});
+        }
+        print_json(&doc);
+    } else {
+        println!("{}", summary_line(&report));
+        if let Some((_, message)) = &error {
+            eprintln!("error: {message}");
+        }
+    }
+    Ok(if error.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

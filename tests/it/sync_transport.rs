@@ -1,0 +1,571 @@
+//! The transport end to end: the real binary against the loopback fake SaaS
+//! (`spec-kitty-fake-saas`, 127.0.0.1 only) with faults injected.
+//!
+//! Invariant checked under every fault schedule: each emitted event reaches the server exactly
+//! once by `event_id` or is still queued; nothing reaches it with a forbidden key; retry counts
+//! move only for events the server refused; no output of any run contains a token or the
+//! password.
+
+use std::collections::HashSet;
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use spec_kitty::contract::{Surface, gate};
+use spec_kitty::sync::{Queue, QueueOptions, SpecKittyHome};
+use spec_kitty_fake_saas::{FakeSaas, Fault, Route};
+
+use super::sync_support::{Rng, Sandbox};
+
+const PASSWORD: &str = "pw-Secret-4242";
+
+/// A sandbox logged in to a fake server.
+struct Net {
+    sb: Sandbox,
+    fake: FakeSaas,
+}
+
+impl Net {
+    fn new() -> Self {
+        let sb = Sandbox::new();
+        let fake = FakeSaas::start();
+        fake.add_user("alice@example.com", PASSWORD, Some("acme"));
+        fs::create_dir_all(sb.spec_kitty()).unwrap();
+        fs::write(
+            sb.spec_kitty().join("config.toml"),
+            format!("[sync]\nserver_url = \"{}\"\n", fake.url()),
+        )
+        .unwrap();
+        let net = Self { sb, fake };
+        let out = net
+            .cmd()
+            .args([
+                "auth",
+                "login",
+                "--username",
+                "alice@example.com",
+                "--password-stdin",
+            ])
+            .write_stdin(format!("{PASSWORD}\n"))
+            .output()
+            .unwrap();
+        net.check_output(&out);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        net
+    }
+
+    /// The binary with sync enabled and short timeouts.
+    fn cmd(&self) -> assert_cmd::Command {
+        let mut c = self.sb.bin();
+        c.env("SPEC_KITTY_ENABLE_SAAS_SYNC", "1")
+            .env("SPEC_KITTY_SYNC_TIMEOUT_MS", "700")
+            .env("SPEC_KITTY_SYNC_BACKOFF_MS", "5")
+            .env("SPEC_KITTY_SYNC_BACKOFF_CAP_MS", "40")
+            .env("SPEC_KITTY_SYNC_ATTEMPTS", "3");
+        c
+    }
+
+    /// Every secret a run must never print: the password and the stored tokens.
+    fn secrets(&self) -> Vec<String> {
+        let mut out = vec![PASSWORD.to_owned()];
+        if let Ok(text) = fs::read_to_string(self.sb.spec_kitty().join("credentials")) {
+            let doc: toml::Table = text.parse().unwrap();
+            for key in ["access", "refresh"] {
+                if let Some(v) = doc["tokens"].get(key).and_then(|v| v.as_str()) {
+                    out.push(v.to_owned());
+                }
+            }
+        }
+        out.extend(self.fake.all_tokens());
+        out
+    }
+
+    fn check_output(&self, out: &std::process::Output) {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for secret in self.secrets() {
+            assert!(
+                !text.contains(&secret),
+                "a secret leaked into the output:\n{text}"
+            );
+        }
+    }
+
+    /// `sync now --json`: (exit status, document).
+    fn sync_now(&self) -> (i32, Value) {
+        let out = self.cmd().args(["sync", "now", "--json"]).output().unwrap();
+        self.check_output(&out);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "sync now --json printed no JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), doc)
+    }
+
+    fn queue_path(&self) -> PathBuf {
+        SpecKittyHome::at(self.sb.spec_kitty()).queue_path()
+    }
+
+    fn queue(&self) -> Queue {
+        Queue::open(self.queue_path(), QueueOptions::default()).unwrap()
+    }
+
+    /// `(event_id, retry_count)` of every queued row.
+    fn queued(&self) -> Vec<(String, i64)> {
+        self.queue()
+            .peek(u64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.event_id, r.retry_count))
+            .collect()
+    }
+
+    /// The invariant: every id in `emitted` is stored exactly once or still queued (or both,
+    /// when the acknowledgement was lost); nothing stored carries a forbidden key.
+    fn assert_nothing_lost(&self, emitted: &[String]) {
+        let queued: HashSet<String> = self.queued().into_iter().map(|(id, _)| id).collect();
+        for id in emitted {
+            let stored = self.fake.store_count(id);
+            assert!(stored <= 1, "{id} stored {stored} times");
+            assert!(
+                stored == 1 || queued.contains(id),
+                "{id} is neither on the server nor queued"
+            );
+        }
+        for ev in self.fake.stored() {
+            gate(Surface::Envelope, &ev)
+                .unwrap_or_else(|v| panic!("the server holds a refused event: {v}\n{ev}"));
+        }
+    }
+
+    /// Drain until the queue is empty (bounded), then everything is on the server exactly once.
+    fn drain_clean(&self, emitted: &[String]) {
+        for _ in 0..5 {
+            let (code, doc) = self.sync_now();
+            if code == 0 && doc["summary"]["left"] == 0 {
+                break;
+            }
+        }
+        assert!(
+            self.queued().is_empty(),
+            "still queued: {:?}",
+            self.queued()
+        );
+        for id in emitted {
+            assert_eq!(self.fake.store_count(id), 1, "{id}");
+        }
+        self.assert_nothing_lost(emitted);
+    }
+}
+
+#[test]
+fn sync_is_off_by_default_and_sends_nothing() {
+    let net = Net::new();
+    let ids = net.sb.emit(3);
+    let out = net.sb.bin().args(["sync", "now"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SPEC_KITTY_ENABLE_SAAS_SYNC=1"));
+    let out = net
+        .sb
+        .bin()
+        .args(["sync", "now", "--json"])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["enabled"], false);
+    assert_eq!(net.queued().len(), ids.len());
+    assert!(net.fake.requests().iter().all(|r| r.route != Route::Batch));
+}
+
+#[test]
+fn plain_http_to_a_non_loopback_server_is_refused_before_any_request() {
+    let net = Net::new();
+    net.sb.emit(2);
+    fs::write(
+        net.sb.spec_kitty().join("config.toml"),
+        "[sync]\nserver_url = \"http://sync.example.com\"\n",
+    )
+    .unwrap();
+    let before = net.fake.requests().len();
+    let (code, doc) = net.sync_now();
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["code"], "INSECURE_SERVER_URL");
+    assert_eq!(net.fake.requests().len(), before);
+}
+
+#[test]
+fn the_credentials_file_is_private_and_in_upstreams_layout() {
+    use std::os::unix::fs::PermissionsExt;
+    let net = Net::new();
+    let path = net.sb.spec_kitty().join("credentials");
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let doc: toml::Table = fs::read_to_string(&path).unwrap().parse().unwrap();
+    assert_eq!(doc["user"]["username"].as_str(), Some("alice@example.com"));
+    assert_eq!(doc["user"]["team_slug"].as_str(), Some("acme"));
+    assert_eq!(doc["server"]["url"].as_str(), Some(net.fake.url().as_str()));
+    // auth status never prints a token.
+    let out = net
+        .cmd()
+        .args(["auth", "status", "--json"])
+        .output()
+        .unwrap();
+    net.check_output(&out);
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["access_valid"], true);
+}
+
+#[test]
+fn events_of_real_commands_reach_the_server_live_and_are_acknowledged_by_batch() {
+    let net = Net::new();
+    let out = net
+        .cmd()
+        .args(["agent", "mission", "create", "transport-check", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = net.queued().into_iter().map(|(id, _)| id).collect();
+    assert!(!ids.is_empty(), "mission create queued nothing");
+    // Sync is enabled and logged in, so the command also offered its events live over the
+    // WebSocket; they stay queued until the batch acknowledges them (as duplicates).
+    let live: HashSet<String> = net
+        .fake
+        .ws_received()
+        .iter()
+        .filter_map(|f| f["event_id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        ids.iter().all(|id| live.contains(id)),
+        "not sent live: {ids:?} vs {live:?}"
+    );
+    let (code, doc) = net.sync_now();
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["summary"]["duplicates"], ids.len(), "{doc}");
+    assert_eq!(doc["summary"]["left"], 0);
+    net.drain_clean(&ids);
+    let types: HashSet<String> = net
+        .fake
+        .stored()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(types.contains("MissionCreated"), "{types:?}");
+    // Every request was gzip with the bearer of the stored login.
+    for r in net
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.route == Route::Batch)
+    {
+        assert_eq!(r.content_encoding.as_deref(), Some("gzip"));
+        assert!(r.bearer.is_some());
+    }
+    // A second run has nothing to do.
+    let (code, doc) = net.sync_now();
+    assert_eq!(code, 0);
+    assert_eq!(doc["summary"]["sent"], 0);
+}
+
+/// Emit `n`, run one `sync now` under `faults`, check the invariant, then drain clean.
+fn schedule(
+    faults: &[(Route, Fault)],
+    n: u64,
+    setup: impl Fn(&Net),
+) -> (Net, Vec<String>, i32, Value) {
+    let net = Net::new();
+    let ids = net.sb.emit(n);
+    setup(&net);
+    for (route, fault) in faults {
+        net.fake.push_fault(*route, fault.clone());
+    }
+    let (code, doc) = net.sync_now();
+    net.assert_nothing_lost(&ids);
+    (net, ids, code, doc)
+}
+
+#[test]
+fn server_errors_are_retried_then_stop_without_touching_retry_counts() {
+    let five_hundreds = vec![(Route::Batch, Fault::Status(500)); 3];
+    let (net, ids, code, doc) = schedule(&five_hundreds, 20, |_| {});
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["code"], "SERVER_UNAVAILABLE");
+    assert!(net.queued().iter().all(|(_, retries)| *retries == 0));
+    let status: Value = serde_json::from_slice(
+        &net.cmd()
+            .args(["sync", "status", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        status["sync"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("SERVER_UNAVAILABLE")
+    );
+    net.drain_clean(&ids);
+}
+
+#[test]
+fn transient_faults_recover_within_one_run() {
+    for fault in [
+        Fault::Status(503),
+        Fault::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        Fault::DelayBeforeStore(Duration::from_millis(1500)),
+        Fault::Delay(Duration::from_millis(1500)),
+        Fault::ResetBeforeStore,
+        Fault::ResetAfterStore,
+        Fault::MalformedJson,
+    ] {
+        let (net, ids, code, doc) = schedule(&[(Route::Batch, fault.clone())], 15, |_| {});
+        assert_eq!(code, 0, "{fault:?}: {doc}");
+        assert_eq!(doc["summary"]["left"], 0, "{fault:?}: {doc}");
+        assert!(
+            doc["summary"]["requests"].as_u64().unwrap() >= 2,
+            "{fault:?}"
+        );
+        net.drain_clean(&ids);
+    }
+}
+
+#[test]
+fn an_expired_access_token_is_refreshed_once() {
+    let (net, ids, code, doc) = schedule(&[], 10, |net| net.fake.expire_access_tokens());
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["summary"]["sent"], 10);
+    assert!(
+        net.fake
+            .requests()
+            .iter()
+            .any(|r| r.route == Route::Refresh)
+    );
+    net.drain_clean(&ids);
+    // A revoked session stops with SESSION_EXPIRED and touches nothing.
+    let more = net.sb.emit(3);
+    net.fake.expire_access_tokens();
+    net.fake.revoke_refresh_tokens();
+    let (code, doc) = net.sync_now();
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["code"], "SESSION_EXPIRED");
+    assert!(net.queued().iter().all(|(_, r)| *r == 0));
+    net.assert_nothing_lost(&more);
+}
+
+#[test]
+fn unauthorized_then_success() {
+    let (net, ids, code, doc) = schedule(&[(Route::Batch, Fault::Unauthorized)], 8, |_| {});
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["summary"]["sent"], 8);
+    net.drain_clean(&ids);
+}
+
+#[test]
+fn payload_too_large_splits_the_batch() {
+    let (net, ids, code, doc) = schedule(&[], 40, |net| net.fake.set_batch_limit(7));
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["summary"]["sent"], 40);
+    net.drain_clean(&ids);
+}
+
+#[test]
+fn duplicate_empty_and_missing_results_lose_nothing() {
+    for fault in [
+        Fault::DuplicateAcks,
+        Fault::EmptyResults,
+        Fault::MissingResults,
+    ] {
+        let (net, ids, _code, doc) = schedule(&[(Route::Batch, fault.clone())], 12, |_| {});
+        assert!(doc["summary"]["left"].as_u64().unwrap() <= 12, "{fault:?}");
+        net.drain_clean(&ids);
+    }
+}
+
+#[test]
+fn rejected_events_stay_queued_with_the_servers_reason() {
+    let (net, ids, code, doc) =
+        schedule(&[], 12, |net| net.fake.reject_event_types(&["WPCreated"]));
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["error"]["code"], "EVENTS_REJECTED");
+    let rejected = doc["summary"]["rejected"].as_u64().unwrap();
+    assert_eq!(rejected, 3); // emit-loop: every 4th event is a WPCreated
+    let queued = net.queued();
+    assert_eq!(queued.len() as u64, rejected);
+    assert!(queued.iter().all(|(_, r)| *r == 1));
+    let status: Value = serde_json::from_slice(
+        &net.cmd()
+            .args(["sync", "status", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(status["rejected"]["count"], 3);
+    assert!(
+        status["rejected"]["rows"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid payload for WPCreated")
+    );
+    assert_eq!(status["rejected"]["rows"][0]["category"], "schema_mismatch");
+    // --no-strict exits 0.
+    let out = net
+        .cmd()
+        .args(["sync", "now", "--no-strict"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // Once the server accepts them they go.
+    net.fake.reject_event_types(&[]);
+    net.drain_clean(&ids);
+}
+
+#[test]
+fn a_bad_request_rejects_the_named_events_and_resends_the_others() {
+    let (net, ids, code, doc) = schedule(
+        &[(Route::Batch, Fault::BadRequestWithDetails { rejected: 2 })],
+        10,
+        |_| {},
+    );
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["summary"]["rejected"], 2);
+    assert_eq!(doc["summary"]["sent"], 8);
+    assert_eq!(net.queued().len(), 2);
+    net.drain_clean(&ids);
+}
+
+#[test]
+fn other_statuses_stop_the_drain_untouched() {
+    let (net, ids, code, doc) = schedule(&[(Route::Batch, Fault::Status(403))], 5, |_| {});
+    assert_eq!(code, 1);
+    assert_eq!(doc["error"]["code"], "SERVER_ERROR");
+    assert!(net.queued().iter().all(|(_, r)| *r == 0));
+    net.drain_clean(&ids);
+}
+
+#[test]
+fn a_row_with_a_forbidden_key_is_quarantined_and_never_sent() {
+    let net = Net::new();
+    let ids = net.sb.emit(4);
+    // A feature-era CLI wrote a row into the same queue.
+    let conn = rusqlite::Connection::open(net.queue_path()).unwrap();
+    let legacy = r#"{"event_id":"01JMBY7K8N3QRVX2DPFG5HWT4E","event_type":"WPStatusChanged","payload":{"feature_slug":"039-x"}}"#;
+    conn.execute(
+        "INSERT INTO queue (event_id, event_type, data, timestamp) VALUES ('01JMBY7K8N3QRVX2DPFG5HWT4E', 'WPStatusChanged', ?1, 0)",
+        [legacy],
+    )
+    .unwrap();
+    drop(conn);
+    let (code, doc) = net.sync_now();
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["summary"]["quarantined"], 1);
+    assert_eq!(doc["summary"]["sent"], 4);
+    assert_eq!(net.fake.received_count("01JMBY7K8N3QRVX2DPFG5HWT4E"), 0);
+    assert_eq!(net.queue().list_quarantine().unwrap().len(), 1);
+    net.assert_nothing_lost(&ids);
+}
+
+#[test]
+fn sigkill_during_sync_now_then_a_rerun_stores_each_event_exactly_once() {
+    let net = Net::new();
+    let mut rng = Rng::new();
+    let mut emitted = Vec::new();
+    let mut killed = 0;
+    for _ in 0..50 {
+        emitted.extend(net.sb.emit(40));
+        // Slow the server a little so kills land mid-request as well as between them.
+        net.fake.push_fault(
+            Route::Batch,
+            Fault::Delay(Duration::from_millis(rng.below(20))),
+        );
+        let mut cmd = net.sb.std_bin();
+        cmd.env("SPEC_KITTY_ENABLE_SAAS_SYNC", "1")
+            .env("SPEC_KITTY_SYNC_TIMEOUT_MS", "2000")
+            .args(["sync", "now", "--json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut proc = cmd.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(150)));
+        let _ = proc.kill();
+        if proc.wait().unwrap().signal() == Some(9) {
+            killed += 1;
+        }
+        net.assert_nothing_lost(&emitted);
+    }
+    eprintln!("{killed} of 50 runs were killed before they finished");
+    assert!(
+        killed >= 5,
+        "only {killed} kills landed mid-run; the test proves little"
+    );
+    net.drain_clean(&emitted);
+    assert_eq!(net.fake.stored_ids().len(), emitted.len());
+}
+
+#[test]
+fn a_socket_that_drops_after_receiving_loses_nothing() {
+    let net = Net::new();
+    let (_tmp, root) = super::support::fixture();
+    net.fake.push_fault(Route::WebSocket, Fault::WsDropAfter(1));
+    let out = net
+        .cmd()
+        .current_dir(&root)
+        .env("GIT_AUTHOR_NAME", "T")
+        .env("GIT_AUTHOR_EMAIL", "t@example.test")
+        .env("GIT_COMMITTER_NAME", "T")
+        .env("GIT_COMMITTER_EMAIL", "t@example.test")
+        .args([
+            "agent",
+            "mission",
+            "finalize-tasks",
+            "--mission",
+            super::support::MISSION,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    net.check_output(&out);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = net.queued().into_iter().map(|(id, _)| id).collect();
+    assert!(ids.len() >= 4, "{ids:?}");
+    // The socket took one event and dropped; the command still succeeded, everything is queued.
+    assert!(
+        net.fake
+            .wait_until(Duration::from_secs(2), |f| f.stored_ids().len() == 1)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("warning: live sync")
+            .count()
+            <= 1
+    );
+    let (code, doc) = net.sync_now();
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["summary"]["duplicates"], 1, "{doc}");
+    assert_eq!(doc["summary"]["sent"], ids.len() - 1, "{doc}");
+    net.drain_clean(&ids);
+}
