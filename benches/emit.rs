@@ -13,6 +13,8 @@
 //! The queue and clock live in a temporary directory on the default temp file system; git
 //! fields are fixed (the emitter resolves them at most every 2 s anyway).
 
+mod support;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -20,10 +22,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use spec_kitty::contract::types::{ExecutionMode, Lane, StatusTransitionPayload};
 use spec_kitty::contract::validate::validate_payload;
 use spec_kitty::contract::{Surface, gate};
-use spec_kitty::sync::envelope::{self, EnvelopeContext, EventDraft};
-use spec_kitty::sync::{
-    Durability, Emitter, GitMetadata, GitSource, LamportClock, Queue, QueueOptions,
-};
+use spec_kitty::sync::envelope::{self, EventDraft};
+use spec_kitty::sync::{Durability, Emitter, LamportClock, Queue, QueueOptions};
 
 fn payload() -> StatusTransitionPayload {
     StatusTransitionPayload {
@@ -40,22 +40,6 @@ fn payload() -> StatusTransitionPayload {
     }
 }
 
-fn context() -> EnvelopeContext {
-    EnvelopeContext {
-        project_uuid: uuid::Uuid::new_v4(),
-        project_slug: Some("spec-kitty".into()),
-        build_id: "f97f4d9b-d2fa-4ce6-a7ee-9bbca7308aab"
-            .try_into()
-            .expect("non-empty"),
-        team_slug: "local".try_into().expect("non-empty"),
-        git: GitSource::Fixed(GitMetadata {
-            git_branch: Some("main".into()),
-            head_commit_sha: Some("9c00f0778af21dd8be0e3ddc1e4afc812e465d15".into()),
-            repo_slug: Some("Priivacy-ai/spec-kitty".into()),
-        }),
-    }
-}
-
 fn emitter(dir: &std::path::Path, durability: Durability) -> Emitter {
     // As `Emitter::open_in`: the clock file is replaced without fsync; its durable copy is the
     // queue's clock floor, written in the enqueue's own (fsynced) transaction.
@@ -69,7 +53,7 @@ fn emitter(dir: &std::path::Path, durability: Durability) -> Emitter {
         },
     )
     .expect("open the queue");
-    Emitter::new(context(), clock, queue)
+    Emitter::new(support::context("local"), clock, queue)
 }
 
 fn bench(c: &mut Criterion) {
@@ -95,7 +79,7 @@ fn bench(c: &mut Criterion) {
     group.finish();
 
     // The in-memory parts of one emit.
-    let mut ctx = context();
+    let mut ctx = support::context("local");
     let env =
         envelope::build(&mut ctx, EventDraft::new(payload()), 1, "d036a097a835").expect("build");
     let doc = serde_json::to_value(&env).expect("serialize");

@@ -13,17 +13,16 @@
 //! Prints events/s and the share of the wall time spent in SQLite (reading pages, quarantine,
 //! applying results: the queue's own calls, measured inside the drain).
 
+mod support;
+
 use std::time::Instant;
 
 use spec_kitty::contract::types::{ExecutionMode, Lane, StatusTransitionPayload};
 use spec_kitty::sync::auth::{Session, http_client};
 use spec_kitty::sync::batch::drain;
 use spec_kitty::sync::credentials::{CredentialStore, Secret, StoredCredentials, expiry_in};
-use spec_kitty::sync::envelope::EnvelopeContext;
 use spec_kitty::sync::settings::{ServerUrl, TransportOptions};
-use spec_kitty::sync::{
-    Durability, Emitter, GitMetadata, GitSource, LamportClock, Queue, QueueOptions,
-};
+use spec_kitty::sync::{Durability, Emitter, LamportClock, Queue, QueueOptions};
 use spec_kitty_fake_saas::FakeSaas;
 
 fn payload(i: u64) -> StatusTransitionPayload {
@@ -49,22 +48,6 @@ fn payload(i: u64) -> StatusTransitionPayload {
     }
 }
 
-fn context() -> EnvelopeContext {
-    EnvelopeContext {
-        project_uuid: uuid::Uuid::new_v4(),
-        project_slug: Some("spec-kitty".into()),
-        build_id: "f97f4d9b-d2fa-4ce6-a7ee-9bbca7308aab"
-            .try_into()
-            .expect("non-empty"),
-        team_slug: "acme".try_into().expect("non-empty"),
-        git: GitSource::Fixed(GitMetadata {
-            git_branch: Some("main".into()),
-            head_commit_sha: Some("9c00f0778af21dd8be0e3ddc1e4afc812e465d15".into()),
-            repo_slug: Some("Priivacy-ai/spec-kitty".into()),
-        }),
-    }
-}
-
 fn main() {
     let n: u64 = std::env::args()
         .skip(1)
@@ -79,7 +62,7 @@ fn main() {
     {
         let clock = LamportClock::load(dir.path().join("clock.json"), Durability::Normal);
         let queue = Queue::open(dir.path().join("queue.db"), options).expect("queue");
-        let mut emitter = Emitter::new(context(), clock, queue);
+        let mut emitter = Emitter::new(support::context("acme"), clock, queue);
         for i in 0..n {
             emitter
                 .emit_wp_status_changed(payload(i), None)

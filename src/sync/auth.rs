@@ -198,17 +198,8 @@ impl Session {
             server: self.server.to_string(),
         };
         let refresh = creds.valid_refresh(now).ok_or_else(expired)?;
-        let url = self.server.endpoint("/api/v1/token/refresh/");
         let body = serde_json::json!({ "refresh": refresh.expose() });
-        let response = self
-            .http
-            .post(&url)
-            .timeout(AUTH_TIMEOUT)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
+        let response = self.post_json("/api/v1/token/refresh/", &body).await?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
             return Err(expired());
@@ -280,17 +271,8 @@ impl Session {
 
     /// `POST /api/v1/token/` and store the login (mode 0600).
     pub async fn login(&self, username: &str, password: &Secret) -> Result<(), AuthError> {
-        let url = self.server.endpoint("/api/v1/token/");
         let body = serde_json::json!({ "username": username, "password": password.expose() });
-        let response = self
-            .http
-            .post(&url)
-            .timeout(AUTH_TIMEOUT)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(&e))?;
+        let response = self.post_json("/api/v1/token/", &body).await?;
         let status = response.status().as_u16();
         if status == 401 || status == 400 {
             return Err(AuthError::InvalidLogin);
@@ -321,6 +303,18 @@ impl Session {
         let _lock = self.store.lock()?;
         self.store.save(&creds)?;
         Ok(())
+    }
+
+    /// POST a JSON body to an auth endpoint (no bearer).
+    async fn post_json(&self, path: &str, body: &Value) -> Result<reqwest::Response, AuthError> {
+        self.http
+            .post(self.server.endpoint(path))
+            .timeout(AUTH_TIMEOUT)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> AuthError {

@@ -115,6 +115,18 @@ impl Net {
         (out.status.code().unwrap_or(-1), doc)
     }
 
+    /// `sync status --json`.
+    fn sync_status(&self) -> Value {
+        let out = self
+            .cmd()
+            .args(["sync", "status", "--json"])
+            .output()
+            .unwrap();
+        self.check_output(&out);
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn queue_path(&self) -> PathBuf {
         SpecKittyHome::at(self.sb.spec_kitty()).queue_path()
     }
@@ -309,14 +321,7 @@ fn server_errors_are_retried_then_stop_without_touching_retry_counts() {
     assert_eq!(code, 1);
     assert_eq!(doc["error"]["code"], "SERVER_UNAVAILABLE");
     assert!(net.queued().iter().all(|(_, retries)| *retries == 0));
-    let status: Value = serde_json::from_slice(
-        &net.cmd()
-            .args(["sync", "status", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let status = net.sync_status();
     assert!(
         status["sync"]["last_error"]
             .as_str()
@@ -413,14 +418,7 @@ fn rejected_events_stay_queued_with_the_servers_reason() {
     let queued = net.queued();
     assert_eq!(queued.len() as u64, rejected);
     assert!(queued.iter().all(|(_, r)| *r == 1));
-    let status: Value = serde_json::from_slice(
-        &net.cmd()
-            .args(["sync", "status", "--json"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let status = net.sync_status();
     assert_eq!(status["rejected"]["count"], 3);
     assert!(
         status["rejected"]["rows"][0]["reason"]
