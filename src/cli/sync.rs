@@ -478,20 +478,26 @@ fn retry_rows(args: &RowSelection) -> Result<ExitCode, CliError> {
     let home = home(args.json)?;
     let (path, queue) = open_existing(&home, args.json)?;
     let which = selection(args);
+    // The queue's NotQuarantined text speaks of dropping; say what retry did (nothing).
+    let not_quarantined = |ids: &[i64]| CliError {
+        status: 2,
+        code: "NOT_QUARANTINED",
+        message: format!(
+            "no quarantined row with id {}; nothing was retried (see `spec-kitty sync quarantine list`)",
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        json: args.json,
+    };
     let outcome = match (queue, &which) {
-        (Some(mut q), _) => q
-            .retry_quarantine(&which)
-            .map_err(|e| queue_error(e, args.json))?,
-        (None, QuarantineSelection::All) => RetryOutcome {
-            restored: Vec::new(),
-            still_refused: Vec::new(),
-        },
-        (None, QuarantineSelection::Ids(ids)) => {
-            return Err(queue_error(
-                QueueError::NotQuarantined { ids: ids.clone() },
-                args.json,
-            ));
-        }
+        (Some(mut q), _) => q.retry_quarantine(&which).map_err(|e| match e {
+            QueueError::NotQuarantined { ids } => not_quarantined(&ids),
+            other => queue_error(other, args.json),
+        })?,
+        (None, QuarantineSelection::All) => RetryOutcome::default(),
+        (None, QuarantineSelection::Ids(ids)) => return Err(not_quarantined(ids)),
     };
     if args.json {
         print_json(&json!({

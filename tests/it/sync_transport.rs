@@ -567,3 +567,63 @@ fn a_socket_that_drops_after_receiving_loses_nothing() {
     assert_eq!(doc["summary"]["sent"], ids.len() - 1, "{doc}");
     net.drain_clean(&ids);
 }
+
+#[test]
+fn quarantine_retry_keeps_refused_rows_and_restores_repaired_ones() {
+    let net = Net::new();
+    net.sb.emit(1);
+    let conn = rusqlite::Connection::open(net.queue_path()).unwrap();
+    let legacy = format!(
+        r#"{{"event_id":"01JMBY7K8N3QRVX2DPFG5HWT4E","event_type":"WPStatusChanged","payload":{{"{}":"039-x"}}}}"#,
+        spec_kitty::contract::rules::LEGACY_KEYS[0]
+    );
+    conn.execute(
+        "INSERT INTO queue (event_id, event_type, data, timestamp) VALUES ('01JMBY7K8N3QRVX2DPFG5HWT4E', 'WPStatusChanged', ?1, 0)",
+        [&legacy],
+    )
+    .unwrap();
+    let status = net.sync_status();
+    assert_eq!(status["quarantine"]["count"], 1);
+    let retry = |args: &[&str]| {
+        let out = net
+            .cmd()
+            .args(["sync", "quarantine", "retry", "--json"])
+            .args(args)
+            .output()
+            .unwrap();
+        net.check_output(&out);
+        (
+            out.status.code(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        )
+    };
+    let (code, doc) = retry(&["--all"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(doc["still_refused"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["restored"].as_array().unwrap().len(), 0);
+    let (code, doc) = retry(&["999"]);
+    assert_eq!(code, Some(2));
+    assert_eq!(doc["error"]["code"], "NOT_QUARANTINED");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was retried")
+    );
+    // Repair the quarantined copy (as a contract change would make it valid): it goes back.
+    let good: String = conn
+        .query_row("SELECT data FROM queue LIMIT 1", [], |r| r.get(0))
+        .unwrap();
+    let mut good: Value = serde_json::from_str(&good).unwrap();
+    good["event_id"] = "01JMBY7K8N3QRVX2DPFG5HWT4E".into();
+    conn.execute("UPDATE quarantine SET data = ?1", [good.to_string()])
+        .unwrap();
+    let (code, doc) = retry(&["--all"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(doc["restored"].as_array().unwrap().len(), 1, "{doc}");
+    assert!(
+        net.queued()
+            .iter()
+            .any(|(id, r)| id == "01JMBY7K8N3QRVX2DPFG5HWT4E" && *r == 0)
+    );
+}
