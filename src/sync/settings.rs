@@ -13,7 +13,8 @@
 //!   (a server's `Retry-After` is honoured up to the cap), batches of at most 1,000 events and
 //!   512 KiB of JSON. The environment can shorten them (tests, slow links):
 //!   `SPEC_KITTY_SYNC_TIMEOUT_MS`, `SPEC_KITTY_SYNC_BACKOFF_MS`, `SPEC_KITTY_SYNC_BACKOFF_CAP_MS`,
-//!   `SPEC_KITTY_SYNC_ATTEMPTS`.
+//!   `SPEC_KITTY_SYNC_ATTEMPTS`. The live WebSocket's connect bound is
+//!   `SPEC_KITTY_WS_CONNECT_TIMEOUT_MS` (see [`super::ws`]).
 
 use std::fmt;
 use std::net::IpAddr;
