@@ -1,4 +1,4 @@
-//! `spec-kitty sync now [--json] [--no-strict]`: drain the offline queue to the server once.
+//! `spec-kitty sync now [--json] [--no-strict] [--report FILE]`: drain the offline queue to the server once.
 //!
 //! Sequence: refuse when sync is disabled (upstream's message, exit 0, nothing touched); check
 //! the server URL (https, or http to loopback); open the queue (a missing or empty queue is
@@ -45,6 +45,33 @@ pub struct NowArgs {
     /// Exit 0 even when the server rejected events or the gate quarantined some.
     #[arg(long)]
     no_strict: bool,
+    /// Write the events the server rejected in this run to FILE (upstream's failure report
+    /// JSON: generated_at, summary, failures[{event_id, error, category}]).
+    #[arg(long, value_name = "FILE")]
+    report: Option<std::path::PathBuf>,
+}
+
+/// Upstream's `generate_failure_report` shape.
+fn failure_report(r: &DrainReport) -> serde_json::Value {
+    let mut categories = serde_json::Map::new();
+    for f in &r.failures {
+        let n = categories
+            .get(&f.category)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        categories.insert(f.category.clone(), json!(n + 1));
+    }
+    json!({
+        "generated_at": crate::contract::Timestamp::now().to_string(),
+        "summary": {
+            "total_events": r.sent + r.duplicates + r.rejected + r.unacknowledged,
+            "synced": r.sent,
+            "duplicates": r.duplicates,
+            "failed": r.failures.len(),
+            "categories": categories,
+        },
+        "failures": r.failures,
+    })
 }
 
 fn summary_line(r: &DrainReport) -> String {
@@ -130,6 +157,25 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         .map_err(|e| queue_error(e, json))?;
     bar.finish_and_clear();
 
+    if let Some(file) = &args.report {
+        if report.failures.is_empty() {
+            if !json {
+                println!("No failures to report.");
+            }
+        } else {
+            let text = format!("{:#}\n", failure_report(&report));
+            crate::repo::write_atomic(file, text.as_bytes()).map_err(|e| {
+                CliError::failed(
+                    "REPORT_WRITE",
+                    format!("cannot write the report {}: {e}", file.display()),
+                )
+                .json(json)
+            })?;
+            if !json {
+                println!("Failure report written to {}", file.display());
+            }
+        }
+    }
     let refused = report.rejected + report.quarantined;
     let error: Option<(&'static str, String)> = match &stop {
         Some(stop) => Some((stop.code(), stop.to_string())),

@@ -142,6 +142,17 @@ pub struct DrainReport {
     /// Where the time went (not part of the JSON output).
     #[serde(skip)]
     pub timings: DrainTimings,
+    /// Every rejection of this drain, in order (for `sync now --report`; not in the summary).
+    #[serde(skip)]
+    pub failures: Vec<Failure>,
+}
+
+/// One event the server refused during a drain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub event_id: String,
+    pub error: String,
+    pub category: String,
 }
 
 /// Time spent per kind of work during a drain.
@@ -718,6 +729,22 @@ fn timed_apply(
     let t = Instant::now();
     let applied = queue.apply_results(acks);
     report.timings.queue += t.elapsed();
+    if applied.is_ok() {
+        report
+            .failures
+            .extend(acks.iter().filter_map(|ack| match ack {
+                Ack::Rejected {
+                    event_id,
+                    reason,
+                    category,
+                } => Some(Failure {
+                    event_id: (*event_id).to_owned(),
+                    error: (*reason).to_owned(),
+                    category: (*category).to_owned(),
+                }),
+                Ack::Acknowledged { .. } => None,
+            }));
+    }
     applied
 }
 

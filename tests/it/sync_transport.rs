@@ -427,13 +427,26 @@ fn rejected_events_stay_queued_with_the_servers_reason() {
             .contains("Invalid payload for WPCreated")
     );
     assert_eq!(status["rejected"]["rows"][0]["category"], "schema_mismatch");
-    // --no-strict exits 0.
+    // --no-strict exits 0; --report writes upstream's failure report.
+    let report = net.sb.home.join("failures.json");
     let out = net
         .cmd()
-        .args(["sync", "now", "--no-strict"])
+        .args(["sync", "now", "--no-strict", "--report"])
+        .arg(&report)
         .output()
         .unwrap();
+    net.check_output(&out);
     assert!(out.status.success());
+    let doc: Value = serde_json::from_str(&fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(doc["summary"]["failed"], 3);
+    assert_eq!(doc["summary"]["categories"]["schema_mismatch"], 3);
+    assert_eq!(doc["failures"].as_array().unwrap().len(), 3);
+    assert!(
+        doc["failures"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("WPCreated")
+    );
     // Once the server accepts them they go.
     net.fake.reject_event_types(&[]);
     net.drain_clean(&ids);
