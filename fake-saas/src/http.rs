@@ -35,6 +35,8 @@ pub(crate) enum Reply {
     Throttle(u64),
     /// 200 with the body `{not json`.
     Malformed,
+    /// 200 with a streamed body of this many bytes (no Content-Length).
+    Oversized(usize),
     /// Abort the connection without a complete response.
     Abort,
     /// A response built elsewhere (the WebSocket upgrade or its rejection).
@@ -62,7 +64,7 @@ impl Reply {
         match self {
             Reply::Json(status, _) => status.as_u16(),
             Reply::Throttle(_) => 429,
-            Reply::Malformed => 200,
+            Reply::Malformed | Reply::Oversized(_) => 200,
             Reply::Abort => 0,
             Reply::Raw(response) => response.status().as_u16(),
         }
@@ -87,6 +89,20 @@ impl IntoResponse for Reply {
                 "{not json",
             )
                 .into_response(),
+            Reply::Oversized(total) => {
+                const CHUNK: usize = 64 * 1024;
+                let chunks = total.div_ceil(CHUNK);
+                let stream = futures_util::stream::iter((0..chunks).map(move |i| {
+                    let len = CHUNK.min(total - i * CHUNK);
+                    Ok::<Bytes, std::io::Error>(Bytes::from(vec![b' '; len]))
+                }));
+                let mut response = Response::new(Body::from_stream(stream));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
             Reply::Abort => {
                 // A streamed body (no Content-Length) that fails at once: hyper
                 // gives up on the connection before a complete response is out.
@@ -286,6 +302,7 @@ fn after(fault: Option<Fault>, reply: Reply) -> Reply {
     match fault {
         Some(Fault::ResetAfterStore) => Reply::Abort,
         Some(Fault::MalformedJson) => Reply::Malformed,
+        Some(Fault::OversizedAnswer(bytes)) => Reply::Oversized(bytes),
         Some(Fault::DuplicateAcks) => map_results(reply, |results| {
             results.into_iter().flat_map(|r| [r.clone(), r]).collect()
         }),

@@ -63,6 +63,7 @@
 //! | `ResetAfterStore` | handle normally (store), then abort the connection without a response |
 //! | `ResetBeforeStore` | abort the connection without a response; nothing stored |
 //! | `MalformedJson` | handle normally (store), then answer 200 with the body `{not json` |
+//! | `OversizedAnswer(n)` | handle normally (store), then answer 200 with `n` blanks, streamed, no Content-Length |
 //! | `DuplicateAcks` | handle normally, but every result object appears twice in `results` |
 //! | `EmptyResults` | batch only: 200 `{"results":[]}`; nothing stored |
 //! | `MissingResults` | batch only: store everything, answer only the first `n / 2` (rounded down) events |
@@ -165,6 +166,9 @@ pub enum Fault {
     ResetBeforeStore,
     /// Store, then reply 200 with the body `{not json`.
     MalformedJson,
+    /// Store, then reply 200 with this many bytes of blanks, streamed without a
+    /// Content-Length (a server trying to exhaust the client's memory).
+    OversizedAnswer(usize),
     /// Normal processing, but each result object appears twice.
     DuplicateAcks,
     /// 200 `{"results":[]}`; nothing stored.

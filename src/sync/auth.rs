@@ -115,6 +115,47 @@ pub fn describe_transport_error(e: &reqwest::Error) -> String {
     detail
 }
 
+/// The most of a server's answer that is read (a batch answer for 1,000 events is ~100 KiB).
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why an answer could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Transport(reqwest::Error),
+    /// The server sent more than [`MAX_RESPONSE_BYTES`].
+    TooLarge,
+}
+
+impl ReadError {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Transport(e) => describe_transport_error(e),
+            Self::TooLarge => format!(
+                "the answer exceeded {} MiB and was not read",
+                MAX_RESPONSE_BYTES / (1024 * 1024)
+            ),
+        }
+    }
+}
+
+/// Read an answer's body, at most [`MAX_RESPONSE_BYTES`] (a lying server cannot exhaust memory).
+pub async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, ReadError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// One login with one server.
 #[derive(Debug)]
 pub struct Session {
@@ -344,7 +385,12 @@ impl Session {
                 status,
             });
         }
-        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let bytes = read_bounded(response)
+            .await
+            .map_err(|e| AuthError::Unreachable {
+                server: self.server.to_string(),
+                detail: e.describe(),
+            })?;
         serde_json::from_slice(&bytes).map_err(|_| self.invalid(call))
     }
 }

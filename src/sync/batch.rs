@@ -51,7 +51,7 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::auth::{AuthError, Session, describe_transport_error};
+use super::auth::{AuthError, Session, describe_transport_error, read_bounded};
 use super::credentials::Secret;
 use super::queue::{
     Ack, AppliedResults, CODE_DATA_NOT_JSON, Cursor, Queue, QueueError, QueuedEvent,
@@ -529,13 +529,13 @@ impl Sender<'_> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let bytes = response.bytes().await;
+        let bytes = read_bounded(response).await;
         timings.network += t.elapsed();
         let bytes = match bytes {
             Ok(b) => b,
             Err(e) => {
                 return Reply::Transient {
-                    detail: describe_transport_error(&e),
+                    detail: e.describe(),
                     retry_after: None,
                 };
             }

@@ -640,3 +640,31 @@ fn quarantine_retry_keeps_refused_rows_and_restores_repaired_ones() {
             .any(|(id, r)| id == "01JMBY7K8N3QRVX2DPFG5HWT4E" && *r == 0)
     );
 }
+
+#[test]
+fn an_oversized_answer_is_not_read_and_the_batch_is_resent() {
+    let big = Fault::OversizedAnswer(9 * 1024 * 1024);
+    let (net, ids, _, _) = schedule(&[], 5, |_| {});
+    net.fake.push_fault(Route::Batch, big.clone());
+    let more = net.sb.emit(5);
+    let out = net
+        .cmd()
+        .env("SPEC_KITTY_SYNC_ATTEMPTS", "1")
+        .args(["sync", "now", "--json"])
+        .output()
+        .unwrap();
+    net.check_output(&out);
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["code"], "SERVER_UNAVAILABLE", "{doc}");
+    assert!(
+        doc["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded 8 MiB"),
+        "{doc}"
+    );
+    let all: Vec<String> = ids.into_iter().chain(more).collect();
+    net.assert_nothing_lost(&all);
+    net.fake.push_fault(Route::Batch, big);
+    net.drain_clean(&all);
+}
