@@ -1,7 +1,8 @@
 //! `spec-kitty sync now [--json] [--no-strict] [--report FILE]`: drain the offline queue to the server once.
 //!
 //! Sequence: refuse when sync is disabled (upstream's message, exit 0, nothing touched); check
-//! the server URL (https, or http to loopback); open the queue (a missing or empty queue is
+//! the server URL (https, or http to loopback); when logged in, move events queued before the
+//! login (the unscoped `queue.db`) into this login's queue; open the queue (a missing or empty queue is
 //! "nothing to sync", exit 0); then [`crate::sync::batch::drain`], which gates every row
 //! (quarantining refusals), sends batches and applies the server's per-event results. A
 //! progress bar is drawn on stderr when it is a terminal and `--json` is not given.
@@ -36,6 +37,7 @@ use crate::sync::auth::{Session, http_client};
 use crate::sync::batch::{DrainReport, drain};
 use crate::sync::credentials::CredentialStore;
 use crate::sync::settings::{SyncSettings, disabled_message};
+use crate::sync::{Durability, Queue, QueueOptions, SpecKittyHome};
 
 #[derive(Debug, Args)]
 pub struct NowArgs {
@@ -81,6 +83,36 @@ fn summary_line(r: &DrainReport) -> String {
     )
 }
 
+/// Events queued before the login sit in the unscoped `queue.db`; once logged in, move them
+/// into this login's queue so they are sent too (see `Queue::adopt_rows_from`). Returns how
+/// many moved.
+fn adopt_pre_login_events(home: &SpecKittyHome, json: bool) -> Result<u64, CliError> {
+    if home.queue_scope().is_none() {
+        return Ok(0);
+    }
+    let options = QueueOptions {
+        max_queue_size: home.max_queue_size(),
+        durability: Durability::Full,
+    };
+    let err = |e| queue_error(e, json);
+    let Some(mut legacy) = Queue::open_existing(home.legacy_queue_path(), options).map_err(err)?
+    else {
+        return Ok(0);
+    };
+    if legacy.is_empty().map_err(err)? {
+        return Ok(0);
+    }
+    let mut scoped = Queue::open(home.queue_path(), options).map_err(err)?;
+    let moved = scoped.adopt_rows_from(&mut legacy).map_err(err)?;
+    if moved > 0 && !json {
+        println!(
+            "Moved {moved} event(s) queued before login from {} into this login's queue.",
+            legacy.path().display()
+        );
+    }
+    Ok(moved)
+}
+
 pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
     let json = args.json;
     let home = home(json)?;
@@ -97,6 +129,7 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         .server
         .clone()
         .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+    let adopted = adopt_pre_login_events(&home, json)?;
     let (path, queue) = open_existing(&home, json)?;
     let mut queue = match queue {
         Some(q) if !q.is_empty().map_err(|e| queue_error(e, json))? => q,
@@ -104,7 +137,7 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
             if json {
                 print_json(&json!({
                     "enabled": true, "server": server.as_str(), "queue": path,
-                    "summary": DrainReport::default(),
+                    "adopted": adopted, "summary": DrainReport::default(),
                 }));
             } else {
                 println!("Queue is empty, nothing to sync.");
@@ -194,6 +227,7 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
             "enabled": true,
             "server": server.as_str(),
             "queue": path,
+            "adopted": adopted,
             "summary": report,
         });
         if let Some((code, message)) = &error {

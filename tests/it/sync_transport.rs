@@ -30,7 +30,11 @@ struct Net {
 
 impl Net {
     fn new() -> Self {
-        let sb = Sandbox::new();
+        Self::attach(Sandbox::new())
+    }
+
+    /// Log `sb` in to a new fake server.
+    fn attach(sb: Sandbox) -> Self {
         let fake = FakeSaas::start();
         fake.add_user("alice@example.com", PASSWORD, Some("acme"));
         fs::create_dir_all(sb.spec_kitty()).unwrap();
@@ -667,4 +671,21 @@ fn an_oversized_answer_is_not_read_and_the_batch_is_resent() {
     net.assert_nothing_lost(&all);
     net.fake.push_fault(Route::Batch, big);
     net.drain_clean(&all);
+}
+
+#[test]
+fn events_queued_before_login_are_moved_into_the_login_queue_and_sent() {
+    let sb = Sandbox::new();
+    let before = sb.emit(6); // not logged in: the unscoped queue.db
+    assert!(sb.queue_db().exists());
+    let net = Net::attach(sb);
+    let after = net.sb.emit(2);
+    let (code, doc) = net.sync_now();
+    assert_eq!(code, 0, "{doc}");
+    assert_eq!(doc["adopted"], 6);
+    assert_eq!(doc["summary"]["sent"], 8);
+    let all: Vec<String> = before.into_iter().chain(after).collect();
+    net.drain_clean(&all);
+    let legacy = Queue::open(net.sb.queue_db(), QueueOptions::default()).unwrap();
+    assert!(legacy.is_empty().unwrap());
 }
