@@ -157,16 +157,21 @@ pub(super) fn home(json: bool) -> Result<SpecKittyHome, CliError> {
     SpecKittyHome::from_env().map_err(|e| problem("NO_HOME", e).json(json))
 }
 
+/// The CLI's queue settings: the configured cap, durable commits.
+pub(super) fn queue_options(home: &SpecKittyHome) -> QueueOptions {
+    QueueOptions {
+        max_queue_size: home.max_queue_size(),
+        durability: Durability::Full,
+    }
+}
+
 pub(super) fn open_existing(
     home: &SpecKittyHome,
     json: bool,
 ) -> Result<(PathBuf, Option<Queue>), CliError> {
     let path = home.queue_path();
-    let options = QueueOptions {
-        max_queue_size: home.max_queue_size(),
-        durability: Durability::Full,
-    };
-    let queue = Queue::open_existing(&path, options).map_err(|e| queue_error(e, json))?;
+    let queue =
+        Queue::open_existing(&path, queue_options(home)).map_err(|e| queue_error(e, json))?;
     Ok((path, queue))
 }
 

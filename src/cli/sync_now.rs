@@ -31,13 +31,13 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::sync::{home, open_existing, queue_error};
+use super::sync::{home, open_existing, queue_error, queue_options};
 use super::{CliError, print_json};
 use crate::sync::auth::{Session, http_client};
 use crate::sync::batch::{DrainReport, drain};
 use crate::sync::credentials::CredentialStore;
 use crate::sync::settings::{SyncSettings, disabled_message};
-use crate::sync::{Durability, Queue, QueueOptions, SpecKittyHome};
+use crate::sync::{Queue, SpecKittyHome};
 
 #[derive(Debug, Args)]
 pub struct NowArgs {
@@ -90,10 +90,7 @@ fn adopt_pre_login_events(home: &SpecKittyHome, json: bool) -> Result<u64, CliEr
     if home.queue_scope().is_none() {
         return Ok(0);
     }
-    let options = QueueOptions {
-        max_queue_size: home.max_queue_size(),
-        durability: Durability::Full,
-    };
+    let options = queue_options(home);
     let err = |e| queue_error(e, json);
     let Some(mut legacy) = Queue::open_existing(home.legacy_queue_path(), options).map_err(err)?
     else {

@@ -332,7 +332,7 @@ fn chunks<'r, 'a>(rows: &'r [Outgoing<'a>], options: &TransportOptions) -> Vec<&
 }
 
 /// `gzip({"events":[…]})` from the stored JSON, verbatim.
-fn body(rows: &[Outgoing<'_>]) -> std::io::Result<Vec<u8>> {
+fn body(rows: &[&Outgoing<'_>]) -> std::io::Result<Vec<u8>> {
     let raw: usize = rows.iter().map(|r| r.data.len() + 1).sum();
     let mut gz = GzEncoder::new(Vec::with_capacity(raw / 4 + 64), Compression::fast());
     gz.write_all(b"{\"events\":[")?;
@@ -483,14 +483,7 @@ impl Sender<'_> {
         timings: &mut DrainTimings,
     ) -> Reply {
         let t = Instant::now();
-        let owned: Vec<Outgoing<'_>> = batch
-            .iter()
-            .map(|r| Outgoing {
-                event_id: r.event_id,
-                data: r.data,
-            })
-            .collect();
-        let body = match body(&owned) {
+        let body = match body(batch) {
             Ok(b) => b,
             Err(e) => {
                 return Reply::Transient {
@@ -803,7 +796,7 @@ mod tests {
 
     #[test]
     fn body_is_the_stored_json_verbatim() {
-        let all = vec![
+        let all = [
             Outgoing {
                 event_id: "A",
                 data: r#"{"event_id":"A","x":1.50}"#,
@@ -813,7 +806,7 @@ mod tests {
                 data: r#"{"event_id":"B"}"#,
             },
         ];
-        let gz = body(&all).unwrap();
+        let gz = body(&all.iter().collect::<Vec<_>>()).unwrap();
         let mut text = String::new();
         std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
             .unwrap();
