@@ -30,7 +30,7 @@
 //! | 400 with `details` naming events (by `event_id`, else by position) | those events rejected with their detail's reason; the others are resent in a smaller batch |
 //! | 400 without usable details | every event rejected with `"{error}\nDetails: {details}"` |
 //! | 401 | the access token is refreshed once and the batch resent; a second 401 stops the drain (`SESSION_EXPIRED`), rows untouched |
-//! | 413 | the batch is split in halves, each sent on its own; a single event refused as too large is rejected with that reason |
+//! | 413 | the batch is split in halves, each sent on its own, and later batches of the drain are cut to that size before sending; a single event refused as too large is rejected with that reason |
 //! | 408, 429, 5xx, timeout, connection error | retried with jittered exponential backoff (`Retry-After` honoured, capped) up to [`TransportOptions::max_attempts`]; then the drain stops (`SERVER_UNAVAILABLE`), rows untouched |
 //! | any other status (403, 404, …) | the drain stops (`SERVER_ERROR`), rows untouched |
 //!
@@ -250,6 +250,7 @@ async fn drain_pages(
         session,
         options,
         access: None,
+        learned_limit: None,
     };
     loop {
         let t = Instant::now();
@@ -350,6 +351,9 @@ struct Sender<'s> {
     session: &'s Session,
     options: &'s TransportOptions,
     access: Option<Secret>,
+    /// Events per batch the server accepted size-wise, learned from 413s: later batches are
+    /// split before sending instead of being refused first.
+    learned_limit: Option<usize>,
 }
 
 impl Sender<'_> {
@@ -364,6 +368,13 @@ impl Sender<'_> {
         let mut work: Vec<Vec<&Outgoing<'_>>> = vec![rows.iter().collect()];
         while let Some(batch) = work.pop() {
             if batch.is_empty() {
+                continue;
+            }
+            if let Some(limit) = self.learned_limit.filter(|l| batch.len() > *l) {
+                // Push in reverse so the pieces are sent in queue order.
+                for piece in batch.chunks(limit).rev() {
+                    work.push(piece.to_vec());
+                }
                 continue;
             }
             let mut attempts = 0u32;
@@ -436,7 +447,9 @@ impl Sender<'_> {
                         }));
                     }
                     Reply::TooLarge if batch.len() > 1 => {
-                        let (left, right) = batch.split_at(batch.len() / 2);
+                        let half = batch.len() / 2;
+                        self.learned_limit = Some(self.learned_limit.map_or(half, |l| l.min(half)));
+                        let (left, right) = batch.split_at(half);
                         work.push(right.to_vec());
                         work.push(left.to_vec());
                         break;

@@ -395,6 +395,15 @@ fn payload_too_large_splits_the_batch() {
     let (net, ids, code, doc) = schedule(&[], 40, |net| net.fake.set_batch_limit(7));
     assert_eq!(code, 0, "{doc}");
     assert_eq!(doc["summary"]["sent"], 40);
+    // 40 → 413; 20 → 413; then the learned size (≤ 7 after 10 → 413, 5 ok) is used up front:
+    // far fewer requests than halving every batch anew.
+    let refused = net
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.status == 413)
+        .count();
+    assert!(refused <= 3, "{refused} refused batches");
     net.drain_clean(&ids);
 }
 
