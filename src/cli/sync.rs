@@ -161,7 +161,7 @@ pub(super) fn home(json: bool) -> Result<SpecKittyHome, CliError> {
 pub(super) fn queue_options(home: &SpecKittyHome) -> QueueOptions {
     QueueOptions {
         max_queue_size: home.max_queue_size(),
-        durability: Durability::Full,
+        durability: home.durability(),
     }
 }
 

@@ -133,7 +133,9 @@ pub struct Emitter {
 impl Emitter {
     /// The emitter of the project containing `dir`, with `~/.spec-kitty` from `$HOME`.
     pub fn open(dir: &Path) -> Result<Self, EmitError> {
-        Self::open_in(dir, &SpecKittyHome::from_env()?, Durability::default())
+        let home = SpecKittyHome::from_env()?;
+        let durability = home.durability();
+        Self::open_in(dir, &home, durability)
     }
 
     /// The emitter of the project containing `dir`, with an explicit spec-kitty home.

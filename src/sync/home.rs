@@ -15,7 +15,9 @@
 //! * `~/.spec-kitty/active_queue_scope` holds the plain scope string of the scoped queue last
 //!   used.
 //! * `~/.spec-kitty/config.toml` `[sync] max_queue_size` caps the queue (default 100 000; a
-//!   missing, unparsable or non-positive value falls back to the default).
+//!   missing, unparsable or non-positive value falls back to the default); `[sync] durability
+//!   = "normal"` trades power-loss safety of the last commits for about three times the emit
+//!   rate (default `"full"`, see [`Durability`]).
 
 use std::fs;
 use std::io;
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::Durability;
 use crate::repo::write_atomic;
 
 /// `~/.spec-kitty`, relative to the home directory.
@@ -183,6 +186,18 @@ impl SpecKittyHome {
         }
     }
 
+    /// `[sync] durability` from `config.toml`: `"normal"` gives [`Durability::Normal`] (commits
+    /// survive a killed process, not a power loss; about three times the emit rate); anything
+    /// else, or nothing, gives the default [`Durability::Full`].
+    pub fn durability(&self) -> Durability {
+        match self.sync_config("durability") {
+            Some(toml::Value::String(s)) if s.trim().eq_ignore_ascii_case("normal") => {
+                Durability::Normal
+            }
+            _ => Durability::Full,
+        }
+    }
+
     /// `[sync] max_queue_size` from `config.toml`, else [`DEFAULT_MAX_QUEUE_SIZE`].
     pub fn max_queue_size(&self) -> u64 {
         let value = self.sync_config("max_queue_size");
@@ -264,6 +279,23 @@ mod tests {
         .unwrap();
         assert_eq!(home.queue_scope().as_deref(), Some("http://x|u|no-team"));
         assert_eq!(home.team_slug(), "local");
+    }
+
+    #[test]
+    fn durability_from_config_defaults_to_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = SpecKittyHome::at(dir.path());
+        assert_eq!(home.durability(), Durability::Full);
+        for (text, want) in [
+            ("[sync]\ndurability = \"normal\"\n", Durability::Normal),
+            ("[sync]\ndurability = \" NORMAL \"\n", Durability::Normal),
+            ("[sync]\ndurability = \"full\"\n", Durability::Full),
+            ("[sync]\ndurability = \"fast\"\n", Durability::Full),
+            ("[sync]\ndurability = 1\n", Durability::Full),
+        ] {
+            fs::write(home.config_path(), text).unwrap();
+            assert_eq!(home.durability(), want, "{text}");
+        }
     }
 
     #[test]
