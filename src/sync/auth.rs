@@ -246,29 +246,9 @@ impl Session {
             return Err(expired());
         }
         let data = self.json_ok(response, status, "token refresh").await?;
-        let (access, refresh) = tokens(&data).ok_or_else(|| self.invalid("token refresh"))?;
-        let updated = StoredCredentials {
-            access: access.clone(),
-            refresh,
-            access_expires_at: expiry_in(lifetime(
-                &data,
-                ["access_lifetime", "expires_in"],
-                DEFAULT_ACCESS_LIFETIME,
-            )),
-            refresh_expires_at: expiry_in(lifetime(
-                &data,
-                ["refresh_lifetime", "refresh_expires_in"],
-                DEFAULT_REFRESH_LIFETIME,
-            )),
-            team_slug: data
-                .get("team_slug")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .or(creds.team_slug),
-            username: creds.username,
-            server_url: creds.server_url,
-        };
+        let updated = credentials_from(&data, creds.username, creds.server_url, creds.team_slug)
+            .ok_or_else(|| self.invalid("token refresh"))?;
+        let access = updated.access.clone();
         self.store.save(&updated)?;
         Ok(access)
     }
@@ -319,28 +299,8 @@ impl Session {
             return Err(AuthError::InvalidLogin);
         }
         let data = self.json_ok(response, status, "login").await?;
-        let (access, refresh) = tokens(&data).ok_or_else(|| self.invalid("login"))?;
-        let creds = StoredCredentials {
-            access,
-            refresh,
-            access_expires_at: expiry_in(lifetime(
-                &data,
-                ["access_lifetime", "expires_in"],
-                DEFAULT_ACCESS_LIFETIME,
-            )),
-            refresh_expires_at: expiry_in(lifetime(
-                &data,
-                ["refresh_lifetime", "refresh_expires_in"],
-                DEFAULT_REFRESH_LIFETIME,
-            )),
-            username: username.to_owned(),
-            team_slug: data
-                .get("team_slug")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-            server_url: self.server.to_string(),
-        };
+        let creds = credentials_from(&data, username.to_owned(), self.server.to_string(), None)
+            .ok_or_else(|| self.invalid("login"))?;
         let _lock = self.store.lock()?;
         self.store.save(&creds)?;
         Ok(())
@@ -393,6 +353,39 @@ impl Session {
             })?;
         serde_json::from_slice(&bytes).map_err(|_| self.invalid(call))
     }
+}
+
+/// The login a token answer (login or refresh) describes: its tokens and lifetimes, its team
+/// (else `team`). `None` when the answer lacks a token.
+fn credentials_from(
+    data: &Value,
+    username: String,
+    server_url: String,
+    team: Option<String>,
+) -> Option<StoredCredentials> {
+    let (access, refresh) = tokens(data)?;
+    Some(StoredCredentials {
+        access,
+        refresh,
+        access_expires_at: expiry_in(lifetime(
+            data,
+            ["access_lifetime", "expires_in"],
+            DEFAULT_ACCESS_LIFETIME,
+        )),
+        refresh_expires_at: expiry_in(lifetime(
+            data,
+            ["refresh_lifetime", "refresh_expires_in"],
+            DEFAULT_REFRESH_LIFETIME,
+        )),
+        team_slug: data
+            .get("team_slug")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .or(team),
+        username,
+        server_url,
+    })
 }
 
 fn tokens(data: &Value) -> Option<(Secret, Secret)> {
