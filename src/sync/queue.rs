@@ -1681,14 +1681,14 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn opts(max: u64) -> QueueOptions {
+    pub(super) fn opts(max: u64) -> QueueOptions {
         QueueOptions {
             max_queue_size: max,
             durability: Durability::Normal,
         }
     }
 
-    fn envelope(n: u32, event_type: &str) -> Value {
+    pub(super) fn envelope(n: u32, event_type: &str) -> Value {
         json!({
             "event_id": format!("01JMBY7K8N3QRVX2DPFG5H{n:04}"), "event_type": event_type,
             "aggregate_id": "WP01", "aggregate_type": "WorkPackage", "schema_version": "3.0.0",
@@ -2021,25 +2021,11 @@ mod sync_side_tests {
     use super::*;
     use serde_json::json;
 
-    fn opts(max: u64) -> QueueOptions {
-        QueueOptions {
-            max_queue_size: max,
-            durability: Durability::Normal,
-        }
-    }
+    use super::tests::opts;
 
-    /// A gate-valid envelope (the same shape as `tests::envelope`).
+    /// A gate-valid WPCreated envelope ([`super::tests::envelope`]).
     fn envelope(n: u32) -> Value {
-        json!({
-            "event_id": eid(n), "event_type": "WPCreated",
-            "aggregate_id": "WP01", "aggregate_type": "WorkPackage", "schema_version": "3.0.0",
-            "build_id": "b", "node_id": "n", "lamport_clock": n, "causation_id": null,
-            "correlation_id": eid(n), "data_tier": 0,
-            "timestamp": "2026-04-06T12:00:00.123456+00:00", "team_slug": "local",
-            "project_uuid": "550e8400-e29b-41d4-a716-446655440000", "project_slug": "p",
-            "git_branch": null, "head_commit_sha": null, "repo_slug": null,
-            "payload": {"wp_id": "WP01", "title": "t", "dependencies": [], "mission_slug": "001-x"}
-        })
+        super::tests::envelope(n, "WPCreated")
     }
 
     /// The feature-era key used here (named through the contract, never spelled out in src/).
