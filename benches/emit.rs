@@ -1,12 +1,14 @@
 //! Durable emits per second and what the gate costs inside `emit`.
-//! Run: `cargo bench --bench emit`. Criterion prints the time per call; emits/s = 1 s / time.
+//! Run: `cargo bench --bench emit`. Criterion prints the time per call; after it, a plain timed
+//! loop per durability prints the figure as emits per second (`emit/…/rate`).
 //!
 //! * `emit/durable_full`: one `Emitter::emit` per iteration, each with its own committed
-//!   transaction, `Durability::Full` (the CLI's setting: the WAL is fsynced at every commit; the
-//!   Lamport floor rides in that same commit, so the clock file needs no fsync of its own: one
-//!   fsync per emit). Bound by the disk's fsync latency.
-//! * `emit/durable_normal`: the same with `Durability::Normal` (WAL, `synchronous=NORMAL`, clock
-//!   replaced by rename): committed and safe against a killed process, not fsynced.
+//!   transaction, `Durability::Full` (the CLI's setting: the WAL is synced with `fdatasync` at
+//!   every commit, one sync per emit; the clock file is written once per reservation of up to 64
+//!   values and not synced, its durable copy being the queue's Lamport floor, see `sync::clock`).
+//!   Bound by the disk's sync latency.
+//! * `emit/durable_normal`: the same with `Durability::Normal` (WAL, `synchronous=NORMAL`):
+//!   committed and safe against a killed process, not synced.
 //! * `emit_parts/*`: the in-memory steps of one emit, on the same event: building and
 //!   serializing the envelope, `validate_payload`, and `gate` itself.
 //!
@@ -16,7 +18,7 @@
 mod support;
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use spec_kitty::contract::types::{ExecutionMode, Lane, StatusTransitionPayload};
@@ -78,6 +80,46 @@ fn bench(c: &mut Criterion) {
     }
     group.finish();
 
+    // What the disk allows: the bare cost of the one sync an emit needs (7 WAL frames of 4120
+    // bytes overwritten in a preallocated file, then `sync_data`), no SQLite, no CPU work.
+    let floor = disk_sync_floor(&dir.path().join("disk-floor.bin"));
+    eprintln!(
+        "disk: bare sync after overwriting 7 WAL frames: {:.1} µs (a ceiling of {:.0} syncs/s)",
+        floor * 1e6,
+        1.0 / floor
+    );
+
+    // The figure itself: emits per second over a long run of single emits.
+    for (name, durability) in [
+        ("durable_full", Durability::Full),
+        ("durable_normal", Durability::Normal),
+    ] {
+        let sub = dir.path().join(format!("{name}-rate"));
+        let mut e = emitter(&sub, durability);
+        // The first emits of a fresh queue append to a new WAL file (the slower case a short
+        // command sees); report them apart from the steady state.
+        const FIRST: u32 = 200;
+        let start = Instant::now();
+        for _ in 0..FIRST {
+            e.emit(EventDraft::new(payload())).expect("emit succeeds");
+        }
+        let first = start.elapsed();
+        const N: u32 = 20_000;
+        let start = Instant::now();
+        for _ in 0..N {
+            e.emit(EventDraft::new(payload())).expect("emit succeeds");
+        }
+        let steady = start.elapsed();
+        eprintln!(
+            "emit/{name}/rate: {:.0} emits/s steady ({N} emits, {:.1} µs each); first {FIRST} \
+             emits of a fresh queue: {:.0} emits/s ({:.1} µs each)",
+            f64::from(N) / steady.as_secs_f64(),
+            steady.as_secs_f64() * 1e6 / f64::from(N),
+            f64::from(FIRST) / first.as_secs_f64(),
+            first.as_secs_f64() * 1e6 / f64::from(FIRST),
+        );
+    }
+
     // The in-memory parts of one emit.
     let mut ctx = support::context("local");
     let env =
@@ -105,6 +147,29 @@ fn bench(c: &mut Criterion) {
         b.iter(|| gate(Surface::Envelope, black_box(&doc)))
     });
     group.finish();
+}
+
+/// Mean seconds per `sync_data` after overwriting 7 × 4120 bytes, over 2000 rounds.
+fn disk_sync_floor(path: &std::path::Path) -> f64 {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    const FRAME: usize = 4120;
+    const SIZE: usize = 8 << 20;
+    let mut f = std::fs::File::create(path).expect("create");
+    f.write_all(&vec![0u8; SIZE]).expect("preallocate");
+    f.sync_all().expect("sync");
+    let frame = vec![7u8; FRAME];
+    const ROUNDS: usize = 2000;
+    let start = Instant::now();
+    for i in 0..ROUNDS {
+        let base = (i * 7 * FRAME) % (SIZE - 8 * FRAME);
+        for j in 0..7 {
+            f.write_all_at(&frame, (base + j * FRAME) as u64)
+                .expect("write");
+        }
+        f.sync_data().expect("sync");
+    }
+    start.elapsed().as_secs_f64() / ROUNDS as f64
 }
 
 criterion_group!(benches, bench);

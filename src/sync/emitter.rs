@@ -160,7 +160,8 @@ impl Emitter {
         let git = GitSource::Checkout(GitResolver::new(&checkout, identity.repo_slug.clone()));
         let context = EnvelopeContext::new(&identity, &home.team_slug(), git)?;
         // The clock file is replaced atomically but not fsynced: its durable copy is the queue's
-        // `clock_floor`, written in the same transaction (one fsync per emit, not three).
+        // `clock_floor`, raised to the clock's reservation in the transaction of the first
+        // event of each reservation (one fsync per emit, not three).
         let mut clock = LamportClock::load(home.clock_path(), Durability::Normal);
         home.record_active_scope()?;
         let queue = Queue::open(
@@ -238,7 +239,7 @@ impl Emitter {
             })?;
         }
         gate(Surface::Envelope, &doc).map_err(EmitError::Contract)?;
-        let outcome = self.queue.enqueue(&doc)?;
+        let outcome = self.queue.enqueue_with_floor(&doc, self.clock.reserved())?;
         let sent_live = self.send_live(&doc);
         Ok(Receipt {
             event_id: envelope.event_id.to_string(),

@@ -238,6 +238,15 @@ const QUARANTINED_COLUMNS: &str = "id, queue_id, event_id, event_type, timestamp
 const RAISE_FLOOR: &str = "INSERT INTO clock_floor (id, value) VALUES (1, ?1) \
     ON CONFLICT(id) DO UPDATE SET value = max(value, excluded.value)";
 
+/// Raise `clock_floor` to `floor` (nothing for `None`).
+fn raise_floor(conn: &Connection, floor: Option<u64>) -> rusqlite::Result<()> {
+    if let Some(f) = floor {
+        conn.prepare_cached(RAISE_FLOOR)?
+            .execute([i64::try_from(f).unwrap_or(i64::MAX)])?;
+    }
+    Ok(())
+}
+
 /// Columns upstream's queue must have for us to use it (`coalesce_key` may be added).
 const REQUIRED_COLUMNS: &[&str] = &[
     "id",
@@ -500,6 +509,8 @@ pub struct Queue {
     path: PathBuf,
     options: QueueOptions,
     count: Option<CachedCount>,
+    /// The Lamport floor this connection last committed (see [`Queue::enqueue_with_floor`]).
+    recorded_floor: u64,
 }
 
 fn sqlite_err<'a>(path: &'a Path, op: &'static str) -> impl Fn(rusqlite::Error) -> QueueError + 'a {
@@ -576,6 +587,7 @@ impl Queue {
             path,
             options,
             count: None,
+            recorded_floor: 0,
         };
         queue.configure()?;
         queue.migrate()?;
@@ -728,8 +740,25 @@ impl Queue {
     }
 
     /// Queue one gate-checked envelope (see the module docs). One transaction, committed (and,
-    /// with [`Durability::Full`], fsynced) before it returns.
+    /// with [`Durability::Full`], fsynced) before it returns. The Lamport floor is raised to the
+    /// envelope's `lamport_clock` in the same transaction.
+    #[cfg(test)]
     pub(crate) fn enqueue(&mut self, envelope: &Value) -> Result<EnqueueOutcome, QueueError> {
+        self.enqueue_with_floor(envelope, 0)
+    }
+
+    /// [`enqueue`](Self::enqueue), with the clock's reservation ([`super::LamportClock::reserved`]):
+    /// when the envelope's `lamport_clock` is above the floor this connection last committed,
+    /// the floor is raised to `max(lamport_clock, reserved)` in the enqueue's transaction;
+    /// otherwise the floor already covers it and is not written. So an emitter whose clock
+    /// reserves 64 values at a time writes the floor's page once per 64 events, and after a
+    /// power loss that rolled the clock file back the floor is still at or above every queued
+    /// value.
+    pub(crate) fn enqueue_with_floor(
+        &mut self,
+        envelope: &Value,
+        reserved: u64,
+    ) -> Result<EnqueueOutcome, QueueError> {
         let field = |name: &str| -> Result<&str, QueueError> {
             envelope
                 .get(name)
@@ -746,8 +775,9 @@ impl Queue {
         let key = coalesce_key(envelope);
         let lamport = envelope
             .get("lamport_clock")
-            .and_then(Value::as_i64)
+            .and_then(Value::as_u64)
             .unwrap_or(0);
+        let floor = (lamport > self.recorded_floor).then(|| lamport.max(reserved));
         let now = epoch_seconds();
         let max = self.options.max_queue_size.max(1);
 
@@ -774,11 +804,10 @@ impl Queue {
                 )
                 .and_then(|mut s| s.execute(params![event_id, data, now, id]))
                 .map_err(err("coalesce"))?;
-                tx.prepare_cached(RAISE_FLOOR)
-                    .and_then(|mut s| s.execute([lamport]))
-                    .map_err(err("record the Lamport floor"))?;
+                raise_floor(&tx, floor).map_err(err("record the Lamport floor"))?;
                 let data_version = data_version(&tx).map_err(err("read data_version"))?;
                 tx.commit().map_err(err("commit"))?;
+                self.note_floor(floor);
                 self.count =
                     cached
                         .filter(|c| c.data_version == data_version)
@@ -843,10 +872,9 @@ impl Queue {
         )
         .and_then(|mut s| s.execute(params![event_id, event_type, data, now, key]))
         .map_err(err("insert"))?;
-        tx.prepare_cached(RAISE_FLOOR)
-            .and_then(|mut s| s.execute([lamport]))
-            .map_err(err("record the Lamport floor"))?;
+        raise_floor(&tx, floor).map_err(err("record the Lamport floor"))?;
         tx.commit().map_err(err("commit"))?;
+        self.note_floor(floor);
         self.count = known.map(|c| CachedCount {
             data_version,
             rows: c.rows + 1,
@@ -862,6 +890,13 @@ impl Queue {
             );
         }
         Ok(EnqueueOutcome::Inserted { evicted })
+    }
+
+    /// After a commit that raised the floor to `floor`.
+    fn note_floor(&mut self, floor: Option<u64>) {
+        if let Some(f) = floor {
+            self.recorded_floor = self.recorded_floor.max(f);
+        }
     }
 
     /// Number of queued rows (`COUNT(*)`).
@@ -2011,6 +2046,35 @@ mod clock_floor_tests {
         drop(c);
         let q = Queue::open(&path, opts).unwrap();
         assert_eq!(q.clock_floor().unwrap(), 41);
+    }
+
+    #[test]
+    fn the_floor_is_written_once_per_clock_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let opts = QueueOptions {
+            max_queue_size: 100,
+            durability: Durability::Full,
+        };
+        let mut q = Queue::open(&path, opts).unwrap();
+        q.enqueue_with_floor(&env(1, 1), 64).unwrap();
+        assert_eq!(q.clock_floor().unwrap(), 64);
+        // Wipe the floor behind the connection's back: events inside the recorded reservation
+        // do not write it again.
+        let side = rusqlite::Connection::open(&path).unwrap();
+        side.execute("UPDATE clock_floor SET value = 0", [])
+            .unwrap();
+        q.enqueue_with_floor(&env(2, 2), 64).unwrap();
+        q.enqueue_with_floor(&env(3, 64), 64).unwrap();
+        assert_eq!(q.clock_floor().unwrap(), 0);
+        // The first event beyond it records the next reservation.
+        q.enqueue_with_floor(&env(4, 65), 128).unwrap();
+        assert_eq!(q.clock_floor().unwrap(), 128);
+        // A fresh connection records on its first event, and the floor never goes down.
+        drop(q);
+        let mut q = Queue::open(&path, opts).unwrap();
+        q.enqueue_with_floor(&env(5, 66), 70).unwrap();
+        assert_eq!(q.clock_floor().unwrap(), 128);
     }
 }
 
