@@ -22,9 +22,10 @@
 //! # Where we go further than upstream
 //!
 //! * **Cross-process lock.** Upstream has none, so two CLIs can hand out the same value. Here
-//!   every tick takes an exclusive `flock` on `clock.json.lock` (next to `clock.json`), re-reads
-//!   the file, advances from `max(file, memory)`, writes, and releases the lock, so values handed
-//!   out on one machine are unique and increasing. Upstream ignores the lock file.
+//!   every write of the file takes an exclusive `flock` on `clock.json.lock` (next to
+//!   `clock.json`), re-reads the file, advances from `max(file, memory)`, writes, and releases
+//!   the lock, so values handed out on one machine are unique and increasing. Upstream ignores
+//!   the lock file.
 //! * **Recovery is loud.** A clock file that cannot be read or parsed, or whose `value` is not a
 //!   non-negative integer or whose `node_id` is not a non-empty string, is recovered field by
 //!   field (a bad `value` → 0, a bad `node_id` → a fresh one) with **one** warning line on stderr
@@ -38,12 +39,12 @@
 //! * **Leases: the file is written when needed, not at every tick.** Upstream rewrites the file
 //!   at every tick. Here the file holds the highest value this clock has *reserved*, which is
 //!   never below any value handed out, so every process that reads the file afterwards (ours or
-//!   upstream's) continues above every value already used: the Lamport guarantee. While the
-//!   file still holds this clock's own reservation (every tick re-reads it under the lock),
-//!   ticks inside the reservation need no write (and, while `clock.json` is still the file this
-//!   clock last wrote, by inode, size and times, no lock and no read either). A reservation starts at one value and doubles
-//!   each time it is used up, to at most [`MAX_LEASE`]; it starts again at one whenever another
-//!   writer has touched the file. So a command that emits 1, 3, 7 … events leaves the file at
+//!   upstream's) continues above every value already used: the Lamport guarantee. A tick
+//!   inside the reservation needs no write while the file still holds this clock's own
+//!   reservation, and no lock and no read either while `clock.json` is still the very file this
+//!   clock last wrote (same inode, size and times); otherwise the tick re-reads the file under
+//!   the lock. A reservation starts at one value and doubles each time it is used up, to at
+//!   most [`MAX_LEASE`]; it starts again at one whenever another writer has touched the file. So a command that emits 1, 3, 7 … events leaves the file at
 //!   exactly its last value, as upstream would, and a long run writes the file once per 64
 //!   events. The price: a process that stops inside a reservation leaves a gap of at most
 //!   `MAX_LEASE - 1` unused values; Lamport values need not be dense.
@@ -171,7 +172,7 @@ impl LamportClock {
 
     /// The highest value this clock has written to its file (0 before its first tick): every
     /// value it has handed out is at or below it. The emitter records it as the queue's Lamport
-    /// floor (see [`super::Queue::enqueue`]).
+    /// floor (see `Queue::enqueue_with_floor`).
     pub fn reserved(&self) -> u64 {
         self.reserved
     }

@@ -44,9 +44,10 @@ pub use ws::{WsError, WsOptions, WsStatus};
 /// How hard a write is pushed to disk before it counts as done.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Durability {
-    /// fsync before returning: the queue's WAL at every commit (`PRAGMA synchronous=FULL`), the
-    /// clock file and its directory at every tick. An emitted event survives a killed process
-    /// and a power loss. Costs one to three fsyncs per event.
+    /// Synced before returning: the queue's WAL at every commit (`PRAGMA synchronous=FULL`,
+    /// `fdatasync`); a [`LamportClock`] loaded with `Full` also syncs its file and directory at
+    /// every write (the emitter's clock does not: its durable copy is the queue's Lamport floor).
+    /// An emitted event survives a killed process and a power loss: one sync per event.
     #[default]
     Full,
     /// Atomic and committed, no fsync (`PRAGMA synchronous=NORMAL` in WAL mode, the clock
