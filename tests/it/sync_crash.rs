@@ -1,7 +1,8 @@
 //! Crash safety: `spec-kitty sync emit-loop` (alternately with `Durability::Full` and
-//! `Normal`) is killed with SIGKILL at 50 random points while it emits; afterwards the queue opens cleanly, `PRAGMA integrity_check` is `ok`, and every
-//! event id the child reported (it prints an id only after `emit` returned) is queued exactly
-//! once.
+//! `Normal`) is killed with SIGKILL at 50 random points while it emits; afterwards the queue
+//! opens cleanly, `PRAGMA integrity_check` is `ok`, and every event id the child reported (it
+//! prints an id only after `emit` returned) is queued exactly once. And three processes emitting
+//! at once share the Lamport clock (leases, see `sync::clock`) without repeating a value.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -96,4 +97,64 @@ fn sigkill_at_random_points_loses_no_reported_event_and_corrupts_nothing() {
         serde_json::from_str(&std::fs::read_to_string(sb.spec_kitty().join("clock.json")).unwrap())
             .unwrap();
     assert!(clock["value"].as_u64().unwrap() >= lamports.iter().copied().max().unwrap());
+}
+
+#[test]
+fn concurrent_emitting_processes_never_repeat_a_lamport_value() {
+    let sb = Sandbox::new();
+    sb.emit(1); // identity and schema in place
+    const PER: usize = 150;
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            sb.std_bin()
+                .args(["sync", "emit-loop", "--count", &PER.to_string()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let printed: Vec<Vec<String>> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+    let queue = Queue::open(sb.queue_db(), QueueOptions::default()).unwrap();
+    let lamport_of: std::collections::HashMap<String, u64> = queue
+        .peek(u64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let doc: Value = serde_json::from_str(&r.data).unwrap();
+            (r.event_id, doc["lamport_clock"].as_u64().unwrap())
+        })
+        .collect();
+    let mut all = HashSet::new();
+    for ids in &printed {
+        assert_eq!(ids.len(), PER);
+        let values: Vec<u64> = ids.iter().map(|id| lamport_of[id]).collect();
+        // Each process's own values increase; no value is shared between processes.
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+        for v in values {
+            assert!(all.insert(v), "Lamport value {v} handed out twice");
+        }
+    }
+    let max = all.iter().copied().max().unwrap();
+    let clock: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.spec_kitty().join("clock.json")).unwrap())
+            .unwrap();
+    assert!(clock["value"].as_u64().unwrap() >= max);
+    assert!(queue.clock_floor().unwrap() >= max);
+    eprintln!("3 × {PER} events, highest Lamport value {max}");
 }
