@@ -36,6 +36,12 @@
 //! Tokens live only inside the background task, as [`Secret`]s;
 //! no error, `Debug` output or log line of this module contains one.
 //!
+//! # TLS
+//!
+//! `wss://` is verified with the platform's trust store (`rustls-platform-verifier`), the same
+//! verifier the HTTP client (reqwest) uses, so both trust the same certificates: the system's
+//! store, or `SSL_CERT_FILE` / `SSL_CERT_DIR` where set (a company proxy's CA works for both).
+//!
 //! Environment: `SPEC_KITTY_WS_CONNECT_TIMEOUT_MS` overrides the connect timeout (default
 //! 5,000 ms; see [`WsOptions::from_env`]).
 
@@ -54,7 +60,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header::AUTHORIZATION};
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::auth::{AuthError, Session};
 use super::credentials::Secret;
@@ -294,6 +300,7 @@ impl Client {
                 options,
                 build_id,
                 status: Arc::clone(&status),
+                tls: std::sync::OnceLock::new(),
             },
             inbox,
         };
@@ -443,6 +450,8 @@ struct Link {
     options: WsOptions,
     build_id: Option<String>,
     status: Arc<StatusCell>,
+    /// The TLS client configuration, built at the first `wss://` connection and kept.
+    tls: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
 }
 
 /// How serving an open socket ended.
@@ -454,6 +463,23 @@ enum Ended {
 impl Link {
     fn server(&self) -> String {
         self.session.server().to_string()
+    }
+
+    /// The platform verifier's TLS configuration (see the module docs), built once.
+    fn tls_connector(&self) -> Result<Connector, WsError> {
+        use rustls_platform_verifier::ConfigVerifierExt;
+        let config = self.tls.get_or_init(|| {
+            rustls::ClientConfig::with_platform_verifier()
+                .map(Arc::new)
+                .map_err(|e| format!("cannot load the trusted TLS certificates: {e}"))
+        });
+        match config {
+            Ok(config) => Ok(Connector::Rustls(Arc::clone(config))),
+            Err(detail) => Err(WsError::Unreachable {
+                server: self.server(),
+                detail: detail.clone(),
+            }),
+        }
     }
 
     /// One connection, bounded by `connect_timeout`.
@@ -477,7 +503,14 @@ impl Link {
                 server: self.server(),
                 detail: token.scrub(&detail),
             })?;
-            match tokio_tungstenite::connect_async_with_config(request, None, true).await {
+            let connector = if url.starts_with("wss://") {
+                Some(self.tls_connector()?)
+            } else {
+                None
+            };
+            match tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+                .await
+            {
                 Ok((mut socket, _)) => {
                     self.await_snapshot(&mut socket).await?;
                     return Ok(socket);
