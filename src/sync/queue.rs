@@ -2027,15 +2027,16 @@ mod clock_floor_tests {
         json!({"event_id": format!("01JMBY7K8N3QRVX2DPFG5H{n:04}"), "event_type": "WPCreated", "lamport_clock": lamport, "payload": {}})
     }
 
+    const FULL: QueueOptions = QueueOptions {
+        max_queue_size: 100,
+        durability: Durability::Full,
+    };
+
     #[test]
     fn the_floor_survives_sends_and_only_rises() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
-        let opts = QueueOptions {
-            max_queue_size: 100,
-            durability: Durability::Full,
-        };
-        let mut q = Queue::open(&path, opts).unwrap();
+        let mut q = Queue::open(&path, FULL).unwrap();
         assert_eq!(q.clock_floor().unwrap(), 0);
         q.enqueue(&env(1, 41)).unwrap();
         q.enqueue(&env(2, 7)).unwrap();
@@ -2045,7 +2046,7 @@ mod clock_floor_tests {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute("DELETE FROM queue", []).unwrap();
         drop(c);
-        let q = Queue::open(&path, opts).unwrap();
+        let q = Queue::open(&path, FULL).unwrap();
         assert_eq!(q.clock_floor().unwrap(), 41);
     }
 
@@ -2053,11 +2054,7 @@ mod clock_floor_tests {
     fn the_floor_is_written_once_per_clock_reservation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.db");
-        let opts = QueueOptions {
-            max_queue_size: 100,
-            durability: Durability::Full,
-        };
-        let mut q = Queue::open(&path, opts).unwrap();
+        let mut q = Queue::open(&path, FULL).unwrap();
         q.enqueue_with_floor(&env(1, 1), 64).unwrap();
         assert_eq!(q.clock_floor().unwrap(), 64);
         // Wipe the floor behind the connection's back: events inside the recorded reservation
@@ -2073,7 +2070,7 @@ mod clock_floor_tests {
         assert_eq!(q.clock_floor().unwrap(), 128);
         // A fresh connection records on its first event, and the floor never goes down.
         drop(q);
-        let mut q = Queue::open(&path, opts).unwrap();
+        let mut q = Queue::open(&path, FULL).unwrap();
         q.enqueue_with_floor(&env(5, 66), 70).unwrap();
         assert_eq!(q.clock_floor().unwrap(), 128);
     }
