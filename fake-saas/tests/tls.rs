@@ -106,9 +106,16 @@ async fn https_and_wss_work_for_a_client_trusting_the_ca() {
     .await;
     let access = tokens["access"].as_str().unwrap();
     assert_eq!(tokens["team_slug"], "kitty");
-    // The certificate names localhost too.
+    // The certificate names localhost too (pinned to 127.0.0.1: no name lookup).
+    let localhost = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(WAIT)
+        .resolve("localhost", saas.local_addr())
+        .tls_certs_only([reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
     let ws_token = post(
-        &client,
+        &localhost,
         format!("https://localhost:{port}/api/v1/ws-token/"),
         Some(access),
         json!({}),
