@@ -2,7 +2,9 @@
 //!
 //! [`FakeSaas::start`] runs a small HTTP + WebSocket server on `127.0.0.1`
 //! (an ephemeral port; it never binds any other address) on its own tokio
-//! runtime in a background thread. Tests point the real CLI at
+//! runtime in a background thread. [`FakeSaas::start_tls`] runs the same
+//! server behind TLS (`https://` and `wss://`) with a certificate chain and
+//! key the caller provides. Tests point the real CLI at
 //! [`FakeSaas::url`], script failures with [`FakeSaas::push_fault`] and then
 //! inspect what arrived with [`FakeSaas::stored`], [`FakeSaas::received_count`],
 //! [`FakeSaas::requests`] and friends. Every public method is synchronous and
@@ -77,13 +79,23 @@
 //! is consumed and ignored: that request behaves normally.
 //!
 //! An aborted connection is logged in [`FakeSaas::requests`] with status 0.
+//!
+//! # TLS
+//!
+//! In TLS mode the server speaks TLS 1.2/1.3 (rustls with the aws-lc-rs
+//! provider) and, through ALPN, HTTP/1.1 only, so every fault behaves exactly
+//! as over plain HTTP (an abort drops the whole connection). A connection whose
+//! handshake fails (an untrusting client, bytes that are not TLS) or does not
+//! finish within 10 s is closed on its own; the server keeps serving.
 
 #![forbid(unsafe_code)]
 
 mod http;
 mod state;
+mod tls;
 mod ws;
 
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
@@ -91,6 +103,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::oneshot;
+use tokio_rustls::TlsAcceptor;
 
 use state::Shared;
 
@@ -99,6 +112,8 @@ use state::Shared;
 pub struct FakeSaas {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// `"http"` or `"https"` (TLS mode).
+    scheme: &'static str,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -198,14 +213,45 @@ impl FakeSaas {
     }
 
     /// Like [`FakeSaas::start`], but reports a startup failure as an error.
-    pub fn try_start() -> std::io::Result<FakeSaas> {
+    pub fn try_start() -> io::Result<FakeSaas> {
+        FakeSaas::launch(None)
+    }
+
+    /// Start a TLS server on `127.0.0.1` with an ephemeral port: the same
+    /// endpoints over `https://` and `wss://`. `cert_chain_pem` holds the
+    /// server certificate first, then any intermediates (PEM `CERTIFICATE`
+    /// blocks); `key_pem` its private key (PKCS#8, PKCS#1 or SEC1 PEM). Returns
+    /// once it is listening; [`FakeSaas::url`] is then `https://127.0.0.1:PORT`.
+    ///
+    /// # Panics
+    /// If the PEM cannot be used or the server cannot start (see
+    /// [`FakeSaas::try_start_tls`] for the non-panicking form).
+    pub fn start_tls(cert_chain_pem: &str, key_pem: &str) -> FakeSaas {
+        match FakeSaas::try_start_tls(cert_chain_pem, key_pem) {
+            Ok(saas) => saas,
+            Err(e) => panic!("fake SaaS (TLS) failed to start: {e}"),
+        }
+    }
+
+    /// Like [`FakeSaas::start_tls`], but reports a startup failure as an
+    /// error: PEM that does not parse, a key that does not match the
+    /// certificate (`InvalidInput`), or the runtime or port failing.
+    pub fn try_start_tls(cert_chain_pem: &str, key_pem: &str) -> io::Result<FakeSaas> {
+        let config = tls::server_config(cert_chain_pem, key_pem)?;
+        FakeSaas::launch(Some(TlsAcceptor::from(config)))
+    }
+
+    /// Start the server thread (TLS when an acceptor is given) and wait until
+    /// it listens or fails.
+    fn launch(tls: Option<TlsAcceptor>) -> io::Result<FakeSaas> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared::default());
-        let (ready_tx, ready_rx) = mpsc::channel::<std::io::Result<SocketAddr>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<SocketAddr>>();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let server_state = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("fake-saas".into())
-            .spawn(move || serve(server_state, ready_tx, shutdown_rx))?;
+            .spawn(move || serve(server_state, tls, ready_tx, shutdown_rx))?;
         let addr = match ready_rx.recv() {
             Ok(Ok(addr)) => addr,
             Ok(Err(e)) => {
@@ -214,20 +260,22 @@ impl FakeSaas {
             }
             Err(_) => {
                 let _ = thread.join();
-                return Err(std::io::Error::other("fake SaaS thread exited early"));
+                return Err(io::Error::other("fake SaaS thread exited early"));
             }
         };
         Ok(FakeSaas {
             shared,
             addr,
+            scheme,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         })
     }
 
-    /// The base URL, `http://127.0.0.1:PORT` (no trailing slash).
+    /// The base URL, `http://127.0.0.1:PORT`, or `https://127.0.0.1:PORT` for
+    /// a server started with [`FakeSaas::start_tls`] (no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The address the server listens on (always `127.0.0.1`).
@@ -381,10 +429,12 @@ impl Drop for FakeSaas {
 }
 
 /// The server thread: build the runtime, bind, report the address, serve
-/// until told to stop, then drop every task (open connections included).
+/// (behind TLS when `tls` is given) until told to stop, then drop every task
+/// (open connections included).
 fn serve(
     shared: Arc<Shared>,
-    ready: mpsc::Sender<std::io::Result<SocketAddr>>,
+    tls: Option<TlsAcceptor>,
+    ready: mpsc::Sender<io::Result<SocketAddr>>,
     shutdown: oneshot::Receiver<()>,
 ) {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -417,9 +467,15 @@ fn serve(
             }
         }
         let app = http::router(shared);
-        tokio::select! {
-            _ = axum::serve(listener, app) => {}
-            _ = shutdown => {}
+        match tls {
+            None => tokio::select! {
+                _ = axum::serve(listener, app) => {}
+                _ = shutdown => {}
+            },
+            Some(acceptor) => tokio::select! {
+                () = tls::serve(listener, acceptor, app) => {}
+                _ = shutdown => {}
+            },
         }
     });
     // Connection and handler tasks are still alive: cancel them now.

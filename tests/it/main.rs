@@ -18,6 +18,7 @@ mod sync_crash;
 mod sync_envelope;
 mod sync_interop;
 mod sync_support;
+mod sync_tls;
 mod sync_transport;
 mod sync_ws_unit;
 mod upstream;

@@ -9,183 +9,14 @@
 use std::collections::HashSet;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use spec_kitty::contract::{Surface, gate};
-use spec_kitty::sync::{Queue, QueueOptions, SpecKittyHome};
+use spec_kitty::sync::{Queue, QueueOptions};
 use spec_kitty_fake_saas::{FakeSaas, Fault, Route};
 
-use super::sync_support::{Rng, Sandbox};
-
-const PASSWORD: &str = "pw-Secret-4242";
-
-/// A sandbox logged in to a fake server.
-struct Net {
-    sb: Sandbox,
-    fake: FakeSaas,
-}
-
-impl Net {
-    fn new() -> Self {
-        Self::attach(Sandbox::new())
-    }
-
-    /// Log `sb` in to a new fake server.
-    fn attach(sb: Sandbox) -> Self {
-        let fake = FakeSaas::start();
-        fake.add_user("alice@example.com", PASSWORD, Some("acme"));
-        fs::create_dir_all(sb.spec_kitty()).unwrap();
-        fs::write(
-            sb.spec_kitty().join("config.toml"),
-            format!("[sync]\nserver_url = \"{}\"\n", fake.url()),
-        )
-        .unwrap();
-        let net = Self { sb, fake };
-        let out = net
-            .cmd()
-            .args([
-                "auth",
-                "login",
-                "--username",
-                "alice@example.com",
-                "--password-stdin",
-            ])
-            .write_stdin(format!("{PASSWORD}\n"))
-            .output()
-            .unwrap();
-        net.check_output(&out);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        net
-    }
-
-    /// The binary with sync enabled and short timeouts.
-    fn cmd(&self) -> assert_cmd::Command {
-        let mut c = self.sb.bin();
-        c.env("SPEC_KITTY_ENABLE_SAAS_SYNC", "1")
-            .env("SPEC_KITTY_SYNC_TIMEOUT_MS", "700")
-            .env("SPEC_KITTY_SYNC_BACKOFF_MS", "5")
-            .env("SPEC_KITTY_SYNC_BACKOFF_CAP_MS", "40")
-            .env("SPEC_KITTY_SYNC_ATTEMPTS", "3");
-        c
-    }
-
-    /// Every secret a run must never print: the password and the stored tokens.
-    fn secrets(&self) -> Vec<String> {
-        let mut out = vec![PASSWORD.to_owned()];
-        if let Ok(text) = fs::read_to_string(self.sb.spec_kitty().join("credentials")) {
-            let doc: toml::Table = text.parse().unwrap();
-            for key in ["access", "refresh"] {
-                if let Some(v) = doc["tokens"].get(key).and_then(|v| v.as_str()) {
-                    out.push(v.to_owned());
-                }
-            }
-        }
-        out.extend(self.fake.all_tokens());
-        out
-    }
-
-    fn check_output(&self, out: &std::process::Output) {
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for secret in self.secrets() {
-            assert!(
-                !text.contains(&secret),
-                "a secret leaked into the output:\n{text}"
-            );
-        }
-    }
-
-    /// `sync now --json`: (exit status, document).
-    fn sync_now(&self) -> (i32, Value) {
-        let out = self.cmd().args(["sync", "now", "--json"]).output().unwrap();
-        self.check_output(&out);
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "sync now --json printed no JSON ({e}): {}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().unwrap_or(-1), doc)
-    }
-
-    /// `sync status --json`.
-    fn sync_status(&self) -> Value {
-        let out = self
-            .cmd()
-            .args(["sync", "status", "--json"])
-            .output()
-            .unwrap();
-        self.check_output(&out);
-        assert!(out.status.success());
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn queue_path(&self) -> PathBuf {
-        SpecKittyHome::at(self.sb.spec_kitty()).queue_path()
-    }
-
-    fn queue(&self) -> Queue {
-        Queue::open(self.queue_path(), QueueOptions::default()).unwrap()
-    }
-
-    /// `(event_id, retry_count)` of every queued row.
-    fn queued(&self) -> Vec<(String, i64)> {
-        self.queue()
-            .peek(u64::MAX)
-            .unwrap()
-            .into_iter()
-            .map(|r| (r.event_id, r.retry_count))
-            .collect()
-    }
-
-    /// The invariant: every id in `emitted` is stored exactly once or still queued (or both,
-    /// when the acknowledgement was lost); nothing stored carries a forbidden key.
-    fn assert_nothing_lost(&self, emitted: &[String]) {
-        let queued: HashSet<String> = self.queued().into_iter().map(|(id, _)| id).collect();
-        for id in emitted {
-            let stored = self.fake.store_count(id);
-            assert!(stored <= 1, "{id} stored {stored} times");
-            assert!(
-                stored == 1 || queued.contains(id),
-                "{id} is neither on the server nor queued"
-            );
-        }
-        for ev in self.fake.stored() {
-            gate(Surface::Envelope, &ev)
-                .unwrap_or_else(|v| panic!("the server holds a refused event: {v}\n{ev}"));
-        }
-    }
-
-    /// Drain until the queue is empty (bounded), then everything is on the server exactly once.
-    fn drain_clean(&self, emitted: &[String]) {
-        for _ in 0..5 {
-            let (code, doc) = self.sync_now();
-            if code == 0 && doc["summary"]["left"] == 0 {
-                break;
-            }
-        }
-        assert!(
-            self.queued().is_empty(),
-            "still queued: {:?}",
-            self.queued()
-        );
-        for id in emitted {
-            assert_eq!(self.fake.store_count(id), 1, "{id}");
-        }
-        self.assert_nothing_lost(emitted);
-    }
-}
+use super::sync_support::{Net, Rng, Sandbox};
 
 #[test]
 fn sync_is_off_by_default_and_sends_nothing() {
@@ -551,24 +382,7 @@ fn a_socket_that_drops_after_receiving_loses_nothing() {
     let net = Net::new();
     let (_tmp, root) = super::support::fixture();
     net.fake.push_fault(Route::WebSocket, Fault::WsDropAfter(1));
-    let out = net
-        .cmd()
-        .current_dir(&root)
-        .env("GIT_AUTHOR_NAME", "T")
-        .env("GIT_AUTHOR_EMAIL", "t@example.test")
-        .env("GIT_COMMITTER_NAME", "T")
-        .env("GIT_COMMITTER_EMAIL", "t@example.test")
-        .args([
-            "agent",
-            "mission",
-            "finalize-tasks",
-            "--mission",
-            super::support::MISSION,
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    net.check_output(&out);
+    let out = net.finalize_tasks(&root);
     assert!(
         out.status.success(),
         "{}",
@@ -579,7 +393,11 @@ fn a_socket_that_drops_after_receiving_loses_nothing() {
     // The socket took one event and dropped; the command still succeeded, everything is queued.
     assert!(
         net.fake
-            .wait_until(Duration::from_secs(2), |f| f.stored_ids().len() == 1)
+            .wait_until(Duration::from_secs(2), |f| f.stored_ids().len() == 1),
+        "stored {:?} of {ids:?}; ws connections {}; stderr: {}",
+        net.fake.stored_ids(),
+        net.fake.ws_connections(),
+        String::from_utf8_lossy(&out.stderr)
     );
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -687,7 +505,7 @@ fn events_queued_before_login_are_moved_into_the_login_queue_and_sent() {
     let sb = Sandbox::new();
     let before = sb.emit(6); // not logged in: the unscoped queue.db
     assert!(sb.queue_db().exists());
-    let net = Net::attach(sb);
+    let net = Net::attach(sb, FakeSaas::start());
     let after = net.sb.emit(2);
     let (code, doc) = net.sync_now();
     assert_eq!(code, 0, "{doc}");
