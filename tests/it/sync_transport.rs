@@ -391,13 +391,19 @@ fn a_socket_that_drops_after_receiving_loses_nothing() {
     let ids: Vec<String> = net.queued().into_iter().map(|(id, _)| id).collect();
     assert!(ids.len() >= 4, "{ids:?}");
     // The socket took one event and dropped; the command still succeeded, everything is queued.
+    // (On a busy machine the client may reconnect in time to send later events live on a
+    // second socket; those are queued too.)
     assert!(
         net.fake
-            .wait_until(Duration::from_secs(2), |f| f.stored_ids().len() == 1),
-        "stored {:?} of {ids:?}; ws connections {}; stderr: {}",
-        net.fake.stored_ids(),
+            .wait_until(Duration::from_secs(2), |f| !f.stored_ids().is_empty()),
+        "stored nothing of {ids:?}; ws connections {}; stderr: {}",
         net.fake.ws_connections(),
         String::from_utf8_lossy(&out.stderr)
+    );
+    let live = net.fake.stored_ids().len();
+    assert!(
+        live < ids.len() || net.fake.ws_connections() > 1,
+        "{live} live"
     );
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -407,8 +413,11 @@ fn a_socket_that_drops_after_receiving_loses_nothing() {
     );
     let (code, doc) = net.sync_now();
     assert_eq!(code, 0, "{doc}");
-    assert_eq!(doc["summary"]["duplicates"], 1, "{doc}");
-    assert_eq!(doc["summary"]["sent"], ids.len() - 1, "{doc}");
+    // Every live event comes back as a duplicate, every other one is sent: none is lost.
+    let duplicates = doc["summary"]["duplicates"].as_u64().unwrap() as usize;
+    let sent = doc["summary"]["sent"].as_u64().unwrap() as usize;
+    assert!(duplicates >= live, "{doc}");
+    assert_eq!(duplicates + sent, ids.len(), "{doc}");
     net.drain_clean(&ids);
 }
 
