@@ -9,7 +9,7 @@
 //!   still valid. Tokens are never printed.
 //! * `auth logout [--json]` deletes the credentials file.
 //!
-//! Exit statuses: 0 done; 1 `SYNC_DISABLED`, `INVALID_LOGIN`, `SERVER_UNREACHABLE`,
+//! Exit statuses: 0 done; 1 `SYNC_DISABLED`, `INVALID_LOGIN`, `SERVER_UNREACHABLE`, `UNTRUSTED_CERTIFICATE`,
 //! `SERVER_ERROR`, `INVALID_SERVER_RESPONSE`, `INSECURE_SERVER_URL`, `INVALID_SERVER_URL`,
 //! `CREDENTIALS_*`; 2 usage errors (including an empty password).
 

@@ -20,6 +20,7 @@
 //! | 1 | `NOT_AUTHENTICATED`, `SESSION_EXPIRED` | no login for this server, or the refresh was refused |
 //! | 1 | `SERVER_UNAVAILABLE` | 429/5xx/timeouts/connection errors outlasted the retries; rows untouched |
 //! | 1 | `SERVER_ERROR` | another HTTP status (403, 404, …); rows untouched |
+//! | 1 | `UNTRUSTED_CERTIFICATE` | the server's TLS certificate was refused (not retried; see `SSL_CERT_FILE`); rows untouched |
 //! | 1 | `INSECURE_SERVER_URL`, `INVALID_SERVER_URL` | the configured server cannot be given a token |
 //! | 1 | `CREDENTIALS_INVALID`, `CREDENTIALS_UNAVAILABLE`, `QUEUE_*`, `NO_HOME` | local files |
 //!

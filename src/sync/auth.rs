@@ -52,6 +52,9 @@ pub enum AuthError {
     Credentials(#[from] CredentialsError),
     #[error("cannot reach {server}: {detail}")]
     Unreachable { server: String, detail: String },
+    /// The server's TLS certificate was refused (see [`super::tls`]); retrying cannot help.
+    #[error("cannot reach {server} securely: {detail}")]
+    UntrustedCertificate { server: String, detail: String },
     #[error("{server} answered {call} with HTTP {status}")]
     Server {
         server: String,
@@ -71,6 +74,7 @@ impl AuthError {
             Self::InvalidLogin => "INVALID_LOGIN",
             Self::Credentials(e) => e.code(),
             Self::Unreachable { .. } => "SERVER_UNREACHABLE",
+            Self::UntrustedCertificate { .. } => super::tls::UNTRUSTED_CERTIFICATE,
             Self::Server { .. } => "SERVER_ERROR",
             Self::InvalidResponse { .. } => "INVALID_SERVER_RESPONSE",
         }
@@ -319,9 +323,13 @@ impl Session {
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> AuthError {
-        AuthError::Unreachable {
-            server: self.server.to_string(),
-            detail: describe_transport_error(e),
+        let server = self.server.to_string();
+        match super::tls::untrusted_certificate(e) {
+            Some(detail) => AuthError::UntrustedCertificate { server, detail },
+            None => AuthError::Unreachable {
+                server,
+                detail: describe_transport_error(e),
+            },
         }
     }
 

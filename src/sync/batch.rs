@@ -33,6 +33,7 @@
 //! | 413 | the batch is split in halves, each sent on its own, and later batches of the drain are cut to that size before sending; a single event refused as too large is rejected with that reason |
 //! | 408, 429, 5xx, timeout, connection error | retried with jittered exponential backoff (`Retry-After` honoured, capped) up to [`TransportOptions::max_attempts`]; then the drain stops (`SERVER_UNAVAILABLE`), rows untouched |
 //! | any other status (403, 404, …) | the drain stops (`SERVER_ERROR`), rows untouched |
+//! | the server's TLS certificate is refused | the drain stops at once, no retry (`UNTRUSTED_CERTIFICATE`), rows untouched |
 //!
 //! Retry counts grow only for events the server received and refused; a failed request never
 //! touches them (upstream's "Mission 5" fix, #1028). Nothing is ever deleted without the
@@ -181,6 +182,10 @@ enum Reply {
     },
     Unauthorized,
     TooLarge,
+    /// The server's TLS certificate was refused: final, whatever the attempt.
+    Untrusted {
+        detail: String,
+    },
     /// Worth retrying: 408, 429, 5xx, transport errors, a 200 that is not the expected JSON.
     Transient {
         detail: String,
@@ -477,6 +482,12 @@ impl Sender<'_> {
                         }
                         tokio::time::sleep(self.options.backoff(attempts, retry_after)).await;
                     }
+                    Reply::Untrusted { detail } => {
+                        return Err(DrainStop::Auth(AuthError::UntrustedCertificate {
+                            server: self.session.server().to_string(),
+                            detail,
+                        }));
+                    }
                     Reply::Fatal { status, detail } => {
                         return Err(DrainStop::Server {
                             status,
@@ -522,6 +533,9 @@ impl Sender<'_> {
             Ok(r) => r,
             Err(e) => {
                 timings.network += t.elapsed();
+                if let Some(detail) = super::tls::untrusted_certificate(&e) {
+                    return Reply::Untrusted { detail };
+                }
                 return Reply::Transient {
                     detail: describe_transport_error(&e),
                     retry_after: None,

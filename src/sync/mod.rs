@@ -28,6 +28,7 @@ pub mod home;
 pub mod outbox;
 pub mod queue;
 pub mod settings;
+pub mod tls;
 pub mod ws;
 
 pub use clock::{ClockError, LamportClock};

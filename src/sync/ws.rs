@@ -214,6 +214,9 @@ pub enum WsError {
     Refused { server: String, status: u16 },
     #[error("cannot open a WebSocket to {server}: {detail}")]
     Unreachable { server: String, detail: String },
+    /// The server's TLS certificate was refused (see [`super::tls`]).
+    #[error("cannot open a WebSocket to {server} securely: {detail}")]
+    UntrustedCertificate { server: String, detail: String },
     #[error("{server} did not complete the WebSocket connection within {} ms", after.as_millis())]
     ConnectTimeout { server: String, after: Duration },
     #[error("{server} broke the WebSocket protocol: {detail}")]
@@ -235,6 +238,7 @@ impl WsError {
             Self::Auth(e) => e.code(),
             Self::Refused { .. } => "WS_REFUSED",
             Self::Unreachable { .. } => "SERVER_UNREACHABLE",
+            Self::UntrustedCertificate { .. } => super::tls::UNTRUSTED_CERTIFICATE,
             Self::ConnectTimeout { .. } => "WS_CONNECT_TIMEOUT",
             Self::Protocol { .. } => "WS_PROTOCOL_ERROR",
             Self::SendTimeout { .. } => "WS_SEND_TIMEOUT",
@@ -527,6 +531,12 @@ impl Link {
                     });
                 }
                 Err(e) => {
+                    if let Some(detail) = super::tls::untrusted_certificate(&e) {
+                        return Err(WsError::UntrustedCertificate {
+                            server: self.server(),
+                            detail,
+                        });
+                    }
                     return Err(WsError::Unreachable {
                         server: self.server(),
                         detail: token.scrub(&e.to_string()),

@@ -160,8 +160,11 @@ fn login_against_an_untrusted_certificate_fails_clearly_and_saves_nothing() {
         text.starts_with("error: cannot reach https://127.0.0.1:"),
         "{text}"
     );
-    assert!(text.contains("invalid peer certificate"), "{text}");
-    assert!(text.contains("UnknownIssuer"), "{text}");
+    assert!(
+        text.contains("securely: the server's TLS certificate is not trusted: it was issued by an authority this machine does not trust"),
+        "{text}"
+    );
+    assert!(text.contains("SSL_CERT_FILE"), "{text}");
     assert!(!net.sb.spec_kitty().join("credentials").exists());
 
     // The JSON form gives the code (the same document is also printed on stderr as text).
@@ -187,7 +190,7 @@ fn login_against_an_untrusted_certificate_fails_clearly_and_saves_nothing() {
     );
     assert_eq!(out.status.code(), Some(1));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["error"]["code"], "SERVER_UNREACHABLE", "{doc}");
+    assert_eq!(doc["error"]["code"], "UNTRUSTED_CERTIFICATE", "{doc}");
     assert!(!net.sb.spec_kitty().join("credentials").exists());
 
     // No request got past the handshake.
@@ -221,7 +224,7 @@ fn with_an_untrusted_certificate_events_stay_queued_and_sync_now_fails_cleanly()
         .lines()
         .find(|l| l.contains("warning: live sync"))
     {
-        assert!(line.contains("invalid peer certificate"), "{line}");
+        assert!(line.contains("TLS certificate is not trusted"), "{line}");
     }
     let queued = net.queued();
     assert!(queued.len() >= 4, "{queued:?}");
@@ -237,8 +240,9 @@ fn with_an_untrusted_certificate_events_stay_queued_and_sync_now_fails_cleanly()
         t.elapsed()
     );
     assert_eq!(code, 1, "{doc}");
-    // Retried like a network outage (SPEC_KITTY_SYNC_ATTEMPTS=3 here), then given up.
-    assert_eq!(doc["error"]["code"], "SERVER_UNAVAILABLE", "{doc}");
+    // Final at once: a refused certificate is not retried like a network outage.
+    assert_eq!(doc["error"]["code"], "UNTRUSTED_CERTIFICATE", "{doc}");
+    assert_eq!(doc["summary"]["requests"], 1, "{doc}");
     assert_eq!(doc["summary"]["sent"], 0, "{doc}");
     assert_eq!(doc["summary"]["left"], queued.len(), "{doc}");
     assert!(
