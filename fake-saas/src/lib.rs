@@ -91,6 +91,7 @@
 #![forbid(unsafe_code)]
 
 mod http;
+pub mod pki;
 mod state;
 mod tls;
 mod ws;

@@ -10,42 +10,15 @@ use std::sync::Arc;
 
 use common::{WAIT, event, next_text, parse};
 use futures_util::SinkExt;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use serde_json::{Value, json};
 use spec_kitty_fake_saas::FakeSaas;
+use spec_kitty_fake_saas::pki::{self, TestPki};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
 
-/// A CA and a server certificate it signed for `127.0.0.1` and `localhost`.
-struct Pki {
-    ca_pem: String,
-    chain_pem: String,
-    key_pem: String,
-}
-
-fn issue(name: &str) -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, format!("{name} test CA"));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = KeyPair::generate().unwrap();
-    let cert = leaf.signed_by(&key, &ca).unwrap();
-    Pki {
-        ca_pem: ca.pem(),
-        chain_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
+fn issue(name: &str) -> TestPki {
+    pki::issue(name).unwrap()
 }
 
 fn https_client(ca_pem: &str) -> reqwest::Client {

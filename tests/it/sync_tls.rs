@@ -12,12 +12,8 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
 use serde_json::Value;
-use spec_kitty_fake_saas::{FakeSaas, Route};
+use spec_kitty_fake_saas::{FakeSaas, Route, pki};
 
 use super::sync_support::{Net, PASSWORD, Sandbox, USERNAME};
 
@@ -35,33 +31,18 @@ struct TestCa {
 
 impl TestCa {
     fn new(name: &str) -> Self {
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(DnType::CommonName, format!("spec-kitty {name} test CA"));
-        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-
-        let mut leaf =
-            CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-        leaf.distinguished_name
-            .push(DnType::CommonName, "localhost");
-        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let key = KeyPair::generate().unwrap();
-        let cert = leaf.signed_by(&key, &ca).unwrap();
-
+        let pki = pki::issue(name).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let pem_file = dir.path().join("ca.pem");
-        fs::write(&pem_file, ca.pem()).unwrap();
+        fs::write(&pem_file, &pki.ca_pem).unwrap();
         let empty_dir = dir.path().join("certs");
         fs::create_dir(&empty_dir).unwrap();
         Self {
             _dir: dir,
             pem_file,
             empty_dir,
-            server_chain_pem: cert.pem(),
-            server_key_pem: key.serialize_pem(),
+            server_chain_pem: pki.chain_pem,
+            server_key_pem: pki.key_pem,
         }
     }
 
