@@ -44,10 +44,11 @@
 //!   reservation, and no lock and no read either while `clock.json` is still the very file this
 //!   clock last wrote (same inode, size and times); otherwise the tick re-reads the file under
 //!   the lock. A reservation starts at one value and doubles each time it is used up, to at
-//!   most [`MAX_LEASE`]; it starts again at one whenever another writer has touched the file. So a command that emits 1, 3, 7 … events leaves the file at
-//!   exactly its last value, as upstream would, and a long run writes the file once per 64
-//!   events. The price: a process that stops inside a reservation leaves a gap of at most
-//!   `MAX_LEASE - 1` unused values; Lamport values need not be dense.
+//!   most [`MAX_LEASE`]; it starts again at one whenever another writer has touched the file.
+//!   So a command that emits 1, 3, 7 … events leaves the file at exactly its last value, as
+//!   upstream would, and a long run writes the file once per 64 events. The price: a process
+//!   that stops inside a reservation leaves a gap of at most `MAX_LEASE - 1` unused values;
+//!   Lamport values need not be dense.
 //! * **No step back after a recovery.** When the file had no usable value, the emitter raises
 //!   the clock above the highest `lamport_clock` still in the queue
 //!   ([`LamportClock::raise_floor`]).
