@@ -169,6 +169,11 @@ async fn dispatch(shared: Arc<Shared>, route: Route, request: Request) -> Reply 
     let headers = request.headers();
     let bearer = bearer_of(headers);
     let content_encoding = header_str(headers, header::CONTENT_ENCODING);
+    let http_version = match request.version() {
+        axum::http::Version::HTTP_2 => "HTTP/2",
+        axum::http::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
     let (fault, log_index) = {
         let mut state = shared.lock();
         let fault = state.pop_fault(route);
@@ -178,6 +183,7 @@ async fn dispatch(shared: Arc<Shared>, route: Route, request: Request) -> Reply 
             events: 0,
             bearer: bearer.clone(),
             content_encoding: content_encoding.clone(),
+            http_version,
         });
         (fault, state.requests.len() - 1)
     };

@@ -83,8 +83,9 @@
 //! # TLS
 //!
 //! In TLS mode the server speaks TLS 1.2/1.3 (rustls with the aws-lc-rs
-//! provider) and, through ALPN, HTTP/1.1 only, so every fault behaves exactly
-//! as over plain HTTP (an abort drops the whole connection). A connection whose
+//! provider) and offers HTTP/2 and HTTP/1.1 through ALPN, as a real front end
+//! does: clients that ask for HTTP/2 get it (an abort fault then resets the
+//! request's stream), WebSocket upgrades use HTTP/1.1. A connection whose
 //! handshake fails (an untrusting client, bytes that are not TLS) or does not
 //! finish within 10 s is closed on its own; the server keeps serving.
 
@@ -142,6 +143,9 @@ pub struct RequestLog {
     pub bearer: Option<String>,
     /// The `Content-Encoding` header, if any.
     pub content_encoding: Option<String>,
+    /// The protocol the request came over: `"HTTP/1.1"`, or `"HTTP/2"` for a TLS client that
+    /// negotiated it.
+    pub http_version: &'static str,
 }
 
 /// The endpoints faults can be queued for. Requests to unknown paths get 404

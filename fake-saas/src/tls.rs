@@ -24,7 +24,7 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
 }
 
-/// A rustls server configuration (aws-lc-rs, TLS 1.2 and 1.3, ALPN
+/// A rustls server configuration (aws-lc-rs, TLS 1.2 and 1.3, ALPN `h2` and
 /// `http/1.1`) for this certificate chain and key.
 pub(crate) fn server_config(cert_chain_pem: &str, key_pem: &str) -> io::Result<Arc<ServerConfig>> {
     let chain = CertificateDer::pem_slice_iter(cert_chain_pem.as_bytes())
@@ -45,8 +45,8 @@ pub(crate) fn server_config(cert_chain_pem: &str, key_pem: &str) -> io::Result<A
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| invalid("the certificate and key cannot be used", e))?;
-    // HTTP/1.1 only: faults that abort a connection then behave as over plain HTTP.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // As a real front end: HTTP/2 for clients that ask for it, HTTP/1.1 otherwise.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

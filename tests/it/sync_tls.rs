@@ -113,9 +113,20 @@ fn https_and_wss_both_trust_the_ca_named_by_ssl_cert_file() {
     assert!(net.queued().is_empty(), "{:?}", net.queued());
     net.drain_clean(&ids);
 
-    let routes: Vec<Route> = net.fake.requests().iter().map(|r| r.route).collect();
+    let requests = net.fake.requests();
+    let routes: Vec<Route> = requests.iter().map(|r| r.route).collect();
     for route in [Route::Token, Route::WsToken, Route::WebSocket, Route::Batch] {
         assert!(routes.contains(&route), "{route:?} missing from {routes:?}");
+    }
+    // The HTTP client negotiates HTTP/2, as with a real front end; the socket upgrades over
+    // HTTP/1.1.
+    for r in &requests {
+        let want = if r.route == Route::WebSocket {
+            "HTTP/1.1"
+        } else {
+            "HTTP/2"
+        };
+        assert_eq!(r.http_version, want, "{:?}", r.route);
     }
     eprintln!("trusted https + wss: {:?}", started.elapsed());
 }
