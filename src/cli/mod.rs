@@ -12,6 +12,7 @@ mod init;
 mod mission;
 mod status;
 mod sync;
+mod sync_check;
 mod sync_now;
 mod tasks;
 mod upgrade;

@@ -14,6 +14,8 @@
 //! * `sync status` also reports the events the server rejected (kept queued, with the server's
 //!   reason and category), whether sync is enabled, the server, the login (never a token), and
 //!   the last drain's time, server and error.
+//! * `sync status --check` also checks that sync can work now (enabled, server URL, login, the
+//!   server answering that login); see [`super::sync_check`]. It exits 1 when a check fails.
 //! * `sync now`: see [`super::sync_now`].
 //!
 //! # Exit statuses (stable)
@@ -22,6 +24,7 @@
 //! |---|---|---|
 //! | 0 | | the command did what it says (quarantined rows found by `status` are reported, not an error) |
 //! | 1 | `NO_HOME` | `$HOME` is not set |
+//! | 1 | | `status --check`: a check failed or was skipped (the checks carry their own codes) |
 //! | 1 | `QUEUE_CORRUPT` | the file is not an SQLite database or is damaged; it is left untouched |
 //! | 1 | `QUEUE_NEWER_SCHEMA` | written by a newer spec-kitty (`user_version` above ours); left untouched |
 //! | 1 | `QUEUE_INCOMPATIBLE` | its `queue` table is not upstream's; left untouched |
@@ -67,6 +70,10 @@ pub enum SyncCommand {
         /// Print one JSON document instead of text.
         #[arg(long)]
         json: bool,
+        /// Also check that sync can work now: enabled, a usable server URL, a login for it,
+        /// and the server answering that login (one request). Exit 1 when a check fails.
+        #[arg(long)]
+        check: bool,
     },
     /// Send the queued events to the server now (needs SPEC_KITTY_ENABLE_SAAS_SYNC=1 and a
     /// login: `spec-kitty auth login`).
@@ -119,7 +126,7 @@ pub struct EmitLoopArgs {
 
 pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
     match cmd {
-        SyncCommand::Status { json } => status(json),
+        SyncCommand::Status { json, check } => status(json, check),
         SyncCommand::Quarantine(QuarantineCommand::List { json }) => list(json),
         SyncCommand::Now(args) => super::sync_now::run(&args),
         SyncCommand::Quarantine(QuarantineCommand::Drop(args)) => drop_rows(&args),
@@ -312,27 +319,42 @@ fn rejection_json(r: &Rejection) -> Value {
     })
 }
 
-fn status(json: bool) -> Result<ExitCode, CliError> {
+fn status(json: bool, check: bool) -> Result<ExitCode, CliError> {
     let home = home(json)?;
+    let check = check.then(|| super::sync_check::run(&home));
+    let exit = if check.as_ref().is_some_and(|c| c["ok"] != true) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    };
+    let with_check = |mut doc: Value| {
+        if let Some(c) = &check {
+            doc["check"] = c.clone();
+        }
+        doc
+    };
     let (path, queue) = open_existing(&home, json)?;
     let max = home.max_queue_size();
     let Some(mut queue) = queue else {
         let sync = sync_section(&home, None, json)?;
         if json {
-            print_json(&json!({
+            print_json(&with_check(json!({
                 "queue": {"path": path, "exists": false, "schema_version": null, "depth": 0,
                     "max_queue_size": max, "retried": 0, "oldest_enqueued_at": null,
                     "newest_enqueued_at": null, "by_type": []},
                 "quarantine": {"count": 0, "newly_quarantined": 0, "rows": []},
                 "rejected": {"count": 0, "rows": []},
                 "sync": sync,
-            }));
+            })));
         } else {
             println!("Queue: {} (not created yet)", path.display());
             println!("Depth: 0 of {}", thousands(max));
             print_sync_section(&sync);
+            if let Some(c) = &check {
+                super::sync_check::print(c);
+            }
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(exit);
     };
     let err = |e| queue_error(e, json);
     let newly = queue.quarantine_invalid().map_err(err)?;
@@ -347,7 +369,7 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
             .iter()
             .map(|(t, n)| json!({"event_type": t, "count": n}))
             .collect();
-        print_json(&json!({
+        print_json(&with_check(json!({
             "queue": {
                 "path": path, "exists": true, "schema_version": schema, "depth": stats.depth,
                 "max_queue_size": stats.max_queue_size, "retried": stats.retried,
@@ -364,8 +386,8 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
                 "rows": rejections.iter().map(rejection_json).collect::<Vec<_>>(),
             },
             "sync": sync,
-        }));
-        return Ok(ExitCode::SUCCESS);
+        })));
+        return Ok(exit);
     }
     println!("Queue: {} (schema {schema})", path.display());
     println!(
@@ -417,7 +439,10 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
         }
     }
     print_sync_section(&sync);
-    Ok(ExitCode::SUCCESS)
+    if let Some(c) = &check {
+        super::sync_check::print(c);
+    }
+    Ok(exit)
 }
 
 fn list(json: bool) -> Result<ExitCode, CliError> {

@@ -249,6 +249,18 @@ impl Net {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `sync status --check --json`: (exit status, the `check` document).
+    pub fn sync_check(&self) -> (i32, Value) {
+        let out = self
+            .cmd()
+            .args(["sync", "status", "--check", "--json"])
+            .output()
+            .unwrap();
+        self.check_output(&out);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code().unwrap_or(-1), doc["check"].clone())
+    }
+
     pub fn queue_path(&self) -> PathBuf {
         SpecKittyHome::at(self.sb.spec_kitty()).queue_path()
     }

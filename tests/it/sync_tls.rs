@@ -249,6 +249,13 @@ fn with_an_untrusted_certificate_events_stay_queued_and_sync_now_fails_cleanly()
     assert_eq!(net.fake.requests().len(), requests_after_login);
     assert!(net.fake.stored_ids().is_empty());
 
+    // `sync status --check` names the problem in its connection check.
+    let (code, check) = net.sync_check();
+    assert_eq!(code, 1, "{check}");
+    let connection = &check["checks"][3];
+    assert_eq!(connection["name"], "connection", "{check}");
+    assert_eq!(connection["code"], "UNTRUSTED_CERTIFICATE", "{check}");
+
     // Trusting the right CA again, the same queue drains: each event exactly once.
     net.env = server_ca.trusted_only();
     let ids: Vec<String> = queued.into_iter().map(|(id, _)| id).collect();

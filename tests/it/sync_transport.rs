@@ -525,3 +525,123 @@ fn events_queued_before_login_are_moved_into_the_login_queue_and_sent() {
     let legacy = Queue::open(net.sb.queue_db(), QueueOptions::default()).unwrap();
     assert!(legacy.is_empty().unwrap());
 }
+
+/// The outcome of each check, by name: "ok", "skipped" or the failure's code.
+fn check_outcomes(check: &Value) -> Vec<(String, String)> {
+    check["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let outcome = if c["ok"] == true {
+                "ok".to_owned()
+            } else if c["skipped"] == true {
+                "skipped".to_owned()
+            } else {
+                c["code"].as_str().unwrap().to_owned()
+            };
+            (c["name"].as_str().unwrap().to_owned(), outcome)
+        })
+        .collect()
+}
+
+fn outcomes(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[test]
+fn sync_status_check_reports_each_step_and_fails_on_the_first_broken_one() {
+    // Logged in, enabled, server up: every check passes, with one ws-token request.
+    let net = Net::new();
+    let (code, check) = net.sync_check();
+    assert_eq!(code, 0, "{check}");
+    assert_eq!(check["ok"], true, "{check}");
+    assert_eq!(
+        check_outcomes(&check),
+        outcomes(&[
+            ("enabled", "ok"),
+            ("server", "ok"),
+            ("login", "ok"),
+            ("connection", "ok")
+        ])
+    );
+    assert!(
+        net.fake
+            .requests()
+            .iter()
+            .any(|r| r.route == Route::WsToken),
+        "{:?}",
+        net.fake.requests()
+    );
+
+    // The server refuses the session: the connection check names it.
+    net.fake.push_fault(Route::WsToken, Fault::Status(401));
+    net.fake.push_fault(Route::Refresh, Fault::Status(401));
+    let (code, check) = net.sync_check();
+    assert_eq!(code, 1, "{check}");
+    assert_eq!(
+        check_outcomes(&check),
+        outcomes(&[
+            ("enabled", "ok"),
+            ("server", "ok"),
+            ("login", "ok"),
+            ("connection", "SESSION_EXPIRED")
+        ])
+    );
+
+    // Text form: one line per check.
+    let out = net
+        .cmd()
+        .env_remove("SPEC_KITTY_ENABLE_SAAS_SYNC")
+        .args(["sync", "status", "--check"])
+        .output()
+        .unwrap();
+    net.check_output(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\nCheck:\n"), "{text}");
+    assert!(
+        text.contains("  enabled     FAILED  sync is off: set SPEC_KITTY_ENABLE_SAAS_SYNC=1"),
+        "{text}"
+    );
+    assert!(text.contains("  connection  ok"), "{text}");
+
+    // No login at all: the connection is not tried.
+    let sb = Sandbox::new();
+    let requests_before = net.fake.requests().len();
+    fs::create_dir_all(sb.spec_kitty()).unwrap();
+    fs::write(
+        sb.spec_kitty().join("config.toml"),
+        format!("[sync]\nserver_url = \"{}\"\n", net.fake.url()),
+    )
+    .unwrap();
+    let out = sb
+        .bin()
+        .args(["sync", "status", "--check", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        check_outcomes(&doc["check"]),
+        outcomes(&[
+            ("enabled", "SYNC_DISABLED"),
+            ("server", "ok"),
+            ("login", "NOT_AUTHENTICATED"),
+            ("connection", "skipped")
+        ])
+    );
+    assert_eq!(net.fake.requests().len(), requests_before);
+    // Without --check, status is unchanged: exit 0, no check section.
+    let out = sb
+        .bin()
+        .args(["sync", "status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc.get("check").is_none(), "{doc}");
+}
