@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::sync::SpecKittyHome;
 use crate::sync::auth::{Session, http_client};
 use crate::sync::credentials::CredentialStore;
-use crate::sync::settings::SyncSettings;
+use crate::sync::settings::{ServerUrl, SyncSettings};
 
 /// One check's outcome.
 struct Check {
@@ -66,6 +66,13 @@ fn passed(name: &'static str, detail: String) -> Check {
     }
 }
 
+fn skipped(name: &'static str, why: &'static str) -> Check {
+    Check {
+        name,
+        outcome: Outcome::Skipped(why),
+    }
+}
+
 /// Run the checks (see the module docs).
 pub fn run(home: &SpecKittyHome) -> Value {
     let settings = SyncSettings::resolve(home);
@@ -88,24 +95,25 @@ pub fn run(home: &SpecKittyHome) -> Value {
             None
         }
     };
-    let store = CredentialStore::new(home.credentials_path());
-    let login_ok = match &server {
+    match server.map(|server| session(&settings, server, home)) {
         None => {
             checks.push(skipped("login", "no usable server URL"));
-            false
+            checks.push(skipped("connection", "needs a server and a login"));
         }
-        Some(server) => {
-            let check = login_check(&store, server.as_str());
-            let ok = matches!(check.outcome, Outcome::Passed(_));
-            checks.push(check);
-            ok
+        Some(Err(detail)) => {
+            checks.push(skipped("login", "the HTTP client did not start"));
+            checks.push(failed("connection", "HTTP_CLIENT", detail));
         }
-    };
-    match server {
-        Some(server) if login_ok => {
-            checks.push(connection_check(&settings, server, store));
-        }
-        _ => checks.push(skipped("connection", "needs a server and a login")),
+        Some(Ok(session)) => match session.usable_login() {
+            Err(e) => {
+                checks.push(failed("login", e.code(), e.to_string()));
+                checks.push(skipped("connection", "needs a server and a login"));
+            }
+            Ok(login) => {
+                checks.push(passed("login", login.username));
+                checks.push(connection_check(&session));
+            }
+        },
     }
     let ok = checks
         .iter()
@@ -113,59 +121,23 @@ pub fn run(home: &SpecKittyHome) -> Value {
     json!({"ok": ok, "checks": checks.iter().map(Check::json).collect::<Vec<_>>()})
 }
 
-fn skipped(name: &'static str, why: &'static str) -> Check {
-    Check {
-        name,
-        outcome: Outcome::Skipped(why),
-    }
-}
-
-fn login_check(store: &CredentialStore, server: &str) -> Check {
-    let now = jiff::Timestamp::now();
-    match store.load() {
-        Ok(None) => failed(
-            "login",
-            "NOT_AUTHENTICATED",
-            format!("not logged in to {server}: run `spec-kitty auth login`"),
-        ),
-        Err(e) => failed("login", e.code(), e.to_string()),
-        Ok(Some(c)) if c.server_url.trim_end_matches('/') != server.trim_end_matches('/') => {
-            failed(
-                "login",
-                "NOT_AUTHENTICATED",
-                format!(
-                    "the stored login is for {}, not {server}: run `spec-kitty auth login`",
-                    c.server_url
-                ),
-            )
-        }
-        Ok(Some(c)) if c.valid_access(now).is_none() && c.valid_refresh(now).is_none() => failed(
-            "login",
-            "SESSION_EXPIRED",
-            format!(
-                "the login of {} has expired: run `spec-kitty auth login` again",
-                c.username
-            ),
-        ),
-        Ok(Some(c)) => passed("login", c.username),
-    }
-}
-
-fn connection_check(
+/// The session the `login` and `connection` checks use; why not when the HTTP client fails.
+fn session(
     settings: &SyncSettings,
-    server: crate::sync::settings::ServerUrl,
-    store: CredentialStore,
-) -> Check {
-    let http = match http_client(&settings.transport) {
-        Ok(h) => h,
-        Err(e) => {
-            return failed(
-                "connection",
-                "HTTP_CLIENT",
-                format!("cannot start the HTTP client: {e}"),
-            );
-        }
-    };
+    server: ServerUrl,
+    home: &SpecKittyHome,
+) -> Result<Session, String> {
+    let http = http_client(&settings.transport)
+        .map_err(|e| format!("cannot start the HTTP client: {e}"))?;
+    Ok(Session::new(
+        http,
+        server,
+        CredentialStore::new(home.credentials_path()),
+    ))
+}
+
+/// One ws-token request (after a refresh when the access token expired).
+fn connection_check(session: &Session) -> Check {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -179,11 +151,13 @@ fn connection_check(
             );
         }
     };
-    let session = Session::new(http, server.clone(), store);
     match runtime.block_on(session.ws_token()) {
         Ok(_) => passed(
             "connection",
-            format!("{server} accepted the login (a WebSocket token was issued)"),
+            format!(
+                "{} accepted the login (a WebSocket token was issued)",
+                session.server()
+            ),
         ),
         Err(e) => failed("connection", e.code(), e.to_string()),
     }

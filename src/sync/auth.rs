@@ -213,18 +213,25 @@ impl Session {
         }
     }
 
-    /// A valid access token: the stored one, or a fresh one when it has expired and the
-    /// refresh token is still valid.
-    pub async fn access_token(&self) -> Result<Secret, AuthError> {
+    /// The stored login for this server with a token still usable (access, or refresh to get
+    /// a new access token), checked without the network.
+    pub fn usable_login(&self) -> Result<StoredCredentials, AuthError> {
         let creds = self.stored()?;
         let now = jiff::Timestamp::now();
-        if let Some(access) = creds.valid_access(now) {
-            return Ok(access.clone());
-        }
-        if creds.valid_refresh(now).is_none() {
+        if creds.valid_access(now).is_none() && creds.valid_refresh(now).is_none() {
             return Err(AuthError::SessionExpired {
                 server: self.server.to_string(),
             });
+        }
+        Ok(creds)
+    }
+
+    /// A valid access token: the stored one, or a fresh one when it has expired and the
+    /// refresh token is still valid.
+    pub async fn access_token(&self) -> Result<Secret, AuthError> {
+        let creds = self.usable_login()?;
+        if let Some(access) = creds.valid_access(jiff::Timestamp::now()) {
+            return Ok(access.clone());
         }
         self.refresh(&creds.access).await
     }
