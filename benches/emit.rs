@@ -24,8 +24,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use spec_kitty::contract::types::{ExecutionMode, Lane, StatusTransitionPayload};
 use spec_kitty::contract::validate::validate_payload;
 use spec_kitty::contract::{Surface, gate};
-use spec_kitty::sync::envelope::{self, EventDraft};
-use spec_kitty::sync::{Durability, Emitter, LamportClock, Queue, QueueOptions};
+use spec_kitty::events::envelope::{self, EventDraft};
+use spec_kitty::events::{Emitter, LamportClock};
+use spec_kitty::queue::{Queue, QueueOptions};
+use spec_kitty::repo::Durability;
 
 fn payload() -> StatusTransitionPayload {
     StatusTransitionPayload {

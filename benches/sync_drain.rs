@@ -18,11 +18,14 @@ mod support;
 use std::time::Instant;
 
 use spec_kitty::contract::types::{ExecutionMode, Lane, StatusTransitionPayload};
-use spec_kitty::sync::auth::{Session, http_client};
-use spec_kitty::sync::batch::drain;
-use spec_kitty::sync::credentials::{CredentialStore, Secret, StoredCredentials, expiry_in};
-use spec_kitty::sync::settings::{ServerUrl, TransportOptions};
-use spec_kitty::sync::{Durability, Emitter, LamportClock, Queue, QueueOptions};
+use spec_kitty::events::{Emitter, LamportClock};
+use spec_kitty::queue::{Queue, QueueOptions};
+use spec_kitty::repo::Durability;
+use spec_kitty::saas::batch::drain;
+use spec_kitty::saas::credentials::{CredentialStore, Secret, StoredCredentials, expiry_in};
+use spec_kitty::saas::request::http_client;
+use spec_kitty::saas::session::Session;
+use spec_kitty::saas::settings::{ServerUrl, TransportOptions};
 use spec_kitty_fake_saas::FakeSaas;
 
 fn payload(i: u64) -> StatusTransitionPayload {

@@ -1,7 +1,7 @@
 //! Shared by the benchmarks: a fixed envelope context (no git, no identity file).
 
-use spec_kitty::sync::envelope::EnvelopeContext;
-use spec_kitty::sync::{GitMetadata, GitSource};
+use spec_kitty::events::envelope::EnvelopeContext;
+use spec_kitty::events::{GitMetadata, GitSource};
 
 /// A project identity and fixed git fields, as a real checkout would give.
 pub fn context(team_slug: &str) -> EnvelopeContext {

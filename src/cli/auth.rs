@@ -21,9 +21,10 @@ use serde_json::json;
 
 use super::sync::home;
 use super::{CliError, print_json};
-use crate::sync::auth::{Session, http_client};
-use crate::sync::credentials::{CredentialStore, Secret};
-use crate::sync::settings::{SyncSettings, disabled_message};
+use crate::saas::credentials::{CredentialStore, Secret};
+use crate::saas::request::http_client;
+use crate::saas::session::Session;
+use crate::saas::settings::{SyncSettings, disabled_message};
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {

@@ -5,9 +5,10 @@ use serde_json::json;
 use std::process::ExitCode;
 
 use super::{CliError, print_json};
-use crate::mission::workflow::{self, MissionContext, WorkflowError};
+use crate::app::{self, outbox::Outbox};
+use crate::mission::workflow::{MissionContext, WorkflowError};
 use crate::mission::{self, NewMission};
-use crate::{identity, repo};
+use crate::repo;
 
 #[derive(Debug, Subcommand)]
 pub enum MissionCommand {
@@ -92,42 +93,15 @@ fn create(args: &CreateArgs) -> Result<ExitCode, CliError> {
         friendly_name: args.friendly_name.clone(),
         target_branch: args.target_branch.clone(),
     };
-    let created =
-        mission::create_mission(&root, &request).map_err(|e| mission_error(e, args.json))?;
-    // The identity is created lazily, as upstream does, so a repository that never ran `init` works.
-    identity::ensure(&root)
-        .map_err(|e| CliError::failed("IDENTITY_ERROR", e.to_string()).json(args.json))?;
-    let meta = &created.meta;
-    // As upstream, the new mission is committed on the current branch (best effort: a repository
-    // without a commit identity keeps the files uncommitted, with a warning).
-    let rel = created
-        .dir
-        .strip_prefix(&root)
-        .unwrap_or(&created.dir)
-        .to_string_lossy()
-        .into_owned();
-    let mut paths = vec![rel];
-    let commit = crate::mission::workflow::identity_file_to_commit(&root).and_then(|identity| {
-        paths.extend(identity);
-        crate::mission::workflow::commit_paths(
-            &root,
-            &paths,
-            &format!("Add mission {}", meta.mission_slug),
-        )
-    });
-    let commit = match commit {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("warning: the mission was created but not committed: {e}");
-            None
+    let mut outbox = Outbox::new(&root);
+    let done = app::mission::create(&root, &request, &mut outbox).map_err(|e| match e {
+        app::mission::CreateError::Mission(e) => mission_error(e, args.json),
+        app::mission::CreateError::Identity(e) => {
+            CliError::failed("IDENTITY_ERROR", e.to_string()).json(args.json)
         }
-    };
-    crate::sync::outbox::Outbox::open(&root).mission_created(
-        &meta.mission_slug,
-        meta.mission_number,
-        &meta.mission_type,
-        meta.mission_id.as_deref(),
-    );
+    })?;
+    let (created, commit) = (&done.mission, done.commit);
+    let meta = &created.meta;
     if args.json {
         print_json(&json!({
             "result": "success",
@@ -178,7 +152,9 @@ pub(crate) fn workflow_error(e: WorkflowError, json: bool) -> CliError {
 
 fn finalize(args: &FinalizeArgs) -> Result<ExitCode, CliError> {
     let ctx = open_mission(&args.mission, args.json)?;
-    let report = workflow::finalize_tasks(&ctx).map_err(|e| workflow_error(e, args.json))?;
+    let mut outbox = Outbox::new(&ctx.root);
+    let report =
+        app::mission::finalize(&ctx, &mut outbox).map_err(|e| workflow_error(e, args.json))?;
     if args.json {
         print_json(&report.to_json(&ctx));
     } else {

@@ -36,10 +36,7 @@
 //! `{"error": {"code", "message"}}` on stdout (the CLI-wide convention). JSON output is one
 //! document on one line.
 //!
-//! `sync emit-loop` is hidden and exists for the crash tests: it emits events through
-//! [`Emitter::emit`] in a loop and prints each `event_id` once `emit` has returned.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,18 +45,13 @@ use serde_json::{Value, json};
 
 use super::{CliError, print_json};
 use crate::contract::Timestamp;
-use crate::contract::types::{
-    ExecutionMode, HistoryAddedPayloadEntryType, Lane, StatusTransitionPayload,
-};
-use crate::sync::batch::{META_LAST_ERROR, META_LAST_SERVER, META_LAST_SYNC_AT};
-use crate::sync::credentials::CredentialStore;
-use crate::sync::queue::thousands;
-use crate::sync::queue::{Rejection, RetryOutcome};
-use crate::sync::settings::{SyncSettings, configured_server};
-use crate::sync::{
-    Durability, EmitError, Emitter, QuarantineSelection, QuarantinedRow, Queue, QueueError,
-    QueueOptions, SpecKittyHome,
-};
+use crate::home::SpecKittyHome;
+use crate::queue::thousands;
+use crate::queue::{QuarantineSelection, QuarantinedRow, Queue, QueueError, QueueOptions};
+use crate::queue::{Rejection, RetryOutcome};
+use crate::saas::batch::{META_LAST_ERROR, META_LAST_SERVER, META_LAST_SYNC_AT};
+use crate::saas::credentials::CredentialStore;
+use crate::saas::settings::{SyncSettings, configured_server};
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
@@ -81,9 +73,6 @@ pub enum SyncCommand {
     /// Queued rows the contract gate refused on read-back.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
-    /// Test helper: emit events in a loop, printing each event_id after emit returns.
-    #[command(hide = true)]
-    EmitLoop(EmitLoopArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,16 +103,6 @@ pub struct RowSelection {
     json: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct EmitLoopArgs {
-    /// Stop after this many events (0 = until killed).
-    #[arg(long, default_value_t = 0)]
-    count: u64,
-    /// Use `Durability::Normal` instead of `Full`.
-    #[arg(long)]
-    normal: bool,
-}
-
 pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
     match cmd {
         SyncCommand::Status { json, check } => status(json, check),
@@ -131,7 +110,6 @@ pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
         SyncCommand::Now(args) => super::sync_now::run(&args),
         SyncCommand::Quarantine(QuarantineCommand::Drop(args)) => drop_rows(&args),
         SyncCommand::Quarantine(QuarantineCommand::Retry(args)) => retry_rows(&args),
-        SyncCommand::EmitLoop(args) => emit_loop(&args),
     }
 }
 
@@ -544,56 +522,6 @@ fn retry_rows(args: &RowSelection) -> Result<ExitCode, CliError> {
         for row in &outcome.still_refused {
             println!("{}", row_line(row));
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn emit_loop(args: &EmitLoopArgs) -> Result<ExitCode, CliError> {
-    let failed = |e: &dyn std::fmt::Display| problem("EMIT_FAILED", e);
-    let cwd = std::env::current_dir().map_err(|e| failed(&e))?;
-    let durability = if args.normal {
-        Durability::Normal
-    } else {
-        Durability::Full
-    };
-    let mut emitter = Emitter::open_in(&cwd, &home(false)?, durability).map_err(|e| match e {
-        EmitError::Queue(q) => queue_error(q, false),
-        other => failed(&other),
-    })?;
-    let mut stdout = std::io::stdout().lock();
-    let mut n: u64 = 0;
-    while args.count == 0 || n < args.count {
-        let receipt = match n % 4 {
-            0 => emitter.emit_mission_created("001-demo", 1, "software-dev", None),
-            1 => emitter.emit_wp_created("001-demo", "WP01", "First", &[]),
-            2 => emitter.emit_wp_status_changed(
-                StatusTransitionPayload {
-                    actor: "tester".try_into().map_err(|e| failed(&e))?,
-                    evidence: None,
-                    execution_mode: ExecutionMode::Worktree,
-                    force: false,
-                    from_lane: Some(Lane::Planned),
-                    mission_slug: "001-demo".try_into().map_err(|e| failed(&e))?,
-                    reason: None,
-                    review_ref: None,
-                    to_lane: Lane::Claimed,
-                    wp_id: "WP01".try_into().map_err(|e| failed(&e))?,
-                },
-                None,
-            ),
-            _ => emitter.emit_history_added(
-                "WP01",
-                HistoryAddedPayloadEntryType::Note,
-                "loop",
-                "tester",
-            ),
-        }
-        .map_err(|e| failed(&e))?;
-        // A closed pipe (the reader is gone) ends the loop quietly.
-        if writeln!(stdout, "{}", receipt.event_id).is_err() || stdout.flush().is_err() {
-            break;
-        }
-        n += 1;
     }
     Ok(ExitCode::SUCCESS)
 }

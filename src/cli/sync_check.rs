@@ -16,10 +16,11 @@
 
 use serde_json::{Value, json};
 
-use crate::sync::SpecKittyHome;
-use crate::sync::auth::{Session, http_client};
-use crate::sync::credentials::CredentialStore;
-use crate::sync::settings::{ServerUrl, SyncSettings};
+use crate::home::SpecKittyHome;
+use crate::saas::credentials::CredentialStore;
+use crate::saas::request::http_client;
+use crate::saas::session::Session;
+use crate::saas::settings::{ServerUrl, SyncSettings};
 
 /// One check's outcome.
 struct Check {

@@ -3,7 +3,7 @@
 //! Sequence: refuse when sync is disabled (upstream's message, exit 0, nothing touched); check
 //! the server URL (https, or http to loopback); when logged in, move events queued before the
 //! login (the unscoped `queue.db`) into this login's queue; open the queue (a missing or empty queue is
-//! "nothing to sync", exit 0); then [`crate::sync::batch::drain`], which gates every row
+//! "nothing to sync", exit 0); then [`crate::saas::batch::drain`], which gates every row
 //! (quarantining refusals), sends batches and applies the server's per-event results. A
 //! progress bar is drawn on stderr when it is a terminal and `--json` is not given.
 //!
@@ -34,11 +34,13 @@ use serde_json::json;
 
 use super::sync::{home, open_existing, queue_error, queue_options};
 use super::{CliError, print_json};
-use crate::sync::auth::{Session, http_client};
-use crate::sync::batch::{DrainReport, drain};
-use crate::sync::credentials::CredentialStore;
-use crate::sync::settings::{SyncSettings, disabled_message};
-use crate::sync::{Queue, SpecKittyHome};
+use crate::home::SpecKittyHome;
+use crate::queue::Queue;
+use crate::saas::batch::{DrainReport, drain};
+use crate::saas::credentials::CredentialStore;
+use crate::saas::request::http_client;
+use crate::saas::session::Session;
+use crate::saas::settings::{SyncSettings, disabled_message};
 
 #[derive(Debug, Args)]
 pub struct NowArgs {

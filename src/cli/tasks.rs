@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use super::mission::{open_mission, workflow_error};
 use super::{CliError, print_json};
-use crate::mission::workflow;
+use crate::app::{self, outbox::Outbox};
 
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
@@ -39,7 +39,8 @@ pub fn run(cmd: TasksCommand) -> Result<ExitCode, CliError> {
 
 fn mark(args: &MarkArgs) -> Result<ExitCode, CliError> {
     let ctx = open_mission(&args.mission, args.json)?;
-    let marked = workflow::mark_subtasks(&ctx, &args.ids, &args.status, "user")
+    let mut outbox = Outbox::new(&ctx.root);
+    let marked = app::mission::mark(&ctx, &args.ids, &args.status, "user", &mut outbox)
         .map_err(|e| workflow_error(e, args.json))?;
     if args.json {
         let results: Vec<_> = marked

@@ -32,7 +32,6 @@
 
 mod build_id;
 pub mod config;
-mod node;
 
 use std::fs;
 use std::io;
@@ -41,9 +40,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use uuid::Uuid;
 
+pub use crate::events::node::{generate_node_id, node_id_for};
 pub use build_id::{BUILD_ID_FILE, checkout_build_id};
 pub use config::ProjectConfig;
-pub use node::{generate_node_id, node_id_for};
 
 use crate::repo::{self, KITTIFY_DIR, RepoError};
 

@@ -14,7 +14,6 @@ use crate::status::{
     AnnotationDelta, AnnotationEvent, EventLog, EventStamper, Lane, LaneEvent, LogLock, Reduction,
     SnapshotIdentity, StatusError, StatusRecord,
 };
-use crate::sync::outbox::Outbox;
 
 /// Errors of the workflow steps.
 #[derive(Debug, thiserror::Error)]
@@ -90,18 +89,10 @@ impl MissionContext {
         }
     }
 
-    /// Append `records` under the held lock, rewrite status.json, and queue the matching
-    /// events (best effort, see `sync::outbox`). The one write path of every status change.
-    pub fn record(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
-        self.persist(lock, records)?;
-        if !records.is_empty() {
-            Outbox::with_shared(&self.root, |o| o.status_records(records));
-        }
-        Ok(())
-    }
-
-    /// The local half of [`record`](Self::record): append and rewrite status.json, no events.
-    fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
+    /// Append `records` under the held lock and rewrite status.json: the one write path of
+    /// every status change. The domain persists only; the use-case (`crate::app::record`)
+    /// hands the same records to its outbox.
+    pub fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
         lock.append(records)?;
         lock.materialize(&self.snapshot_identity())?;
         Ok(())
@@ -124,6 +115,19 @@ pub struct FinalizeReport {
     pub bootstrapped: Vec<String>,
     pub lanes_written: bool,
     pub commit: Option<String>,
+    /// The work packages bootstrapped by this run, for the use-case's `WPCreated` events:
+    /// `(wp_id, title, dependencies)`.
+    pub created: Vec<CreatedWp>,
+    /// The records appended to the status log (the bootstrap events).
+    pub records: Vec<StatusRecord>,
+}
+
+/// A work package bootstrapped by finalize-tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedWp {
+    pub wp_id: String,
+    pub title: String,
+    pub dependencies: Vec<String>,
 }
 
 impl FinalizeReport {
@@ -216,24 +220,22 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
     crate::identity::ensure(&ctx.root)
         .map_err(|e| StatusError::InvalidEvent(format!("project identity: {e}")))?;
     ctx.persist(&lock, &records)?;
-    if !bootstrapped.is_empty() {
-        // One emitter for the whole step: WPCreated for each new WP, then its bootstrap event.
-        Outbox::with_shared(&ctx.root, |outbox| {
-            for wp in wps
+    let created = wps
+        .iter()
+        .filter(|w| bootstrapped.iter().any(|b| b == w.id.as_str()))
+        .map(|wp| CreatedWp {
+            wp_id: wp.id.as_str().to_string(),
+            title: wp
+                .title
+                .clone()
+                .unwrap_or_else(|| wp.id.as_str().to_string()),
+            dependencies: wp
+                .dependencies
                 .iter()
-                .filter(|w| bootstrapped.iter().any(|b| b == w.id.as_str()))
-            {
-                let deps: Vec<&str> = wp.dependencies.iter().map(|d| d.as_str()).collect();
-                outbox.wp_created(
-                    &ctx.meta.mission_slug,
-                    wp.id.as_str(),
-                    wp.title.as_deref().unwrap_or(wp.id.as_str()),
-                    &deps,
-                );
-            }
-            outbox.status_records(&records);
-        });
-    }
+                .map(|d| d.as_str().to_string())
+                .collect(),
+        })
+        .collect();
     drop(lock);
 
     let mut paths: Vec<String> = [lanes::LANES_FILE, "status.events.jsonl", "status.json"]
@@ -254,6 +256,8 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         bootstrapped,
         lanes_written,
         commit,
+        created,
+        records,
     })
 }
 
@@ -338,6 +342,19 @@ pub struct Marked {
     pub wp_id: String,
 }
 
+/// What `mark-status` did: the marks, and the records appended to the log.
+#[derive(Debug, Clone)]
+pub struct Marks {
+    pub marked: Vec<Marked>,
+    pub records: Vec<StatusRecord>,
+}
+
+impl Marked {
+    fn all(marked: Vec<Marked>, records: Vec<StatusRecord>) -> Marks {
+        Marks { marked, records }
+    }
+}
+
 /// `mark-status`: record subtask statuses as annotations on the main repository's log (one
 /// durable write). Every id is resolved before anything is written.
 pub fn mark_subtasks(
@@ -345,7 +362,7 @@ pub fn mark_subtasks(
     ids: &[String],
     status: &str,
     actor: &str,
-) -> Result<Vec<Marked>, WorkflowError> {
+) -> Result<Marks, WorkflowError> {
     let lane: Lane = status
         .parse()
         .map_err(|_| WorkflowError::InvalidSubtaskStatus {
@@ -381,8 +398,8 @@ pub fn mark_subtasks(
     }
     let log = ctx.log();
     let lock = log.lock()?;
-    ctx.record(&lock, &records)?;
-    Ok(marked)
+    ctx.persist(&lock, &records)?;
+    Ok(Marked::all(marked, records))
 }
 
 /// One work package as `status` and `mission-state` show it.

@@ -10,6 +10,7 @@ use std::path::Path;
 use super::args::{ApiCommand, MissionWp, TransitionArgs};
 use super::envelope::{ApiError, CONTRACT_VERSION, MIN_PROVIDER_VERSION, Outcome};
 use super::policy::{self, Policy};
+use crate::app::{self, outbox::Outbox};
 use crate::contract::types::ErrorCode as Code;
 use crate::mission::lanes::{self, LanesFile};
 use crate::mission::workflow::{self, MissionContext, MissionView};
@@ -419,7 +420,7 @@ fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Out
         records.push(StatusRecord::Lane(e));
         step = to;
     }
-    ctx.record(&lock, &records).map_err(write_err)?;
+    app::mission::record(&ctx, &lock, &records, &mut Outbox::new(&ctx.root)).map_err(write_err)?;
     Ok(base(from.as_str(), false))
 }
 
@@ -463,8 +464,13 @@ fn start_review(
             e.review_ref = review_ref.map(str::to_string);
             e.reason = Some("Started review via action command".into());
             e.policy_metadata = Some(obj(policy.to_value()));
-            ctx.record(&lock, &[StatusRecord::Lane(e)])
-                .map_err(write_err)?;
+            app::mission::record(
+                &ctx,
+                &lock,
+                &[StatusRecord::Lane(e)],
+                &mut Outbox::new(&ctx.root),
+            )
+            .map_err(write_err)?;
             Ok(data("for_review", false))
         }
         other => {
@@ -583,8 +589,13 @@ fn transition(t: &TransitionArgs) -> Outcome {
     e.evidence = evidence;
     e.review_result = review_result;
     e.policy_metadata = policy.as_ref().map(|p| obj(p.to_value()));
-    ctx.record(&lock, &[StatusRecord::Lane(e)])
-        .map_err(write_err)?;
+    app::mission::record(
+        &ctx,
+        &lock,
+        &[StatusRecord::Lane(e)],
+        &mut Outbox::new(&ctx.root),
+    )
+    .map_err(write_err)?;
     Ok(with_identity(
         &ctx,
         json!({"wp_id": id, "from_lane": from.as_str(), "to_lane": to.as_str(), "policy_metadata_recorded": policy.is_some()}),
@@ -639,8 +650,13 @@ fn append_history(t: &MissionWp, actor: &str, note: &str) -> Outcome {
     let event = AnnotationEvent::new(stamp, id, actor, delta).map_err(history)?;
     let log = ctx.log();
     let lock = log.lock().map_err(history)?;
-    ctx.record(&lock, &[StatusRecord::Annotation(event)])
-        .map_err(history)?;
+    app::mission::record(
+        &ctx,
+        &lock,
+        &[StatusRecord::Annotation(event)],
+        &mut Outbox::new(&ctx.root),
+    )
+    .map_err(history)?;
     Ok(with_identity(
         &ctx,
         json!({"wp_id": id, "history_entry_id": format!("hist-{}", uuid::Uuid::new_v4().simple())}),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::commands::{identity, obj, open};
 use super::envelope::{ApiError, Outcome};
+use crate::app::{self, outbox::Outbox};
 use crate::contract::types::ErrorCode as Code;
 use crate::mission::lanes::{self, LanesFile};
 use crate::mission::workflow::{self, MissionContext};
@@ -382,7 +383,8 @@ fn mark_done(ctx: &MissionContext, wps: &[String]) {
             e.mission_id = ctx.meta.mission_id.clone();
             records.push(StatusRecord::Lane(e));
         }
-        ctx.record(&lock, &records).map_err(|e| e.to_string())?;
+        app::mission::record(ctx, &lock, &records, &mut Outbox::new(&ctx.root))
+            .map_err(|e| e.to_string())?;
         Ok(())
     })();
     if let Err(e) = result {

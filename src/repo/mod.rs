@@ -30,7 +30,10 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use atomic::{create_new_atomic, write_atomic, write_atomic_private};
+pub use atomic::{
+    Durability, create_new_atomic, replace_without_sync, write_atomic, write_atomic_private,
+    write_durable,
+};
 
 /// The project marker directory.
 pub const KITTIFY_DIR: &str = ".kittify";

@@ -60,15 +60,21 @@ fn a_corrupt_queue_is_an_error_and_left_untouched() {
     fs::create_dir_all(db.parent().unwrap()).unwrap();
     let garbage = b"definitely not an sqlite file, but long enough to have a header".to_vec();
     fs::write(&db, &garbage).unwrap();
-    for args in [
+    let mut commands: Vec<assert_cmd::Command> = [
         &["sync", "status"][..],
         &["sync", "status", "--json"],
         &["sync", "quarantine", "list"],
-        &["sync", "emit-loop", "--count", "1"],
-    ] {
-        sb.bin()
-            .args(args)
-            .assert()
+    ]
+    .iter()
+    .map(|args| {
+        let mut cmd = sb.bin();
+        cmd.args(*args);
+        cmd
+    })
+    .collect();
+    commands.push(sb.emit_cmd(1));
+    for mut cmd in commands {
+        cmd.assert()
             .code(1)
             .stderr(predicate::str::contains("it was left untouched"))
             .stderr(predicate::str::starts_with("error: "));
@@ -158,19 +164,13 @@ fn the_cap_evicts_the_oldest_with_upstreams_warning() {
         "[sync]\nmax_queue_size = 3\n",
     )
     .unwrap();
-    let out = sb
-        .bin()
-        .args(["sync", "emit-loop", "--count", "5"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = sb.emit_cmd(5).assert().success().get_output().clone();
     let stderr = String::from_utf8(out.stderr).unwrap();
     let warning = "Offline queue at capacity (3 events). Evicted 1 oldest event(s) to make room.\n  \
                    Check auth and connectivity: spec-kitty sync status --check\n  \
                    Drain the queue manually:    spec-kitty sync now\n";
     assert_eq!(stderr.matches(warning).count(), 2, "{stderr}");
-    let ids: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    let ids = super::sync_support::event_ids(std::str::from_utf8(&out.stdout).unwrap());
     let conn = rusqlite::Connection::open(sb.queue_db()).unwrap();
     let mut stmt = conn
         .prepare("SELECT event_id FROM queue ORDER BY timestamp ASC, id ASC")
@@ -189,21 +189,14 @@ fn a_corrupt_clock_is_recovered_with_one_warning() {
     fs::create_dir_all(sb.spec_kitty()).unwrap();
     let clock = sb.spec_kitty().join("clock.json");
     fs::write(&clock, "{\"value\": \"oops\"").unwrap();
-    let out = sb
-        .bin()
-        .args(["sync", "emit-loop", "--count", "3"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let out = sb.emit_cmd(3).assert().success().get_output().clone();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("Warning: Lamport clock "), "{stderr}");
     let v: Value = serde_json::from_str(&fs::read_to_string(&clock).unwrap()).unwrap();
     assert_eq!(v["value"], 3);
     // Next run: no warning, continues.
-    sb.bin()
-        .args(["sync", "emit-loop", "--count", "1"])
+    sb.emit_cmd(1)
         .assert()
         .success()
         .stderr(predicate::str::is_empty());
@@ -211,8 +204,7 @@ fn a_corrupt_clock_is_recovered_with_one_warning() {
     assert_eq!(v["value"], 4);
     // A clock lost while events are still queued restarts above them, not at 1.
     fs::write(&clock, "garbage").unwrap();
-    sb.bin()
-        .args(["sync", "emit-loop", "--count", "1"])
+    sb.emit_cmd(1)
         .assert()
         .success()
         .stderr(predicate::str::starts_with("Warning: Lamport clock "));
@@ -221,8 +213,7 @@ fn a_corrupt_clock_is_recovered_with_one_warning() {
     // Deleted while events are queued: one warning, no step back.
     fs::remove_file(&clock).unwrap();
     let out = sb
-        .bin()
-        .args(["sync", "emit-loop", "--count", "1"])
+        .emit_cmd(1)
         .assert()
         .success()
         .get_output()

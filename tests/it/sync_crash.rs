@@ -1,4 +1,4 @@
-//! Crash safety: `spec-kitty sync emit-loop` (alternately with `Durability::Full` and
+//! Crash safety: an emitting child process ([`Sandbox::emit_loop`], alternately with `Durability::Full` and
 //! `Normal`) is killed with SIGKILL at 50 random points while it emits; afterwards the queue
 //! opens cleanly, `PRAGMA integrity_check` is `ok`, and every event id the child reported (it
 //! prints an id only after `emit` returned) is queued exactly once. And three processes emitting
@@ -12,9 +12,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spec_kitty::sync::{Queue, QueueOptions};
+use spec_kitty::queue::{Queue, QueueOptions};
 
-use super::sync_support::{Rng, Sandbox};
+use super::sync_support::{Rng, Sandbox, event_ids};
 
 #[test]
 fn sigkill_at_random_points_loses_no_reported_event_and_corrupts_nothing() {
@@ -25,13 +25,8 @@ fn sigkill_at_random_points_loses_no_reported_event_and_corrupts_nothing() {
     let mut killed_mid_run = 0;
     for round in 0..50 {
         // Both durabilities: Full (fsync, rename) and Normal (no fsync, exchange).
-        let mut args = vec!["sync", "emit-loop"];
-        if round % 2 == 1 {
-            args.push("--normal");
-        }
         let mut child = sb
-            .std_bin()
-            .args(&args)
+            .emit_loop(0, round % 2 == 1)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -106,8 +101,7 @@ fn concurrent_emitting_processes_never_repeat_a_lamport_value() {
     const PER: usize = 150;
     let children: Vec<_> = (0..3)
         .map(|_| {
-            sb.std_bin()
-                .args(["sync", "emit-loop", "--count", &PER.to_string()])
+            sb.emit_loop(PER as u64, false)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -123,11 +117,7 @@ fn concurrent_emitting_processes_never_repeat_a_lamport_value() {
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            String::from_utf8(out.stdout)
-                .unwrap()
-                .lines()
-                .map(str::to_owned)
-                .collect()
+            event_ids(&String::from_utf8(out.stdout).unwrap())
         })
         .collect();
     let queue = Queue::open(sb.queue_db(), QueueOptions::default()).unwrap();

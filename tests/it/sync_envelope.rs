@@ -13,13 +13,15 @@ use spec_kitty::contract::types::{
     Lane, StatusTransitionPayload,
 };
 use spec_kitty::contract::{Surface, gate};
-use spec_kitty::sync::{Durability, EmitError, Emitter, EventDraft, SpecKittyHome};
+use spec_kitty::events::{EmitError, Emitter, EventDraft};
+use spec_kitty::home::SpecKittyHome;
+use spec_kitty::repo::Durability;
 
 use super::sync_support::Sandbox;
 use super::upstream;
 
 fn emitter(sb: &Sandbox) -> Emitter {
-    Emitter::open_in(
+    spec_kitty::app::emitting::open_emitter_in(
         &sb.project,
         &SpecKittyHome::at(sb.spec_kitty()),
         Durability::Normal,
@@ -56,7 +58,7 @@ fn status(to: Lane, evidence: Option<Value>) -> StatusTransitionPayload {
 /// One event of every type the registry has, through the public API.
 fn emit_every_type(e: &mut Emitter) -> Vec<String> {
     let mut ids = Vec::new();
-    let mut push = |r: Result<spec_kitty::sync::Receipt, EmitError>| {
+    let mut push = |r: Result<spec_kitty::events::Receipt, EmitError>| {
         ids.push(r.unwrap().event_id);
     };
     push(e.emit_mission_created(
@@ -340,7 +342,7 @@ fn input() -> impl Strategy<Value = Input> {
     ]
 }
 
-fn emit_input(e: &mut Emitter, input: &Input) -> Result<spec_kitty::sync::Receipt, EmitError> {
+fn emit_input(e: &mut Emitter, input: &Input) -> Result<spec_kitty::events::Receipt, EmitError> {
     match input {
         Input::Created {
             slug,

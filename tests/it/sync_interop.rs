@@ -59,10 +59,7 @@ fn python_reads_a_queue_written_by_this_cli_and_we_read_its_writes() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(read, ids, "python replays our events in emit order");
-    assert_eq!(
-        report["user_version"],
-        spec_kitty::sync::queue::SCHEMA_VERSION
-    );
+    assert_eq!(report["user_version"], spec_kitty::queue::SCHEMA_VERSION);
     assert_eq!(report["journal_mode"], "wal");
     for e in report["events"].as_array().unwrap() {
         assert_eq!(e["schema_version"], "3.0.0");
@@ -163,7 +160,7 @@ fn a_queue_written_by_python_is_upgraded_read_and_its_legacy_rows_quarantined() 
     let status: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         status["queue"]["schema_version"],
-        spec_kitty::sync::queue::SCHEMA_VERSION
+        spec_kitty::queue::SCHEMA_VERSION
     );
     assert_eq!(status["queue"]["depth"], 1, "{status}");
     assert_eq!(
@@ -198,10 +195,7 @@ fn a_queue_written_by_python_is_upgraded_read_and_its_legacy_rows_quarantined() 
         drained["ids"],
         serde_json::json!(["01JMBY7K8N3QRVX2DPFG5HWT10"])
     );
-    assert_eq!(
-        drained["user_version"],
-        spec_kitty::sync::queue::SCHEMA_VERSION
-    );
+    assert_eq!(drained["user_version"], spec_kitty::queue::SCHEMA_VERSION);
     assert!(
         drained["tables"]
             .as_array()

@@ -11,7 +11,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use assert_cmd::Command;
 use serde_json::Value;
 use spec_kitty::contract::{Surface, gate};
-use spec_kitty::sync::{Queue, QueueOptions, SpecKittyHome};
+use spec_kitty::home::SpecKittyHome;
+use spec_kitty::queue::{Queue, QueueOptions};
 use spec_kitty_fake_saas::FakeSaas;
 
 /// A temporary `HOME` and a committed git project in it.
@@ -76,25 +77,127 @@ impl Sandbox {
         cmd
     }
 
-    /// `spec-kitty sync emit-loop --count n`; the event ids it printed.
+    /// A child process that emits events in a loop in this sandbox, printing each `event_id`
+    /// once `emit` returned ([`emit_loop_child`]; `count` 0 = until killed). The child is this
+    /// test binary itself: the loop is a test helper, not a command of the shipped binary.
+    pub fn emit_loop(&self, count: u64, normal: bool) -> StdCommand {
+        let mut cmd = StdCommand::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "sync_support::emit_loop_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .current_dir(&self.project)
+        .env("HOME", &self.home)
+        .env(
+            EMIT_LOOP_ENV,
+            format!("{count}:{}", if normal { "normal" } else { "full" }),
+        )
+        .env_remove("SPECIFY_REPO_ROOT")
+        .env_remove("SPEC_KITTY_HOME")
+        .env_remove("SPEC_KITTY_ENABLE_SAAS_SYNC");
+        cmd
+    }
+
+    /// [`emit_loop`](Self::emit_loop) as an assert_cmd command.
+    pub fn emit_cmd(&self, count: u64) -> Command {
+        Command::from_std(self.emit_loop(count, false))
+    }
+
+    /// Emit `n` events in a child process; the event ids it printed.
     pub fn emit(&self, n: u64) -> Vec<String> {
-        let out = self
-            .bin()
-            .args(["sync", "emit-loop", "--count", &n.to_string()])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        let out = self.emit_loop(n, false).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        event_ids(&String::from_utf8(out.stdout).unwrap())
     }
 }
 
 pub use super::support::git;
+
+/// `count:durability` for [`emit_loop_child`].
+const EMIT_LOOP_ENV: &str = "SPEC_KITTY_TEST_EMIT_LOOP";
+
+/// The event ids among a child's output lines (the test harness prints its own lines too).
+pub fn event_ids(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| l.len() == 26 && l.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The child of [`Sandbox::emit_loop`]: emits through the real emitter (the CLI's own
+/// `open_emitter_in`) in a loop and prints each `event_id` once `emit` has returned. Does
+/// nothing when run without its environment variable.
+#[test]
+#[ignore = "child process of the crash tests (Sandbox::emit_loop)"]
+fn emit_loop_child() {
+    use spec_kitty::contract::types::{
+        ExecutionMode, HistoryAddedPayloadEntryType, Lane, StatusTransitionPayload,
+    };
+    use std::io::Write;
+    let Ok(spec) = std::env::var(EMIT_LOOP_ENV) else {
+        return;
+    };
+    let (count, durability) = spec.split_once(':').unwrap();
+    let count: u64 = count.parse().unwrap();
+    let durability = if durability == "normal" {
+        spec_kitty::repo::Durability::Normal
+    } else {
+        spec_kitty::repo::Durability::Full
+    };
+    let cwd = std::env::current_dir().unwrap();
+    let home = SpecKittyHome::from_env().unwrap();
+    // Fails as the CLI does: one `error:` line, exit 1.
+    let fail = |e: &dyn std::fmt::Display| -> ! {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    };
+    let mut emitter = spec_kitty::app::emitting::open_emitter_in(&cwd, &home, durability)
+        .unwrap_or_else(|e| fail(&e));
+    let mut stdout = std::io::stdout().lock();
+    let mut n: u64 = 0;
+    while count == 0 || n < count {
+        let receipt = match n % 4 {
+            0 => emitter.emit_mission_created("001-demo", 1, "software-dev", None),
+            1 => emitter.emit_wp_created("001-demo", "WP01", "First", &[]),
+            2 => emitter.emit_wp_status_changed(
+                StatusTransitionPayload {
+                    actor: "tester".try_into().unwrap(),
+                    evidence: None,
+                    execution_mode: ExecutionMode::Worktree,
+                    force: false,
+                    from_lane: Some(Lane::Planned),
+                    mission_slug: "001-demo".try_into().unwrap(),
+                    reason: None,
+                    review_ref: None,
+                    to_lane: Lane::Claimed,
+                    wp_id: "WP01".try_into().unwrap(),
+                },
+                None,
+            ),
+            _ => emitter.emit_history_added(
+                "WP01",
+                HistoryAddedPayloadEntryType::Note,
+                "loop",
+                "tester",
+            ),
+        }
+        .unwrap_or_else(|e| fail(&e));
+        // A closed pipe (the reader is gone) ends the loop quietly.
+        if writeln!(stdout, "{}", receipt.event_id).is_err() || stdout.flush().is_err() {
+            break;
+        }
+        n += 1;
+    }
+}
 
 /// The password of the fake server's user.
 pub const PASSWORD: &str = "pw-Secret-4242";

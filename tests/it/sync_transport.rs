@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
-use spec_kitty::sync::{Queue, QueueOptions};
+use spec_kitty::queue::{Queue, QueueOptions};
 use spec_kitty_fake_saas::{FakeSaas, Fault, Route};
 
 use super::sync_support::{Net, Rng, Sandbox};

@@ -15,15 +15,16 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use spec_kitty::sync::auth::{self, Session};
-use spec_kitty::sync::credentials::{CredentialStore, Secret, StoredCredentials, expiry_in};
-use spec_kitty::sync::settings::SAAS_SYNC_ENV_VAR;
-use spec_kitty::sync::settings::{ServerUrl, TransportOptions};
-use spec_kitty::sync::ws::{CONNECT_TIMEOUT_ENV, Client};
-use spec_kitty::sync::{
-    Durability, Emitter, EnvelopeContext, GitMetadata, GitSource, LamportClock, Queue,
-    QueueOptions, SpecKittyHome, WsError, WsOptions, WsStatus,
-};
+use spec_kitty::events::{Emitter, EnvelopeContext, GitMetadata, GitSource, LamportClock};
+use spec_kitty::home::SpecKittyHome;
+use spec_kitty::queue::{Queue, QueueOptions};
+use spec_kitty::repo::Durability;
+use spec_kitty::saas::credentials::{CredentialStore, Secret, StoredCredentials, expiry_in};
+use spec_kitty::saas::session::Session;
+use spec_kitty::saas::settings::SAAS_SYNC_ENV_VAR;
+use spec_kitty::saas::settings::{ServerUrl, TransportOptions};
+use spec_kitty::saas::ws::{CONNECT_TIMEOUT_ENV, Client};
+use spec_kitty::saas::{WsError, WsOptions, WsStatus};
 
 use super::sync_support::Sandbox;
 
@@ -228,7 +229,7 @@ impl Login {
     }
 
     fn session(&self) -> Session {
-        let http = auth::http_client(&TransportOptions::default()).unwrap();
+        let http = spec_kitty::saas::request::http_client(&TransportOptions::default()).unwrap();
         Session::new(http, ServerUrl::parse(&self.server).unwrap(), self.store())
     }
 }
@@ -539,7 +540,10 @@ fn the_emitter_queues_first_then_sends_live_and_never_fails_on_the_socket() {
         .unwrap();
     assert!(!alone.sent_live);
 
-    emitter.attach_live(connect(&login, quick()));
+    emitter.attach_live(Box::new(spec_kitty::app::emitting::LiveSocket(connect(
+        &login,
+        quick(),
+    ))));
     assert_eq!(emitter.build_id(), "build-7");
     let live = emitter
         .emit_wp_created("001-demo", "WP02", "Second", &[])
@@ -565,10 +569,7 @@ fn the_emitter_queues_first_then_sends_live_and_never_fails_on_the_socket() {
         .refuse_upgrades
         .store(usize::MAX, Ordering::SeqCst);
     server.push(Ctl::Drop);
-    wait_for(
-        || emitter.live().unwrap().status() != WsStatus::Connected,
-        "disconnected",
-    );
+    wait_for(|| !emitter.live().unwrap().is_connected(), "disconnected");
     let offline = emitter
         .emit_wp_created("001-demo", "WP03", "Third", &[])
         .unwrap();

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::Durability;
+use crate::repo::Durability;
 use crate::repo::write_atomic;
 
 /// `~/.spec-kitty`, relative to the home directory.

@@ -62,8 +62,8 @@ use tokio_tungstenite::tungstenite::http::{HeaderValue, header::AUTHORIZATION};
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::auth::{AuthError, Session};
 use super::credentials::Secret;
+use super::session::{AuthError, Session};
 use crate::contract::{ContractViolation, Surface, gate};
 
 /// The environment variable that overrides [`WsOptions::connect_timeout`] (milliseconds).

@@ -54,16 +54,16 @@
 //!   ([`LamportClock::raise_floor`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Durability;
 use crate::contract::Timestamp;
 use crate::identity::generate_node_id;
-use crate::repo::write_atomic;
+use crate::repo::Durability;
+use crate::repo::write_durable;
 
 /// Errors of the clock. Reading never fails (a bad file is recovered); writing can.
 #[derive(Debug, thiserror::Error)]
@@ -314,12 +314,8 @@ impl LamportClock {
             path: self.path.clone(),
             source: io::Error::other(e),
         })?;
-        let write = || -> io::Result<()> {
-            match self.durability {
-                Durability::Full => write_atomic(&self.path, text.as_bytes()),
-                Durability::Normal => replace_without_sync(&self.path, text.as_bytes()),
-            }
-        };
+        let write =
+            || -> io::Result<()> { write_durable(&self.path, text.as_bytes(), self.durability) };
         write().map_err(|source| ClockError::Write {
             path: self.path.clone(),
             source,
@@ -438,80 +434,6 @@ impl FileStamp {
             let _ = path;
             None
         }
-    }
-}
-
-/// Replace `path` atomically (safe against a killed process), without fsync.
-///
-/// On Linux the new content is written in place into `clock.json.next` and then *exchanged*
-/// with `clock.json` (`renameat2(RENAME_EXCHANGE)`): `clock.json` always exists with either the
-/// old or the new content, as with a rename, and `clock.json.next` keeps the previous content
-/// for the next tick to overwrite. The file is kept rather than recreated because creating,
-/// renaming over and deleting files costs metadata work, and a rename over an existing file
-/// makes ext4 (`auto_da_alloc`) write the new file's data out before returning (about 0.5 ms
-/// here), which would dominate an emit. Callers hold the clock lock, so only one process writes
-/// `clock.json.next` at a time. Elsewhere, or where exchange is unsupported: temp file + rename.
-fn replace_without_sync(path: &Path, contents: &[u8]) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    if swap_in(path, contents)? {
-        return Ok(());
-    }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    fs::create_dir_all(dir)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-").suffix(".partial");
-    #[cfg(unix)]
-    {
-        // Keep the file's mode (0644 for a new one), as `write_atomic` does.
-        use std::os::unix::fs::PermissionsExt;
-        let perms = fs::metadata(path)
-            .map(|m| m.permissions())
-            .unwrap_or_else(|_| fs::Permissions::from_mode(0o644));
-        builder.permissions(perms);
-    }
-    let mut tmp = builder.tempfile_in(dir)?;
-    tmp.write_all(contents)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// The Linux path of [`replace_without_sync`]; `Ok(false)` when exchange is unsupported.
-#[cfg(target_os = "linux")]
-fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    use rustix::io::Errno;
-
-    let mut next = path.as_os_str().to_owned();
-    next.push(".next");
-    let next = PathBuf::from(next);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
-    // Opened by name every time: after an exchange the name refers to the previous clock file,
-    // never to the live one.
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(&next)?;
-    file.write_all_at(contents, 0)?;
-    file.set_len(contents.len() as u64)?;
-    drop(file);
-    match renameat_with(CWD, &next, CWD, path, RenameFlags::EXCHANGE) {
-        Ok(()) => Ok(true),
-        // No clock.json yet: a plain rename creates it.
-        Err(Errno::NOENT) => fs::rename(&next, path).map(|()| true),
-        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
-            let _ = fs::remove_file(&next);
-            Ok(false)
-        }
-        Err(e) => Err(e.into()),
     }
 }
 

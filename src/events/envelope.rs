@@ -7,7 +7,7 @@
 //! | `event_type` | the registry name of the payload's type ([`EnvelopePayload::event_type_name`]) |
 //! | `aggregate_type`, `aggregate_id` | see [`aggregate_of`] |
 //! | `schema_version` | `"3.0.0"` |
-//! | `build_id` | the checkout's build id ([`crate::identity::ProjectIdentity::build_id`]) |
+//! | `build_id` | the checkout's build id (`.kittify/config.yaml`, handed in by the use-case) |
 //! | `node_id`, `lamport_clock` | from the Lamport clock ([`super::LamportClock`]) |
 //! | `causation_id` | the caller's, normalised ([`normalize_event_id`]), or `null` |
 //! | `correlation_id` | `causation_id`, else `event_id` (upstream HEAD) |
@@ -29,7 +29,6 @@ use crate::contract::types::{
     Envelope, EnvelopeAggregateType, EnvelopePayload, EnvelopeSchemaVersion, EventId, EventType,
     NonEmptyString,
 };
-use crate::identity::ProjectIdentity;
 
 /// Errors building an envelope. All of them are caller or registry errors, reported before
 /// anything is written.
@@ -92,16 +91,19 @@ pub struct EnvelopeContext {
 }
 
 impl EnvelopeContext {
-    /// The context of a project identity (`build_id` is the checkout's).
+    /// The context of a project (`build_id` is the checkout's). The use-case reads the values
+    /// from the project identity; this layer never does.
     pub fn new(
-        identity: &ProjectIdentity,
+        project_uuid: Uuid,
+        project_slug: &str,
+        build_id: &str,
         team_slug: &str,
         git: GitSource,
     ) -> Result<Self, EnvelopeError> {
         Ok(Self {
-            project_uuid: identity.uuid,
-            project_slug: Some(identity.slug.clone()),
-            build_id: non_empty(&identity.build_id, "the build id")?,
+            project_uuid,
+            project_slug: Some(project_slug.to_owned()),
+            build_id: non_empty(build_id, "the build id")?,
             team_slug: non_empty(team_slug, "the team slug")?,
             git,
         })
@@ -266,7 +268,7 @@ pub fn build(
 mod tests {
     use super::*;
     use crate::contract::types::{ErrorLoggedPayload, MissionCreatedPayload};
-    use crate::sync::git_meta::GitMetadata;
+    use crate::events::git_meta::GitMetadata;
 
     fn ctx() -> EnvelopeContext {
         EnvelopeContext {

@@ -138,9 +138,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 use serde::Serialize;
 use serde_json::Value;
 
-use super::Durability;
-use super::home::DEFAULT_MAX_QUEUE_SIZE;
 use crate::contract::{ContractViolation, Surface, Timestamp, gate};
+use crate::home::DEFAULT_MAX_QUEUE_SIZE;
+use crate::repo::Durability;
 
 /// The schema version this build writes (see the module docs).
 pub const SCHEMA_VERSION: i64 = 3;

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use super::home::SpecKittyHome;
+use crate::home::SpecKittyHome;
 
 /// The environment variable that turns network sync on.
 pub const SAAS_SYNC_ENV_VAR: &str = "SPEC_KITTY_ENABLE_SAAS_SYNC";

@@ -9,7 +9,7 @@
 //! 4. [`gate`] the envelope as it will be written (`Surface::Envelope`, payload included);
 //! 5. enqueue it ([`super::Queue`], one durable transaction);
 //! 6. when a live client is attached ([`Emitter::attach_live`]) and connected, offer the same
-//!    envelope to it ([`ws::Client::send_event`], chokepoint 6).
+//!    envelope to it ([`LiveSink::send`]; the use-case hands in the WebSocket, chokepoint 6).
 //!
 //! A failure at 2–4 returns the error and **nothing is queued**; upstream printed a warning and
 //! dropped the event. A failure at 5 returns the error; the transaction rolled back.
@@ -22,18 +22,12 @@
 //! ``warning: live sync is offline; events stay queued for `spec-kitty sync now` ``.
 
 use std::num::NonZeroU64;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
-use super::Durability;
 use super::clock::{ClockError, LamportClock};
 use super::envelope::{self, EnvelopeContext, EnvelopeError, EventDraft};
-use super::git_meta::{GitResolver, GitSource};
-use super::home::{HomeError, SpecKittyHome};
-use super::queue::{EnqueueOutcome, Queue, QueueError, QueueOptions};
-use super::ws::{self, WsStatus};
 use crate::contract::types::{
     EnvelopePayload, ErrorLoggedPayload, ErrorLoggedPayloadErrorType, HistoryAddedPayload,
     HistoryAddedPayloadEntryType, MissionCreatedPayload, NonEmptyString, StatusTransitionPayload,
@@ -41,8 +35,7 @@ use crate::contract::types::{
 };
 use crate::contract::validate::{Violation, validate_payload};
 use crate::contract::{ContractViolation, Surface, gate};
-use crate::identity::{self, IdentityError};
-use crate::repo::{self, RepoError};
+use crate::queue::{EnqueueOutcome, Queue, QueueError};
 
 /// Errors of [`Emitter::emit`] and of opening an emitter.
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +65,10 @@ pub enum EmitError {
     Clock(#[from] ClockError),
     #[error(transparent)]
     Queue(#[from] QueueError),
-    #[error(transparent)]
-    Home(#[from] HomeError),
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-    #[error(transparent)]
-    Repo(#[from] RepoError),
+    /// The emitter could not be opened (home directory, project identity, git); the use-case
+    /// that opens it says which.
+    #[error("{0}")]
+    Open(String),
     #[error("cannot serialize the envelope: {0}")]
     Serialize(#[from] serde_json::Error),
 }
@@ -106,7 +97,7 @@ pub struct Receipt {
 
 /// The one-line warning that live sync cannot take events (with why, when known); printed at
 /// most once per process.
-pub(crate) fn warn_live_offline_once(why: Option<&str>) {
+pub fn warn_live_offline_once(why: Option<&str>) {
     static WARNED: AtomicBool = AtomicBool::new(false);
     if WARNED.swap(true, Ordering::Relaxed) {
         return;
@@ -121,76 +112,38 @@ pub(crate) fn warn_live_offline_once(why: Option<&str>) {
     }
 }
 
+/// A live connection the emitter offers each queued envelope to (chokepoint 6 sits behind it).
+///
+/// The emitter is handed one; it never imports the socket. `send` returns whether the frame
+/// was written; it never fails the emit.
+pub trait LiveSink: Send {
+    /// Offer `envelope` (already queued and gated); `true` when it was written.
+    fn send(&self, envelope: &serde_json::Value) -> bool;
+    /// Whether the connection is up now.
+    fn is_connected(&self) -> bool;
+}
+
 /// Builds, checks and queues events. One per process and project.
-#[derive(Debug)]
 pub struct Emitter {
     context: EnvelopeContext,
     clock: LamportClock,
     queue: Queue,
-    live: Option<ws::Client>,
+    live: Option<Box<dyn LiveSink>>,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("context", &self.context)
+            .field("clock", &self.clock)
+            .field("queue", &self.queue)
+            .field("live", &self.live.is_some())
+            .finish()
+    }
 }
 
 impl Emitter {
-    /// The emitter of the project containing `dir`, with `~/.spec-kitty` from `$HOME`.
-    pub fn open(dir: &Path) -> Result<Self, EmitError> {
-        let home = SpecKittyHome::from_env()?;
-        let durability = home.durability();
-        Self::open_in(dir, &home, durability)
-    }
-
-    /// The emitter of the project containing `dir`, with an explicit spec-kitty home.
-    ///
-    /// A Lamport clock file that is missing while the queue still holds events is recovered
-    /// above the highest queued value, with one warning line on stderr.
-    ///
-    /// Identity comes from the main project root's `.kittify/config.yaml` (missing keys are
-    /// added, as upstream's `ensure_identity`); `build_id` and the git fields describe the
-    /// checkout `dir` is in (a lane worktree reports its own branch and build id).
-    pub fn open_in(
-        dir: &Path,
-        home: &SpecKittyHome,
-        durability: Durability,
-    ) -> Result<Self, EmitError> {
-        let identity = identity::ensure_for_checkout(dir)?;
-        let checkout = if repo::is_git_work_tree(dir)? {
-            repo::checkout_root(dir)?
-        } else {
-            repo::locate_project_root(dir)?
-        };
-        let git = GitSource::Checkout(GitResolver::new(&checkout, identity.repo_slug.clone()));
-        let context = EnvelopeContext::new(&identity, &home.team_slug(), git)?;
-        // The clock file is replaced atomically but not fsynced: its durable copy is the queue's
-        // `clock_floor`, raised to the clock's reservation in the transaction of the first
-        // event of each reservation (one fsync per emit, not three).
-        let mut clock = LamportClock::load(home.clock_path(), Durability::Normal);
-        home.record_active_scope()?;
-        let queue = Queue::open(
-            home.queue_path(),
-            QueueOptions {
-                max_queue_size: home.max_queue_size(),
-                durability,
-            },
-        )?;
-        // A clock that starts over must not repeat values still waiting in the queue.
-        if clock.was_recovered()
-            && let Some(max) = queue.max_lamport()?
-        {
-            if clock.was_missing() {
-                eprintln!(
-                    "Warning: Lamport clock {} is missing while events are queued; recovered \
-                     above the highest queued value {max} with node id {}",
-                    clock.path().display(),
-                    clock.node_id()
-                );
-            }
-            clock.raise_floor(max);
-        }
-        // After a crash or power loss the clock file may be older than the last queued event.
-        clock.raise_floor(queue.clock_floor()?);
-        Ok(Self::new(context, clock, queue))
-    }
-
-    /// An emitter from its parts (tests, benchmarks).
+    /// An emitter from its parts (the use-cases open them: `crate::app::emitting`).
     pub fn new(context: EnvelopeContext, clock: LamportClock, queue: Queue) -> Self {
         Self {
             context,
@@ -202,13 +155,13 @@ impl Emitter {
 
     /// Offer every event emitted from now on to `client` too, after it is queued (a client
     /// attached earlier is closed).
-    pub fn attach_live(&mut self, client: ws::Client) {
+    pub fn attach_live(&mut self, client: Box<dyn LiveSink>) {
         self.live = Some(client);
     }
 
     /// The attached live client.
-    pub fn live(&self) -> Option<&ws::Client> {
-        self.live.as_ref()
+    pub fn live(&self) -> Option<&dyn LiveSink> {
+        self.live.as_deref()
     }
 
     /// The `build_id` this emitter stamps on envelopes (the checkout's).
@@ -255,7 +208,7 @@ impl Emitter {
         let Some(client) = &self.live else {
             return false;
         };
-        let sent = client.status() == WsStatus::Connected && client.send_event(doc).is_ok();
+        let sent = client.is_connected() && client.send(doc);
         if !sent {
             warn_live_offline_once(None);
         }

@@ -52,13 +52,14 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::auth::{AuthError, Session, describe_transport_error, read_bounded};
 use super::credentials::Secret;
-use super::queue::{
-    Ack, AppliedResults, CODE_DATA_NOT_JSON, Cursor, Queue, QueueError, QueuedEvent,
-};
+use super::request::{describe_transport_error, read_bounded};
+use super::session::{AuthError, Session};
 use super::settings::TransportOptions;
 use crate::contract::{ContractViolation, Surface, Timestamp, gate};
+use crate::queue::{
+    Ack, AppliedResults, CODE_DATA_NOT_JSON, Cursor, Queue, QueueError, QueuedEvent,
+};
 
 /// The batch endpoint, relative to the server.
 pub const BATCH_PATH: &str = "/api/v1/events/batch/";

@@ -1,0 +1,15 @@
+//! Use-cases: one function per user intent, between the front ends (CLI, orchestrator-api) and
+//! the domain (mission, status, identity).
+//!
+//! The domain reads, decides, persists and returns what changed; a use-case takes that, turns
+//! it into the contract's payload structs ([`wire`]) and hands them to the [`outbox::Outbox`] it
+//! was given. Nothing below this layer emits, opens a queue or connects.
+//!
+//! * [`emitting`]: opening the emitter (identity, home, queue, clock) and the live socket.
+//! * [`outbox`]: the per-command best-effort emitter.
+//! * [`wire`]: domain records → generated payload structs.
+
+pub mod emitting;
+pub mod mission;
+pub mod outbox;
+pub mod wire;
