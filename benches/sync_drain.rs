@@ -17,11 +17,11 @@ mod support;
 
 use std::time::Instant;
 
+use spec_kitty::app::sync::drain;
 use spec_kitty::contract::types::{ExecutionMode, Lane, StatusTransitionPayload};
 use spec_kitty::events::{Emitter, LamportClock};
 use spec_kitty::queue::{Queue, QueueOptions};
 use spec_kitty::repo::Durability;
-use spec_kitty::saas::batch::drain;
 use spec_kitty::saas::credentials::{CredentialStore, Secret, StoredCredentials, expiry_in};
 use spec_kitty::saas::request::http_client;
 use spec_kitty::saas::session::Session;

@@ -12,4 +12,5 @@
 pub mod emitting;
 pub mod mission;
 pub mod outbox;
+pub mod sync;
 pub mod wire;

@@ -34,9 +34,10 @@ use serde_json::json;
 
 use super::sync::{home, open_existing, queue_error, queue_options};
 use super::{CliError, print_json};
+use crate::app::sync::drain;
 use crate::home::SpecKittyHome;
 use crate::queue::Queue;
-use crate::saas::batch::{DrainReport, drain};
+use crate::saas::batch::DrainReport;
 use crate::saas::credentials::CredentialStore;
 use crate::saas::request::http_client;
 use crate::saas::session::Session;

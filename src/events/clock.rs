@@ -17,7 +17,7 @@
 //! * [`LamportClock::tick`]: `value + 1`, for a local event.
 //! * [`LamportClock::receive`]: `max(value, remote) + 1`, for a remote event.
 //! * `node_id` is the first 12 hex digits of `sha256("host:user")`
-//!   ([`crate::identity::generate_node_id`]); a node id already in the file is kept.
+//!   ([`super::node::generate_node_id`]); a node id already in the file is kept.
 //!
 //! # Where we go further than upstream
 //!
@@ -60,8 +60,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::node::generate_node_id;
 use crate::contract::Timestamp;
-use crate::identity::generate_node_id;
 use crate::repo::Durability;
 use crate::repo::write_durable;
 

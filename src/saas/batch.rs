@@ -1,6 +1,6 @@
 //! Batch sync (chokepoint 2): drain the offline queue to `POST {server}/api/v1/events/batch/`.
 //!
-//! # One drain ([`drain`])
+//! # One drain (`crate::app::sync::drain`)
 //!
 //! The queue is walked **once**, in upstream's replay order (`timestamp`, `id`), a page of up to
 //! 1,000 rows at a time, with a cursor: a row is offered to the server at most once per drain
@@ -17,7 +17,7 @@
 //!    round-trip); headers `Authorization: Bearer <access>`, `Content-Encoding: gzip`,
 //!    `Content-Type: application/json`.
 //! 3. **Apply.** The per-event results of a batch are applied in **one** transaction
-//!    ([`Queue::apply_results`]).
+//!    (`Queue::apply_results`, through a [`ResultSink`]).
 //!
 //! # Answers
 //!
@@ -52,14 +52,9 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::credentials::Secret;
-use super::request::{describe_transport_error, read_bounded};
+use super::request::{Answer, Judged, RequestLoop, RequestStop};
 use super::session::{AuthError, Session};
 use super::settings::TransportOptions;
-use crate::contract::{ContractViolation, Surface, Timestamp, gate};
-use crate::queue::{
-    Ack, AppliedResults, CODE_DATA_NOT_JSON, Cursor, Queue, QueueError, QueuedEvent,
-};
 
 /// The batch endpoint, relative to the server.
 pub const BATCH_PATH: &str = "/api/v1/events/batch/";
@@ -98,8 +93,6 @@ pub enum DrainStop {
     Unavailable { attempts: u32, detail: String },
     #[error("the server answered HTTP {status}{}", detail_suffix(detail))]
     Server { status: u16, detail: String },
-    #[error(transparent)]
-    Queue(#[from] QueueError),
 }
 
 fn detail_suffix(detail: &str) -> String {
@@ -117,7 +110,6 @@ impl DrainStop {
             Self::Auth(e) => e.code(),
             Self::Unavailable { .. } => "SERVER_UNAVAILABLE",
             Self::Server { .. } => "SERVER_ERROR",
-            Self::Queue(_) => "QUEUE_ERROR",
         }
     }
 }
@@ -171,7 +163,7 @@ pub struct DrainTimings {
 /// Progress of a drain, for a progress bar: rows handled so far and rows at the start.
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
-/// How a batch request ended.
+/// How a batch request ended (after the request loop's token, 401 and retry handling).
 #[derive(Debug)]
 enum Reply {
     /// 200 with per-event results: `event_id` → (status, error text).
@@ -181,17 +173,7 @@ enum Reply {
         per_event: Vec<(String, String)>,
         summary: String,
     },
-    Unauthorized,
     TooLarge,
-    /// The server's TLS certificate was refused: final, whatever the attempt.
-    Untrusted {
-        detail: String,
-    },
-    /// Worth retrying: 408, 429, 5xx, transport errors, a 200 that is not the expected JSON.
-    Transient {
-        detail: String,
-        retry_after: Option<Duration>,
-    },
     /// Not worth retrying in this drain.
     Fatal {
         status: u16,
@@ -200,125 +182,56 @@ enum Reply {
 }
 
 /// One row on its way out: its id and stored JSON.
-struct Outgoing<'a> {
-    event_id: &'a str,
-    data: &'a str,
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub event_id: &'a str,
+    pub data: &'a str,
 }
 
-/// Drain the queue once (see the module docs). Returns the report even when the drain stopped
-/// early: `(report, Some(stop))`.
-pub async fn drain(
-    queue: &mut Queue,
-    session: &Session,
-    options: &TransportOptions,
-    progress: Progress<'_>,
-) -> Result<(DrainReport, Option<DrainStop>), QueueError> {
-    let mut report = DrainReport {
-        queued_at_start: queue.len()?,
-        ..DrainReport::default()
-    };
-    let outcome = drain_pages(queue, session, options, &mut report, progress).await;
-    report.left = queue.len()?;
-    let stop = match outcome {
-        Ok(()) => None,
-        Err(DrainStop::Queue(e)) => return Err(e),
-        Err(stop) => Some(stop),
-    };
-    queue.set_meta(META_LAST_SYNC_AT, &Timestamp::now().to_string())?;
-    queue.set_meta(META_LAST_SERVER, session.server().as_str())?;
-    match &stop {
-        Some(stop) => queue.set_meta(META_LAST_ERROR, &format!("[{}] {stop}", stop.code()))?,
-        None if report.rejected > 0 => queue.set_meta(
-            META_LAST_ERROR,
-            &format!(
-                "[EVENTS_REJECTED] the server rejected {} event(s); see `spec-kitty sync status`",
-                report.rejected
-            ),
-        )?,
-        None => {
-            queue.clear_meta(META_LAST_ERROR)?;
-        }
-    }
-    Ok((report, stop))
+/// The server's verdict on one event, for the [`ResultSink`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventResult<'a> {
+    /// Stored by the server (`success`, `duplicate`, …): the event may leave the queue.
+    Acknowledged { event_id: &'a str },
+    /// Refused: the event stays queued with this reason.
+    Rejected {
+        event_id: &'a str,
+        reason: &'a str,
+        category: &'a str,
+    },
 }
 
-async fn drain_pages(
-    queue: &mut Queue,
-    session: &Session,
-    options: &TransportOptions,
-    report: &mut DrainReport,
-    progress: Progress<'_>,
-) -> Result<(), DrainStop> {
-    let page_size = options.batch_max_events.clamp(1, 1000) as u64;
-    let mut cursor: Option<Cursor> = None;
-    let mut handled = 0u64;
-    let mut sender = Sender {
-        session,
-        options,
-        access: None,
-        learned_limit: None,
-    };
-    loop {
-        let t = Instant::now();
-        let rows = queue.page_after(cursor, page_size)?;
-        report.timings.queue += t.elapsed();
-        let Some(last) = rows.last() else {
-            return Ok(());
-        };
-        cursor = Some(Cursor::from(last));
-        let pending = gate_page(queue, &rows, report)?;
-        for chunk in chunks(&pending, options) {
-            sender.send(queue, chunk, report).await?;
-        }
-        handled += rows.len() as u64;
-        progress(handled.min(report.queued_at_start), report.queued_at_start);
-    }
+/// Where a batch's per-event results go (the queue, in `crate::app::sync`), one call per
+/// answered request, each applied in one transaction.
+pub trait ResultSink {
+    type Error;
+    /// Apply `results`; returns how many rejections were recorded.
+    fn apply(&mut self, results: &[EventResult<'_>]) -> Result<u64, Self::Error>;
 }
 
-/// Chokepoint 2's gate: quarantine what fails, return what may be sent.
-fn gate_page<'a>(
-    queue: &mut Queue,
-    rows: &'a [QueuedEvent],
-    report: &mut DrainReport,
-) -> Result<Vec<Outgoing<'a>>, QueueError> {
-    let t = Instant::now();
-    let mut out = Vec::with_capacity(rows.len());
-    let mut refused: Vec<(i64, ContractViolation)> = Vec::new();
-    let mut not_json: Vec<(i64, String)> = Vec::new();
-    for row in rows {
-        match serde_json::from_str::<Value>(&row.data) {
-            Ok(doc) => match gate(Surface::Envelope, &doc) {
-                Ok(()) => out.push(Outgoing {
-                    event_id: &row.event_id,
-                    data: &row.data,
-                }),
-                Err(violation) => refused.push((row.id, violation)),
-            },
-            Err(e) => not_json.push((row.id, format!("the stored data is not JSON: {e}"))),
-        }
-    }
-    report.timings.encode += t.elapsed();
-    if !refused.is_empty() || !not_json.is_empty() {
-        let t = Instant::now();
-        let pairs: Vec<(i64, &ContractViolation)> =
-            refused.iter().map(|(id, v)| (*id, v)).collect();
-        report.quarantined += queue.quarantine_rows(&pairs)?.len() as u64;
-        for (id, reason) in &not_json {
-            let surface = Surface::Envelope.name();
-            if queue
-                .quarantine_row_reason(*id, CODE_DATA_NOT_JSON, surface, "", reason)?
-                .is_some()
-            {
-                report.quarantined += 1;
+/// Why [`Sender::send`] stopped: the transport's reason, or the sink's error.
+#[derive(Debug)]
+pub enum SendStop<E> {
+    Drain(DrainStop),
+    Sink(E),
+}
+
+impl From<RequestStop> for DrainStop {
+    fn from(stop: RequestStop) -> Self {
+        match stop {
+            RequestStop::Auth(e) => DrainStop::Auth(e),
+            RequestStop::Unavailable { attempts, detail } => {
+                DrainStop::Unavailable { attempts, detail }
             }
         }
-        report.timings.queue += t.elapsed();
     }
-    Ok(out)
 }
 
 /// Split `rows` into batches within both limits (a single oversized row is a batch of its own).
-fn chunks<'r, 'a>(rows: &'r [Outgoing<'a>], options: &TransportOptions) -> Vec<&'r [Outgoing<'a>]> {
+pub fn chunks<'r, 'a>(
+    rows: &'r [Outgoing<'a>],
+    options: &TransportOptions,
+) -> Vec<&'r [Outgoing<'a>]> {
     let max_events = options.batch_max_events.max(1);
     let mut out = Vec::new();
     let mut start = 0;
@@ -353,23 +266,58 @@ fn body(rows: &[&Outgoing<'_>]) -> std::io::Result<Vec<u8>> {
     gz.finish()
 }
 
-struct Sender<'s> {
-    session: &'s Session,
-    options: &'s TransportOptions,
-    access: Option<Secret>,
+/// Sends batches over the shared [`RequestLoop`] and hands each answer's per-event results to
+/// a [`ResultSink`].
+pub struct Sender<'s> {
+    requests: RequestLoop<'s>,
     /// Events per batch the server accepted size-wise, learned from 413s: later batches are
     /// split before sending instead of being refused first.
     learned_limit: Option<usize>,
 }
 
-impl Sender<'_> {
+impl<'s> Sender<'s> {
+    pub fn new(session: &'s Session, options: &'s TransportOptions) -> Self {
+        Self {
+            requests: RequestLoop::new(session, options),
+            learned_limit: None,
+        }
+    }
+
+    /// Apply `results` to the sink, timed, and note the rejections in the report.
+    fn apply<S: ResultSink>(
+        sink: &mut S,
+        results: &[EventResult<'_>],
+        report: &mut DrainReport,
+    ) -> Result<u64, SendStop<S::Error>> {
+        let t = Instant::now();
+        let applied = sink.apply(results);
+        report.timings.queue += t.elapsed();
+        let rejected = applied.map_err(SendStop::Sink)?;
+        report
+            .failures
+            .extend(results.iter().filter_map(|r| match r {
+                EventResult::Rejected {
+                    event_id,
+                    reason,
+                    category,
+                } => Some(Failure {
+                    event_id: (*event_id).to_owned(),
+                    error: (*reason).to_owned(),
+                    category: (*category).to_owned(),
+                }),
+                EventResult::Acknowledged { .. } => None,
+            }));
+        report.rejected += rejected;
+        Ok(rejected)
+    }
+
     /// Send one batch until it is answered (see the table in the module docs).
-    async fn send(
+    pub async fn send<S: ResultSink>(
         &mut self,
-        queue: &mut Queue,
+        sink: &mut S,
         rows: &[Outgoing<'_>],
         report: &mut DrainReport,
-    ) -> Result<(), DrainStop> {
+    ) -> Result<(), SendStop<S::Error>> {
         // An explicit stack instead of recursion: 413 splits and 400 resends push smaller work.
         let mut work: Vec<Vec<&Outgoing<'_>>> = vec![rows.iter().collect()];
         while let Some(batch) = work.pop() {
@@ -383,217 +331,195 @@ impl Sender<'_> {
                 }
                 continue;
             }
-            let mut attempts = 0u32;
-            let mut refreshed = false;
-            loop {
-                let access = match &self.access {
-                    Some(a) => a.clone(),
-                    None => {
-                        let a = self.session.access_token().await?;
-                        self.access = Some(a.clone());
-                        a
+            let reply = self.post(&batch, report).await;
+            let requests = self.requests.requests;
+            report.requests = requests;
+            let reply = reply.map_err(|stop| SendStop::Drain(stop.into()))?;
+            let scrub = |text: &str| match self.requests.access() {
+                Some(access) => access.scrub(text),
+                None => text.to_owned(),
+            };
+            match reply {
+                Reply::Results(results) => {
+                    let reasons = refusals(&batch, &results, &scrub);
+                    let mut acks = Vec::with_capacity(batch.len());
+                    let (mut sent, mut duplicates) = (0, 0);
+                    for (row, reason) in batch.iter().zip(&reasons) {
+                        let status = results.get(row.event_id).map(|(s, _)| s.as_str());
+                        match (status, reason) {
+                            (_, Some(why)) => acks.push(EventResult::Rejected {
+                                event_id: row.event_id,
+                                reason: why,
+                                category: categorize_error(why),
+                            }),
+                            (Some("duplicate"), None) => {
+                                duplicates += 1;
+                                acks.push(EventResult::Acknowledged {
+                                    event_id: row.event_id,
+                                });
+                            }
+                            (Some(s), None) if ACKED.contains(&s) => {
+                                sent += 1;
+                                acks.push(EventResult::Acknowledged {
+                                    event_id: row.event_id,
+                                });
+                            }
+                            _ => report.unacknowledged += 1,
+                        }
                     }
-                };
-                report.requests += 1;
-                let reply = self.post(&batch, &access, &mut report.timings).await;
-                match reply {
-                    Reply::Results(results) => {
-                        apply(queue, &batch, &results, &access, report)?;
-                        break;
-                    }
-                    Reply::BadRequest { per_event, summary } => {
-                        let named: HashMap<&str, &str> = per_event
+                    Self::apply(sink, &acks, report)?;
+                    report.sent += sent;
+                    report.duplicates += duplicates;
+                }
+                Reply::BadRequest { per_event, summary } => {
+                    let named: HashMap<&str, &str> = per_event
+                        .iter()
+                        .map(|(id, why)| (id.as_str(), why.as_str()))
+                        .collect();
+                    let (refused, rest): (Vec<&Outgoing<'_>>, Vec<&Outgoing<'_>>) = batch
+                        .iter()
+                        .copied()
+                        .partition(|r| named.contains_key(r.event_id));
+                    if refused.is_empty() {
+                        let reason = scrub(&summary);
+                        let acks: Vec<EventResult<'_>> = batch
                             .iter()
-                            .map(|(id, why)| (id.as_str(), why.as_str()))
+                            .map(|r| EventResult::Rejected {
+                                event_id: r.event_id,
+                                reason: &reason,
+                                category: categorize_error(&reason),
+                            })
                             .collect();
-                        let (refused, rest): (Vec<&Outgoing<'_>>, Vec<&Outgoing<'_>>) = batch
+                        Self::apply(sink, &acks, report)?;
+                    } else {
+                        let reasons: Vec<(String, &str)> = refused
                             .iter()
-                            .copied()
-                            .partition(|r| named.contains_key(r.event_id));
-                        if refused.is_empty() {
-                            let reason = access.scrub(&summary);
-                            let acks: Vec<Ack<'_>> = batch
-                                .iter()
-                                .map(|r| Ack::Rejected {
-                                    event_id: r.event_id,
-                                    reason: &reason,
-                                    category: categorize_error(&reason),
-                                })
-                                .collect();
-                            report.rejected += timed_apply(queue, &acks, report)?.rejected;
-                        } else {
-                            let reasons: Vec<(String, &str)> = refused
-                                .iter()
-                                .map(|r| {
-                                    let why = access.scrub(named.get(r.event_id).unwrap_or(&""));
-                                    (why, r.event_id)
-                                })
-                                .collect();
-                            let acks: Vec<Ack<'_>> = reasons
-                                .iter()
-                                .map(|(why, id)| Ack::Rejected {
-                                    event_id: id,
-                                    reason: why,
-                                    category: categorize_error(why),
-                                })
-                                .collect();
-                            report.rejected += timed_apply(queue, &acks, report)?.rejected;
-                            work.push(rest);
-                        }
-                        break;
+                            .map(|r| (scrub(named.get(r.event_id).unwrap_or(&"")), r.event_id))
+                            .collect();
+                        let acks: Vec<EventResult<'_>> = reasons
+                            .iter()
+                            .map(|(why, id)| EventResult::Rejected {
+                                event_id: id,
+                                reason: why,
+                                category: categorize_error(why),
+                            })
+                            .collect();
+                        Self::apply(sink, &acks, report)?;
+                        work.push(rest);
                     }
-                    Reply::Unauthorized if !refreshed => {
-                        refreshed = true;
-                        let fresh = self.session.refresh(&access).await?;
-                        self.access = Some(fresh);
-                    }
-                    Reply::Unauthorized => {
-                        return Err(DrainStop::Auth(AuthError::SessionExpired {
-                            server: self.session.server().to_string(),
-                        }));
-                    }
-                    Reply::TooLarge if batch.len() > 1 => {
-                        let half = batch.len() / 2;
-                        self.learned_limit = Some(self.learned_limit.map_or(half, |l| l.min(half)));
-                        let (left, right) = batch.split_at(half);
-                        work.push(right.to_vec());
-                        work.push(left.to_vec());
-                        break;
-                    }
-                    Reply::TooLarge => {
-                        let reason = "the server refused the event as too large (HTTP 413)";
-                        let acks = [Ack::Rejected {
-                            event_id: batch[0].event_id,
-                            reason,
-                            category: categorize_error(reason),
-                        }];
-                        report.rejected += timed_apply(queue, &acks, report)?.rejected;
-                        break;
-                    }
-                    Reply::Transient {
-                        detail,
-                        retry_after,
-                    } => {
-                        attempts += 1;
-                        if attempts >= self.options.max_attempts.max(1) {
-                            return Err(DrainStop::Unavailable {
-                                attempts,
-                                detail: access.scrub(&detail),
-                            });
-                        }
-                        tokio::time::sleep(self.options.backoff(attempts, retry_after)).await;
-                    }
-                    Reply::Untrusted { detail } => {
-                        return Err(DrainStop::Auth(AuthError::UntrustedCertificate {
-                            server: self.session.server().to_string(),
-                            detail,
-                        }));
-                    }
-                    Reply::Fatal { status, detail } => {
-                        return Err(DrainStop::Server {
-                            status,
-                            detail: access.scrub(&detail),
-                        });
-                    }
+                }
+                Reply::TooLarge if batch.len() > 1 => {
+                    let half = batch.len() / 2;
+                    self.learned_limit = Some(self.learned_limit.map_or(half, |l| l.min(half)));
+                    let (left, right) = batch.split_at(half);
+                    work.push(right.to_vec());
+                    work.push(left.to_vec());
+                }
+                Reply::TooLarge => {
+                    let reason = "the server refused the event as too large (HTTP 413)";
+                    let acks = [EventResult::Rejected {
+                        event_id: batch[0].event_id,
+                        reason,
+                        category: categorize_error(reason),
+                    }];
+                    Self::apply(sink, &acks, report)?;
+                }
+                Reply::Fatal { status, detail } => {
+                    return Err(SendStop::Drain(DrainStop::Server {
+                        status,
+                        detail: scrub(&detail),
+                    }));
                 }
             }
         }
         Ok(())
     }
 
+    /// One batch through the request loop: compressed once, resent as the loop decides.
     async fn post(
-        &self,
+        &mut self,
         batch: &[&Outgoing<'_>],
-        access: &Secret,
-        timings: &mut DrainTimings,
-    ) -> Reply {
+        report: &mut DrainReport,
+    ) -> Result<Reply, RequestStop> {
         let t = Instant::now();
-        let body = match body(batch) {
-            Ok(b) => b,
-            Err(e) => {
-                return Reply::Transient {
-                    detail: format!("cannot compress the batch: {e}"),
-                    retry_after: None,
-                };
-            }
-        };
-        timings.encode += t.elapsed();
-        let t = Instant::now();
-        let url = self.session.server().endpoint(BATCH_PATH);
-        let sent = self
-            .session
-            .http()
-            .post(url)
-            .bearer_auth(access.expose())
-            .header(reqwest::header::CONTENT_ENCODING, "gzip")
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
+        let compressed = body(batch);
+        report.timings.encode += t.elapsed();
+        let compressed = compressed.map_err(|e| RequestStop::Unavailable {
+            attempts: 0,
+            detail: format!("cannot compress the batch: {e}"),
+        })?;
+        let url = self.requests.session().server().endpoint(BATCH_PATH);
+        let before = self.requests.network;
+        let reply = self
+            .requests
+            .send(
+                |http, access| {
+                    http.post(url.clone())
+                        .bearer_auth(access.expose())
+                        .header(reqwest::header::CONTENT_ENCODING, "gzip")
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(compressed.clone())
+                },
+                |answer| judge(answer, batch),
+            )
             .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                timings.network += t.elapsed();
-                if let Some(detail) = super::tls::untrusted_certificate(&e) {
-                    return Reply::Untrusted { detail };
-                }
-                return Reply::Transient {
-                    detail: describe_transport_error(&e),
-                    retry_after: None,
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = read_bounded(response).await;
-        timings.network += t.elapsed();
-        let bytes = match bytes {
-            Ok(b) => b,
-            Err(e) => {
-                return Reply::Transient {
-                    detail: e.describe(),
-                    retry_after: None,
-                };
-            }
-        };
-        classify(status, &bytes, retry_after, batch)
+        report.timings.network += self.requests.network.saturating_sub(before);
+        reply
     }
 }
 
-/// Turn an HTTP answer into a [`Reply`].
-fn classify(
-    status: u16,
-    body: &[u8],
-    retry_after: Option<Duration>,
+/// The reason of each refused row of a 200's results (owned, scrubbed); `None` for rows
+/// acknowledged, in flight or without a result.
+fn refusals(
     batch: &[&Outgoing<'_>],
-) -> Reply {
+    results: &HashMap<String, (String, Option<String>)>,
+    scrub: &dyn Fn(&str) -> String,
+) -> Vec<Option<String>> {
+    batch
+        .iter()
+        .map(|row| match results.get(row.event_id) {
+            Some((status, error))
+                if !ACKED.contains(&status.as_str()) && !IN_FLIGHT.contains(&status.as_str()) =>
+            {
+                let why = error.clone().unwrap_or_else(|| {
+                    if status == "rejected" {
+                        "Unknown error".to_owned()
+                    } else {
+                        format!("the server answered status '{status}'")
+                    }
+                });
+                Some(scrub(&why).chars().take(2000).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Judge a batch answer: results, a bad request, too large and fatal are final; 408, 429, 5xx
+/// and a 200 that is not the expected JSON are retried by the loop.
+fn judge(answer: Answer<'_>, batch: &[&Outgoing<'_>]) -> Judged<Reply> {
+    let status = answer.status;
     match status {
-        200 => match parse_results(body) {
-            Some(results) => Reply::Results(results),
-            None => Reply::Transient {
+        200 => match parse_results(answer.body) {
+            Some(results) => Judged::Done(Reply::Results(results)),
+            None => Judged::Retry {
                 detail: "the server's answer was not the expected JSON".to_owned(),
                 retry_after: None,
             },
         },
         400 => {
-            let (per_event, summary) = parse_bad_request(body, batch);
-            Reply::BadRequest { per_event, summary }
+            let (per_event, summary) = parse_bad_request(answer.body, batch);
+            Judged::Done(Reply::BadRequest { per_event, summary })
         }
-        401 => Reply::Unauthorized,
-        413 => Reply::TooLarge,
-        408 | 429 | 500..=599 => Reply::Transient {
+        413 => Judged::Done(Reply::TooLarge),
+        408 | 429 | 500..=599 => Judged::Retry {
             detail: format!("HTTP {status}"),
-            retry_after,
+            retry_after: answer.retry_after,
         },
-        _ => Reply::Fatal {
+        _ => Judged::Done(Reply::Fatal {
             status,
-            detail: short_text(body),
-        },
+            detail: short_text(answer.body),
+        }),
     }
 }
 
@@ -680,93 +606,6 @@ fn parse_bad_request(body: &[u8], batch: &[&Outgoing<'_>]) -> (Vec<(String, Stri
     };
     let summary: String = summary.chars().take(2000).collect();
     (per_event, summary)
-}
-
-/// Apply a 200's per-event results to the batch's rows, in one transaction.
-fn apply(
-    queue: &mut Queue,
-    batch: &[&Outgoing<'_>],
-    results: &HashMap<String, (String, Option<String>)>,
-    access: &Secret,
-    report: &mut DrainReport,
-) -> Result<(), QueueError> {
-    // The reason of each refused row (owned, scrubbed), then the acks borrowing them.
-    let reasons: Vec<Option<String>> = batch
-        .iter()
-        .map(|row| match results.get(row.event_id) {
-            Some((status, error))
-                if !ACKED.contains(&status.as_str()) && !IN_FLIGHT.contains(&status.as_str()) =>
-            {
-                let why = error.clone().unwrap_or_else(|| {
-                    if status == "rejected" {
-                        "Unknown error".to_owned()
-                    } else {
-                        format!("the server answered status '{status}'")
-                    }
-                });
-                Some(access.scrub(&why).chars().take(2000).collect())
-            }
-            _ => None,
-        })
-        .collect();
-    let mut acks = Vec::with_capacity(batch.len());
-    let (mut sent, mut duplicates) = (0, 0);
-    for (row, reason) in batch.iter().zip(&reasons) {
-        let status = results.get(row.event_id).map(|(s, _)| s.as_str());
-        match (status, reason) {
-            (_, Some(why)) => acks.push(Ack::Rejected {
-                event_id: row.event_id,
-                reason: why,
-                category: categorize_error(why),
-            }),
-            (Some("duplicate"), None) => {
-                duplicates += 1;
-                acks.push(Ack::Acknowledged {
-                    event_id: row.event_id,
-                });
-            }
-            (Some(s), None) if ACKED.contains(&s) => {
-                sent += 1;
-                acks.push(Ack::Acknowledged {
-                    event_id: row.event_id,
-                });
-            }
-            _ => report.unacknowledged += 1,
-        }
-    }
-    let applied = timed_apply(queue, &acks, report)?;
-    report.sent += sent;
-    report.duplicates += duplicates;
-    report.rejected += applied.rejected;
-    Ok(())
-}
-
-/// [`Queue::apply_results`], timed.
-fn timed_apply(
-    queue: &mut Queue,
-    acks: &[Ack<'_>],
-    report: &mut DrainReport,
-) -> Result<AppliedResults, QueueError> {
-    let t = Instant::now();
-    let applied = queue.apply_results(acks);
-    report.timings.queue += t.elapsed();
-    if applied.is_ok() {
-        report
-            .failures
-            .extend(acks.iter().filter_map(|ack| match ack {
-                Ack::Rejected {
-                    event_id,
-                    reason,
-                    category,
-                } => Some(Failure {
-                    event_id: (*event_id).to_owned(),
-                    error: (*reason).to_owned(),
-                    category: (*category).to_owned(),
-                }),
-                Ack::Acknowledged { .. } => None,
-            }));
-    }
-    applied
 }
 
 /// Per-event statuses that acknowledge an event (upstream HEAD added `accepted` and `warning`).
@@ -885,38 +724,45 @@ mod tests {
 
     #[test]
     fn statuses_classify() {
+        // 401 never reaches the judge: the request loop refreshes once, then stops.
         let all = rows(&["A"]);
         let batch: Vec<&Outgoing<'_>> = all.iter().collect();
+        let classify = |status, body: &[u8], retry_after| {
+            judge(
+                Answer {
+                    status,
+                    retry_after,
+                    body,
+                },
+                &batch,
+            )
+        };
         assert!(matches!(
-            classify(200, b"{\"results\":[]}", None, &batch),
-            Reply::Results(_)
+            classify(200, b"{\"results\":[]}", None),
+            Judged::Done(Reply::Results(_))
         ));
+        assert!(matches!(classify(200, b"oops", None), Judged::Retry { .. }));
         assert!(matches!(
-            classify(200, b"oops", None, &batch),
-            Reply::Transient { .. }
+            classify(413, b"", None),
+            Judged::Done(Reply::TooLarge)
         ));
-        assert!(matches!(
-            classify(401, b"", None, &batch),
-            Reply::Unauthorized
-        ));
-        assert!(matches!(classify(413, b"", None, &batch), Reply::TooLarge));
         for s in [408, 429, 500, 502, 503, 504] {
             assert!(
-                matches!(classify(s, b"", None, &batch), Reply::Transient { .. }),
+                matches!(classify(s, b"", None), Judged::Retry { .. }),
                 "{s}"
             );
         }
         for s in [403, 404, 409] {
             assert!(
-                matches!(classify(s, b"", None, &batch), Reply::Fatal { .. }),
+                matches!(classify(s, b"", None), Judged::Done(Reply::Fatal { .. })),
                 "{s}"
             );
         }
-        match classify(429, b"", Some(Duration::from_secs(3)), &batch) {
-            Reply::Transient { retry_after, .. } => {
+        match classify(429, b"", Some(Duration::from_secs(3))) {
+            Judged::Retry { retry_after, .. } => {
                 assert_eq!(retry_after, Some(Duration::from_secs(3)));
             }
-            other => panic!("{other:?}"),
+            Judged::Done(other) => panic!("{other:?}"),
         }
     }
 }

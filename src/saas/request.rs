@@ -4,8 +4,10 @@
 //! final) used by batch sync and the socket's token exchange, ready for push-content and the
 //! tracker.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use super::credentials::Secret;
+use super::session::{AuthError, Session};
 use super::settings::TransportOptions;
 
 /// The HTTP client every call shares: no redirects, no proxy, rustls, a per-request timeout.
@@ -85,4 +87,174 @@ pub async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, Re
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// How the caller judges an answer the loop did not handle itself (everything but 401).
+pub enum Judged<T> {
+    /// Final: hand `T` back to the caller.
+    Done(T),
+    /// Worth another attempt (408, 429, 5xx, a 200 that is not the expected JSON, …).
+    Retry {
+        detail: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Why the loop gave up. Details carry no token.
+#[derive(Debug)]
+pub enum RequestStop {
+    /// No login, a refused refresh, a second 401 (`SESSION_EXPIRED`), or the server's TLS
+    /// certificate refused (final at once: no retry).
+    Auth(AuthError),
+    /// Out of attempts on retryable answers or transport errors.
+    Unavailable { attempts: u32, detail: String },
+}
+
+/// One answer as the judge sees it.
+pub struct Answer<'a> {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub body: &'a [u8],
+}
+
+/// The one request loop of every authenticated SaaS call:
+///
+/// 1. a bearer access token (the stored one, refreshed when expired), kept for later calls;
+/// 2. a 401 refreshes it once (under the credentials lock) and resends; a second 401 is
+///    `SESSION_EXPIRED`;
+/// 3. a refused server certificate is named ([`super::tls`]) and final;
+/// 4. transport errors and answers the judge calls [`Judged::Retry`] are retried with
+///    jittered exponential backoff honouring `Retry-After` (capped), up to `max_attempts`;
+/// 5. every other answer is read (bounded, [`MAX_RESPONSE_BYTES`]) and judged by the caller.
+pub struct RequestLoop<'s> {
+    session: &'s Session,
+    options: &'s TransportOptions,
+    max_attempts: u32,
+    access: Option<Secret>,
+    /// Time from sending each request to having its whole answer.
+    pub network: Duration,
+    /// Requests sent.
+    pub requests: u64,
+}
+
+impl<'s> RequestLoop<'s> {
+    /// A loop with the options' retry policy.
+    pub fn new(session: &'s Session, options: &'s TransportOptions) -> Self {
+        Self {
+            session,
+            options,
+            max_attempts: options.max_attempts.max(1),
+            access: None,
+            network: Duration::ZERO,
+            requests: 0,
+        }
+    }
+
+    /// A loop that never retries transient failures (one attempt, plus the 401 refresh).
+    pub fn once(session: &'s Session, options: &'s TransportOptions) -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::new(session, options)
+        }
+    }
+
+    pub fn session(&self) -> &'s Session {
+        self.session
+    }
+
+    /// The access token of the last request (to scrub server text with).
+    pub fn access(&self) -> Option<&Secret> {
+        self.access.as_ref()
+    }
+
+    async fn token(&mut self) -> Result<Secret, RequestStop> {
+        if let Some(a) = &self.access {
+            return Ok(a.clone());
+        }
+        let a = self
+            .session
+            .access_token()
+            .await
+            .map_err(RequestStop::Auth)?;
+        self.access = Some(a.clone());
+        Ok(a)
+    }
+
+    /// Send the request `build` makes (with the client and the bearer token) until it is
+    /// answered, then judge it (see the type's docs).
+    pub async fn send<T>(
+        &mut self,
+        build: impl Fn(&reqwest::Client, &Secret) -> reqwest::RequestBuilder,
+        mut judge: impl FnMut(Answer<'_>) -> Judged<T>,
+    ) -> Result<T, RequestStop> {
+        let mut attempts = 0u32;
+        let mut refreshed = false;
+        loop {
+            let access = self.token().await?;
+            self.requests += 1;
+            let t = Instant::now();
+            let sent = build(self.session.http(), &access).send().await;
+            let (detail, retry_after) = match sent {
+                Err(e) => {
+                    self.network += t.elapsed();
+                    if let Some(detail) = super::tls::untrusted_certificate(&e) {
+                        return Err(RequestStop::Auth(AuthError::UntrustedCertificate {
+                            server: self.session.server().to_string(),
+                            detail,
+                        }));
+                    }
+                    (describe_transport_error(&e), None)
+                }
+                Ok(response) if response.status().as_u16() == 401 => {
+                    self.network += t.elapsed();
+                    if refreshed {
+                        return Err(RequestStop::Auth(AuthError::SessionExpired {
+                            server: self.session.server().to_string(),
+                        }));
+                    }
+                    refreshed = true;
+                    let fresh = self
+                        .session
+                        .refresh(&access)
+                        .await
+                        .map_err(RequestStop::Auth)?;
+                    self.access = Some(fresh);
+                    continue;
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let bytes = read_bounded(response).await;
+                    self.network += t.elapsed();
+                    match bytes {
+                        Err(e) => (e.describe(), None),
+                        Ok(body) => match judge(Answer {
+                            status,
+                            retry_after,
+                            body: &body,
+                        }) {
+                            Judged::Done(v) => return Ok(v),
+                            Judged::Retry {
+                                detail,
+                                retry_after,
+                            } => (detail, retry_after),
+                        },
+                    }
+                }
+            };
+            attempts += 1;
+            if attempts >= self.max_attempts {
+                return Err(RequestStop::Unavailable {
+                    attempts,
+                    detail: access.scrub(&detail),
+                });
+            }
+            tokio::time::sleep(self.options.backoff(attempts, retry_after)).await;
+        }
+    }
 }

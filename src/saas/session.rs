@@ -27,8 +27,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::credentials::{CredentialStore, CredentialsError, Secret, StoredCredentials, expiry_in};
-use super::request::{describe_transport_error, read_bounded};
-use super::settings::ServerUrl;
+use super::request::{Judged, RequestLoop, RequestStop, describe_transport_error, read_bounded};
+use super::settings::{ServerUrl, TransportOptions};
 
 const DEFAULT_ACCESS_LIFETIME: i64 = 900;
 const DEFAULT_REFRESH_LIFETIME: i64 = 604_800;
@@ -190,37 +190,40 @@ impl Session {
     /// access token once and retries once.
     pub async fn ws_token(&self) -> Result<Secret, AuthError> {
         let url = self.server.endpoint("/api/v1/ws-token/");
-        let mut access = self.access_token().await?;
-        for attempt in 0..2 {
-            let response = self
-                .http
-                .post(&url)
-                .timeout(AUTH_TIMEOUT)
-                .bearer_auth(access.expose())
-                .send()
-                .await
-                .map_err(|e| self.unreachable(&e))?;
-            let status = response.status().as_u16();
-            if status == 401 {
-                if attempt == 0 {
-                    access = self.refresh(&access).await?;
-                    continue;
-                }
-                return Err(AuthError::SessionExpired {
+        let options = TransportOptions::default();
+        let (status, body) = RequestLoop::once(self, &options)
+            .send(
+                |http, access| {
+                    http.post(&url)
+                        .timeout(AUTH_TIMEOUT)
+                        .bearer_auth(access.expose())
+                },
+                |answer| Judged::Done((answer.status, answer.body.to_vec())),
+            )
+            .await
+            .map_err(|stop| match stop {
+                RequestStop::Auth(e) => e,
+                RequestStop::Unavailable { detail, .. } => AuthError::Unreachable {
                     server: self.server.to_string(),
-                });
-            }
-            let data = self.json_ok(response, status, "ws-token").await?;
-            return data
-                .get("ws_token")
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(Secret::new)
-                .ok_or_else(|| self.invalid("ws-token"));
+                    detail,
+                },
+            })?;
+        if status != 200 {
+            return Err(AuthError::Server {
+                server: self.server.to_string(),
+                call: "ws-token",
+                status,
+            });
         }
-        Err(AuthError::SessionExpired {
-            server: self.server.to_string(),
-        })
+        serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|data| {
+                data.get("ws_token")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(Secret::new)
+            })
+            .ok_or_else(|| self.invalid("ws-token"))
     }
 
     /// `POST /api/v1/token/` and store the login (mode 0600).
