@@ -17,7 +17,7 @@
 //!   facts we cannot derive). Derived values are written on the next save.
 //! - Keys this type does not know are kept in [`MissionMeta::extra`] and written back unchanged.
 //! - A file carrying pre-mission (legacy) keys is refused with [`MissionError::LegacyMeta`]; it is
-//!   never read through an alias. The key list lives in [`crate::upgrade`].
+//!   never read through an alias. The key list lives in [`super::legacy_keys`] (the contract's feature-era keys).
 //! - A known optional key holding `null` reads as absent and is not written back.
 
 use std::collections::BTreeMap;
@@ -29,9 +29,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::MissionError;
+use super::legacy_keys;
 use super::names::{is_safe_segment, number_prefix};
 use crate::repo::write_atomic;
-use crate::upgrade;
 
 /// The file name.
 pub const META_FILE: &str = "meta.json";
@@ -218,7 +218,7 @@ impl MissionMeta {
         path: &Path,
         dir_name: Option<&str>,
     ) -> Result<Self, MissionError> {
-        let legacy = upgrade::legacy_meta_keys(&map);
+        let legacy = legacy_keys::legacy_meta_keys(&map);
         if !legacy.is_empty() {
             return Err(MissionError::LegacyMeta {
                 path: path.to_path_buf(),
@@ -250,7 +250,7 @@ impl MissionMeta {
             reason: e.to_string(),
         })?;
         if let Value::Object(map) = &value {
-            let legacy = upgrade::legacy_meta_keys(map);
+            let legacy = legacy_keys::legacy_meta_keys(map);
             if !legacy.is_empty() {
                 return Err(MissionError::LegacyMeta {
                     path: path.to_path_buf(),
@@ -461,9 +461,9 @@ mod tests {
 
     #[test]
     fn legacy_keys_are_refused_on_read_and_write() {
-        for key in upgrade::LEGACY_META_KEYS {
+        for key in legacy_keys::all() {
             let mut v = json!({"mission_slug": "001-x", "mission_type": "software-dev"});
-            v[*key] = json!("whatever");
+            v[key] = json!("whatever");
             let err = parse(v, "001-x").unwrap_err();
             let text = err.to_string();
             assert!(
@@ -472,8 +472,10 @@ mod tests {
             );
         }
         let mut m = parse(json!({"mission_slug": "001-x"}), "001-x").unwrap();
-        m.extra
-            .insert(upgrade::LEGACY_META_KEYS[0].to_owned(), json!("x"));
+        m.extra.insert(
+            crate::contract::rules::LEGACY_KEYS[0].to_owned(),
+            json!("x"),
+        );
         assert!(matches!(
             m.to_json_string(Path::new("meta.json")),
             Err(MissionError::LegacyMeta { .. })

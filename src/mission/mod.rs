@@ -9,6 +9,7 @@
 pub mod create;
 pub mod handle;
 pub mod lanes;
+pub mod legacy_keys;
 pub mod meta;
 pub mod names;
 pub mod workflow;

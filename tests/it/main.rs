@@ -7,6 +7,7 @@ mod conformance;
 mod gate_props;
 mod generated;
 mod identity_repo;
+mod layers;
 mod legacy_names;
 mod mission_lifecycle;
 mod orchestrator_api;
