@@ -1,8 +1,9 @@
 //! spec-kitty-codegen: turns `contracts/` into Rust.
 //!
-//! Inputs: `upstream-3.0.0-shape.json` (the gate's rules per surface), `events-3.0.0-rules.json`
-//! (library rules the JSON Schemas do not carry, and the registry of emitted event types) and
-//! `schemas/*.schema.json` (draft 2020-12 shapes of every wire surface).
+//! Inputs: `shape.json` (the gate's rules per surface), `event-rules.json` (library rules the
+//! JSON Schemas do not carry, and the registry of emitted event types) and `schemas/*.schema.json`
+//! (draft 2020-12 shapes of every wire surface). The file names carry no contract version: the
+//! version is data inside them, so a bump changes values, never names.
 //!
 //! Outputs: `types.rs` (typify's typed wire structs) and `rules.rs` (the gate's rule tables and
 //! the validators' tables). `build.rs` writes them to `OUT_DIR`; the `regen` binary writes the
