@@ -15,6 +15,7 @@
 //! feature-era key anywhere), when a constrained surface has an escape hatch, or when the shape
 //! file, the registry and the schemas disagree.
 
+pub mod diff;
 pub mod emit;
 pub mod error;
 pub mod event_rules;
