@@ -423,12 +423,16 @@ impl ::std::convert::From<MissionDossierParityDriftDetectedPayload> for Envelope
 )]
 pub enum EnvelopeSchemaVersion {
     #[serde(rename = "3.0.0")]
-    X300,
+    Current,
+}
+impl EnvelopeSchemaVersion {
+    /// The one value the contract allows (a bump changes this value, not the names).
+    pub const VALUE: &'static str = "3.0.0";
 }
 impl ::std::fmt::Display for EnvelopeSchemaVersion {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
-            Self::X300 => f.write_str("3.0.0"),
+            Self::Current => f.write_str("3.0.0"),
         }
     }
 }
@@ -438,7 +442,7 @@ impl ::std::str::FromStr for EnvelopeSchemaVersion {
         value: &str,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
-            "3.0.0" => Ok(Self::X300),
+            "3.0.0" => Ok(Self::Current),
             _ => Err("invalid value".into()),
         }
     }
@@ -849,7 +853,7 @@ impl<'de> ::serde::Deserialize<'de> for EventSchemaVersion {
             })
     }
 }
-///Event types this CLI emits; must equal the registry in events-3.0.0-rules.json.
+///Event types this CLI emits; must equal the registry in event-rules.json.
 #[derive(
     ::serde::Deserialize,
     ::serde::Serialize,
@@ -1560,12 +1564,16 @@ pub struct OrchestratorResponse {
 )]
 pub enum OrchestratorResponseContractVersion {
     #[serde(rename = "1.3.0")]
-    X130,
+    Current,
+}
+impl OrchestratorResponseContractVersion {
+    /// The one value the contract allows (a bump changes this value, not the names).
+    pub const VALUE: &'static str = "1.3.0";
 }
 impl ::std::fmt::Display for OrchestratorResponseContractVersion {
     fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
         match *self {
-            Self::X130 => f.write_str("1.3.0"),
+            Self::Current => f.write_str("1.3.0"),
         }
     }
 }
@@ -1575,7 +1583,7 @@ impl ::std::str::FromStr for OrchestratorResponseContractVersion {
         value: &str,
     ) -> ::std::result::Result<Self, self::error::ConversionError> {
         match value {
-            "1.3.0" => Ok(Self::X130),
+            "1.3.0" => Ok(Self::Current),
             _ => Err("invalid value".into()),
         }
     }
@@ -1813,7 +1821,7 @@ pub struct ReviewVerdict {
     pub reviewer: NonEmptyString,
     pub verdict: NonEmptyString,
 }
-///Payload of WPStatusChanged (3.0.0 StatusTransitionPayload). Model rules beyond the schema (doing alias, force needs reason, approved/done need evidence) live in events-3.0.0-rules.json.
+///Payload of WPStatusChanged (3.0.0 StatusTransitionPayload). Model rules beyond the schema (doing alias, force needs reason, approved/done need evidence) live in event-rules.json.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StatusTransitionPayload {

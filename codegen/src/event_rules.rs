@@ -1,4 +1,4 @@
-//! `contracts/events-3.0.0-rules.json`: the spec-kitty-events 3.0.0 rules that its JSON Schemas
+//! `contracts/event-rules.json`: the spec-kitty-events rules that its JSON Schemas
 //! do not carry (the cutover artifact, the `doing` lane alias, the model's cross-field
 //! validators) and the registry of the event types this CLI emits.
 
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::error::{CodegenError, Result};
 
-pub const FILE: &str = "events-3.0.0-rules.json";
+pub const FILE: &str = "event-rules.json";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

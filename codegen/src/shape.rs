@@ -1,4 +1,4 @@
-//! The shape file (`contracts/upstream-3.0.0-shape.json`): the gate's rules per surface.
+//! The shape file (`contracts/shape.json`): the gate's rules per surface.
 //!
 //! The interpretation follows upstream's `_validate_section` (runtime.md §1.3), but fails closed:
 //! a key whose shape is not one of the known rule forms is a codegen error instead of being
@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{CodegenError, Result, ptr_join};
 
-pub const FILE: &str = "upstream-3.0.0-shape.json";
+pub const FILE: &str = "shape.json";
 
 /// One compiled rule, checked against the JSON document a chokepoint hands to the gate.
 #[derive(Debug, Clone, PartialEq, Eq)]

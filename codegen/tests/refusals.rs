@@ -13,7 +13,10 @@ fn render_with(file: &str, edit: impl FnOnce(&mut Value)) -> spec_kitty_codegen:
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     std::fs::create_dir(root.join("schemas")).unwrap();
-    for rel in ["upstream-3.0.0-shape.json", "events-3.0.0-rules.json"] {
+    for rel in [
+        spec_kitty_codegen::shape::FILE,
+        spec_kitty_codegen::event_rules::FILE,
+    ] {
         std::fs::copy(contracts().join(rel), root.join(rel)).unwrap();
     }
     for entry in std::fs::read_dir(contracts().join("schemas")).unwrap() {
@@ -99,19 +102,19 @@ fn required_fields_of_a_surface_must_be_required() {
 
 #[test]
 fn enumerations_must_match_the_shape() {
-    let err = render_with("upstream-3.0.0-shape.json", |d| {
+    let err = render_with(spec_kitty_codegen::shape::FILE, |d| {
         d["envelope"]["aggregate_type"]["allowed"] =
             json!(["Mission", "WorkPackage", "MissionDossier"]);
     });
     assert_eq!(err.pointer, "/properties/aggregate_type");
-    let err = render_with("upstream-3.0.0-shape.json", |d| {
+    let err = render_with(spec_kitty_codegen::shape::FILE, |d| {
         d["orchestrator_api"]["allowed_error_codes"]
             .as_array_mut()
             .unwrap()
             .pop();
     });
     assert_eq!(err.pointer, "/properties/error_code");
-    let err = render_with("events-3.0.0-rules.json", |d| {
+    let err = render_with(spec_kitty_codegen::event_rules::FILE, |d| {
         d["event_types"]
             .as_object_mut()
             .unwrap()
@@ -122,9 +125,9 @@ fn enumerations_must_match_the_shape() {
 
 #[test]
 fn a_rule_form_the_gate_does_not_know_is_refused() {
-    let err = render_with("upstream-3.0.0-shape.json", |d| {
+    let err = render_with(spec_kitty_codegen::shape::FILE, |d| {
         d["envelope"]["schema_version"] = json!({"value": "3.0.0", "pattern": "^3"});
     });
-    assert_eq!(err.file, "upstream-3.0.0-shape.json");
+    assert_eq!(err.file, spec_kitty_codegen::shape::FILE);
     assert_eq!(err.pointer, "/envelope/schema_version/pattern");
 }

@@ -21,7 +21,7 @@ pub mod types {
 }
 
 /// The gate's rule tables and the validators' tables, generated from the shape file and
-/// `contracts/events-3.0.0-rules.json`.
+/// `contracts/event-rules.json`.
 #[allow(clippy::all)]
 pub mod rules {
     include!(concat!(env!("OUT_DIR"), "/rules.rs"));

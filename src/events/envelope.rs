@@ -258,7 +258,7 @@ pub fn build(
         project_slug: ctx.project_slug.clone(),
         project_uuid: ctx.project_uuid,
         repo_slug: git.repo_slug,
-        schema_version: EnvelopeSchemaVersion::X300,
+        schema_version: EnvelopeSchemaVersion::Current,
         team_slug: ctx.team_slug.clone(),
         timestamp: Timestamp::now(),
     })

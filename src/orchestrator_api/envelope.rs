@@ -66,7 +66,7 @@ pub fn render(command: Option<&str>, outcome: Outcome) -> (String, u8) {
         Err(e) => failure(e),
     };
     let response = OrchestratorResponse {
-        contract_version: OrchestratorResponseContractVersion::X130,
+        contract_version: OrchestratorResponseContractVersion::Current,
         command,
         timestamp: Timestamp::now(),
         // `corr-` + 32 lowercase hex digits, generated here: always matches the contract's pattern.

@@ -1,4 +1,5 @@
-//! generated/ must be byte-identical to what build.rs writes into OUT_DIR, with no orphans.
+//! generated/ (the code and the contract summary) must be byte-identical to what build.rs writes
+//! into OUT_DIR, with no orphans.
 
 const BLESS: &str = "cargo run -p spec-kitty-codegen --bin regen";
 
@@ -39,6 +40,14 @@ fn rules_are_up_to_date() {
 }
 
 #[test]
+fn contract_summary_is_up_to_date() {
+    check(
+        "contract.txt",
+        include_str!(concat!(env!("OUT_DIR"), "/contract.txt")),
+    );
+}
+
+#[test]
 fn no_orphans_in_generated() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("generated");
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -49,7 +58,7 @@ fn no_orphans_in_generated() {
     let mut built: Vec<String> = std::fs::read_dir(env!("OUT_DIR"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".rs"))
+        .filter(|n| n.ends_with(".rs") || n.ends_with(".txt"))
         .collect();
     built.sort();
     assert_eq!(
