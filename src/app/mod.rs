@@ -14,3 +14,4 @@ pub mod mission;
 pub mod outbox;
 pub mod sync;
 pub mod wire;
+pub mod workflow;

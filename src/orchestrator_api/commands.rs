@@ -5,17 +5,18 @@
 //! a corrupt status log → `STATUS_READ_PATH_NOT_FOUND` on reads, `TRANSITION_REJECTED` on writes.
 
 use serde_json::{Map, Value, json};
-use std::path::Path;
 
 use super::args::{ApiCommand, MissionWp, TransitionArgs};
 use super::envelope::{ApiError, CONTRACT_VERSION, MIN_PROVIDER_VERSION, Outcome};
+use super::mission_ctx::{mission_error, obj, open, with_identity};
 use super::policy::{self, Policy};
+use crate::app::workflow::{self as rules, Claim};
 use crate::app::{self, outbox::Outbox};
 use crate::contract::types::ErrorCode as Code;
 use crate::mission::lanes::{self, LanesFile};
 use crate::mission::workflow::{self, MissionContext, MissionView};
-use crate::mission::{MissionError, WorkPackage, WpId, load_work_package};
-use crate::repo::{self, git};
+use crate::mission::{WorkPackage, WpId, load_work_package};
+use crate::repo::{self};
 use crate::status::{
     AnnotationDelta, AnnotationEvent, DoneEvidence, EventStamper, Lane, LaneEvent, ReviewResult,
     StatusError, StatusRecord, TransitionRequest, validate_transition,
@@ -55,55 +56,6 @@ pub fn run(cmd: &ApiCommand) -> Outcome {
             strategy,
             push,
         } => super::merge::merge_mission(&mission.mission, target.as_deref(), strategy, *push),
-    }
-}
-
-pub(crate) fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-/// The identity prefix of every mission-scoped payload.
-pub(crate) fn identity(ctx: &MissionContext) -> Map<String, Value> {
-    obj(json!({
-        "mission_slug": ctx.meta.mission_slug,
-        "mission_number": ctx.meta.mission_number,
-        "mission_type": ctx.meta.mission_type,
-    }))
-}
-
-fn with_identity(ctx: &MissionContext, rest: Value) -> Map<String, Value> {
-    let mut m = identity(ctx);
-    m.extend(obj(rest));
-    m
-}
-
-pub(crate) fn open(handle: &str) -> Result<MissionContext, ApiError> {
-    let root = repo::locate_project_root_from_cwd().map_err(|e| {
-        ApiError::new(
-            Code::MissionNotFound,
-            format!("Mission '{handle}' not found: {e}"),
-        )
-    })?;
-    MissionContext::open(&root, handle).map_err(|e| mission_error(handle, e))
-}
-
-fn mission_error(handle: &str, e: MissionError) -> ApiError {
-    match e {
-        MissionError::NotFound { .. } => ApiError::new(Code::MissionNotFound, e.to_string()),
-        MissionError::Ambiguous { ref candidates, .. } => {
-            let fields = obj(json!({"candidates": candidates}));
-            ApiError::new(Code::MissionNotFound, e.to_string()).with(fields)
-        }
-        MissionError::WpNotFound { .. } | MissionError::InvalidWpId { .. } => {
-            ApiError::new(Code::WpNotFound, e.to_string())
-        }
-        other => ApiError::new(
-            Code::MissionNotFound,
-            format!("Mission '{handle}' cannot be read: {other}"),
-        ),
     }
 }
 
@@ -195,12 +147,7 @@ fn view(ctx: &MissionContext) -> Result<MissionView, ApiError> {
 fn mission_state(ctx: &MissionContext) -> Outcome {
     let v = view(ctx)?;
     let mut summary = Map::new();
-    for lane in Lane::DISPLAY {
-        let n = v
-            .work_packages
-            .iter()
-            .filter(|w| w.has_events && w.lane == lane)
-            .count();
+    for (lane, n) in rules::lane_summary(&v) {
         summary.insert(lane.as_str().into(), json!(n));
     }
     let wps: Vec<Value> = v
@@ -214,26 +161,10 @@ fn mission_state(ctx: &MissionContext) -> Outcome {
     ))
 }
 
-fn satisfied(lane: Option<Lane>) -> bool {
-    matches!(lane, Some(Lane::Approved | Lane::Done))
-}
-
 fn list_ready(ctx: &MissionContext) -> Outcome {
     let v = view(ctx)?;
-    let lane_of = |id: &str| {
-        v.work_packages
-            .iter()
-            .find(|w| w.wp_id == id && w.has_events)
-            .map(|w| w.lane)
-    };
-    let ready: Vec<Value> = v
-        .work_packages
+    let ready: Vec<Value> = rules::ready(&v)
         .iter()
-        .filter(|w| {
-            w.has_events
-                && w.lane == Lane::Planned
-                && w.dependencies.iter().all(|d| satisfied(lane_of(d)))
-        })
         .map(|w| json!({"wp_id": w.wp_id, "lane": w.lane.as_str(), "dependencies_satisfied": true}))
         .collect();
     Ok(with_identity(ctx, json!({"ready_work_packages": ready})))
@@ -296,29 +227,6 @@ fn rejected(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(Code::TransitionRejected, e.to_string())
 }
 
-/// Merge the branches of the lane's dependency lanes into the lane worktree.
-fn merge_dependency_lanes(
-    root: &Path,
-    file: &LanesFile,
-    lane: &lanes::Lane,
-    ws: &lanes::LaneWorkspace,
-) -> Result<(), String> {
-    for dep in &lane.depends_on_lanes {
-        let Some(dep_lane) = file.lanes.iter().find(|l| &l.lane_id == dep) else {
-            continue;
-        };
-        let branch = lanes::workspace(root, file, dep_lane).branch;
-        if !git::branch_exists(root, &branch).map_err(|e| e.to_string())? {
-            continue;
-        }
-        if let Err(e) = git::run(&ws.path, &["merge", "--no-edit", "--quiet", &branch]) {
-            let _ = git::run(&ws.path, &["merge", "--abort"]);
-            return Err(format!("merging dependency lane {branch} failed: {e}"));
-        }
-    }
-    Ok(())
-}
-
 fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Outcome {
     let policy = require_policy(policy, "for start-implementation")?;
     let ctx = open(&t.mission)?;
@@ -341,7 +249,6 @@ fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Out
         )
         .with(fields)
     };
-    let same_actor = holder == actor || holder == "implement-command" || holder == "unknown";
     let (workspace, lane_fields, lane_info) = workspace_fields(&ctx, id)?;
     let base = |from: &str, no_op: bool| {
         let mut data = with_identity(
@@ -352,30 +259,25 @@ fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Out
         data.extend(lane_fields.clone());
         data
     };
-    match lane {
-        None | Some(Lane::Genesis) => {
+    let from = match rules::claim(lane, &holder, actor) {
+        Claim::NotFinalized => {
             return Err(rejected(format!(
                 "WP {id} is not finalized; run `spec-kitty agent mission finalize-tasks`"
             )));
         }
-        Some(Lane::InProgress) if same_actor => return Ok(base("in_progress", true)),
-        Some(Lane::InProgress) => return Err(claimed_err()),
-        Some(Lane::Claimed) if !same_actor => return Err(claimed_err()),
-        Some(Lane::Planned | Lane::Claimed) => {}
-        Some(other) => {
+        Claim::AlreadyInProgress => return Ok(base("in_progress", true)),
+        Claim::ClaimedByOther => return Err(claimed_err()),
+        Claim::WrongLane(other) => {
             return Err(rejected(format!(
                 "WP {id} is in '{}', cannot start implementation",
                 other.as_str()
             )));
         }
-    }
-    let from = lane.unwrap_or(Lane::Planned);
-    let unsatisfied: Vec<String> = wp
-        .dependencies
-        .iter()
-        .filter(|d| !satisfied(state.work_packages.get(d.as_str()).and_then(|s| s.lane)))
-        .map(|d| d.as_str().to_string())
-        .collect();
+        Claim::Start { from } => from,
+    };
+    let unsatisfied = rules::unsatisfied(wp.dependencies.iter().map(|d| d.as_str()), |d| {
+        state.work_packages.get(d).and_then(|s| s.lane)
+    });
     if !unsatisfied.is_empty() {
         let fields = with_identity(
             &ctx,
@@ -390,27 +292,21 @@ fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Out
         )
         .with(fields));
     }
-    if let Some((file, lane)) = &lane_info {
-        let allocated = lanes::allocate(&ctx.root, file, lane).map_err(|e| e.to_string());
-        let allocated = allocated.and_then(|ws| merge_dependency_lanes(&ctx.root, file, lane, &ws));
-        if let Err(reason) = allocated {
-            let fields = with_identity(&ctx, json!({"wp_id": id, "reason": reason}));
-            return Err(ApiError::new(
-                Code::LaneAllocationFailed,
-                format!("Lane allocation failed for {id}: {reason}"),
-            )
-            .with(fields));
-        }
+    if let Some((file, lane)) = &lane_info
+        && let Err(reason) = rules::allocate_lane(&ctx.root, file, lane)
+    {
+        let fields = with_identity(&ctx, json!({"wp_id": id, "reason": reason}));
+        return Err(ApiError::new(
+            Code::LaneAllocationFailed,
+            format!("Lane allocation failed for {id}: {reason}"),
+        )
+        .with(fields));
     }
     let policy_value = policy.to_value();
     let mut stamps = EventStamper::new();
     let mut records = Vec::new();
     let context = format!("worktree:{workspace}");
-    let mut step = from;
-    for to in [Lane::Claimed, Lane::InProgress] {
-        if step == Lane::Claimed && to == Lane::Claimed {
-            continue;
-        }
+    for (step, to) in rules::implementation_steps(from) {
         let mut req = TransitionRequest::new(step, to);
         req.actor = Some(actor);
         req.workspace_context = Some(&context);
@@ -418,7 +314,6 @@ fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Out
         let mut e = lane_event(&ctx, &mut stamps, id, step, to, actor);
         e.policy_metadata = Some(obj(policy_value.clone()));
         records.push(StatusRecord::Lane(e));
-        step = to;
     }
     app::mission::record(&ctx, &lock, &records, &mut Outbox::new(&ctx.root)).map_err(write_err)?;
     Ok(base(from.as_str(), false))
@@ -486,20 +381,11 @@ fn usage(message: String) -> ApiError {
     ApiError::new(Code::UsageError, message)
 }
 
-/// Lanes whose transition needs a policy (host HEAD): not the not-started bucket, not
-/// terminal, not blocked.
-fn needs_policy(lane: Lane) -> bool {
-    matches!(
-        lane,
-        Lane::Claimed | Lane::InProgress | Lane::ForReview | Lane::InReview | Lane::Approved
-    )
-}
-
 fn transition(t: &TransitionArgs) -> Outcome {
     let to: Lane =
         t.to.parse()
             .map_err(|_| rejected(format!("Unknown lane: {}", t.to)))?;
-    let policy = if needs_policy(to) {
+    let policy = if rules::needs_policy(to) {
         Some(require_policy(
             t.policy.as_deref(),
             &format!("when transitioning to '{}'", to.as_str()),
@@ -557,9 +443,9 @@ fn transition(t: &TransitionArgs) -> Outcome {
         })
         .collect();
     let marks = current.and_then(|s| s.subtasks.as_ref());
-    let computed_subtasks = roster
-        .iter()
-        .all(|r| marks.and_then(|m| m.get(r)) == Some(&Lane::Done));
+    let computed_subtasks = rules::subtasks_complete(roster.iter().map(String::as_str), |r| {
+        marks.and_then(|m| m.get(r)) == Some(&Lane::Done)
+    });
     let subtasks_complete = if t.force {
         t.subtasks_complete().or(Some(computed_subtasks))
     } else {
@@ -602,37 +488,16 @@ fn transition(t: &TransitionArgs) -> Outcome {
     ))
 }
 
-/// A lane WP may move to for_review only with at least one commit on its lane branch beyond
-/// the base ref (host HEAD's commit gate).
+/// The for_review commit gate's refusal as the host reports it.
 fn for_review_commit_gate(ctx: &MissionContext, id: &str) -> Result<(), ApiError> {
-    let Ok(Some(file)) = LanesFile::load(&ctx.dir) else {
-        return Ok(());
-    };
-    let Some(lane) = file.lane_for(id) else {
-        return Ok(());
-    };
-    let ws = lanes::workspace(&ctx.root, &file, lane);
-    let commits = git::run_optional(
-        &ctx.root,
-        &[
-            "rev-list",
-            "--count",
-            &format!("{}..{}", ws.base_ref, ws.branch),
-        ],
-    )
-    .ok()
-    .flatten()
-    .and_then(|s| s.trim().parse::<u64>().ok())
-    .unwrap_or(0);
-    if ws.path.exists() && commits > 0 {
-        return Ok(());
-    }
-    let fields = with_identity(ctx, json!({"wp_id": id, "lane_id": ws.lane_id}));
-    Err(rejected(format!(
-        "{id} cannot move to for_review: no implementation commit on lane {} ({}) beyond {}. Commit the work in the lane worktree first, or pass --force if there is genuinely nothing to commit.",
-        ws.lane_id, ws.branch, ws.base_ref
-    ))
-    .with(fields))
+    rules::for_review_commit_gate(ctx, id).map_err(|gate| {
+        let fields = with_identity(ctx, json!({"wp_id": id, "lane_id": gate.lane_id}));
+        rejected(format!(
+            "{id} cannot move to for_review: no implementation commit on lane {} ({}) beyond {}. Commit the work in the lane worktree first, or pass --force if there is genuinely nothing to commit.",
+            gate.lane_id, gate.branch, gate.base_ref
+        ))
+        .with(fields)
+    })
 }
 
 fn append_history(t: &MissionWp, actor: &str, note: &str) -> Outcome {
@@ -672,13 +537,7 @@ fn accept_mission(ctx: &MissionContext, actor: &str) -> Outcome {
             .map(|w| w.wp_id.clone())
             .collect()
     };
-    let incomplete: Vec<String> = v
-        .work_packages
-        .iter()
-        .filter(|w| !matches!(w.lane, Lane::Approved | Lane::Done))
-        .map(|w| w.wp_id.clone())
-        .collect();
-    if !incomplete.is_empty() || v.work_packages.is_empty() {
+    if let Err(incomplete) = rules::acceptance_blockers(&v) {
         let fields = with_identity(ctx, json!({"incomplete_wps": incomplete}));
         return Err(ApiError::new(
             Code::MissionNotReady,
@@ -687,17 +546,7 @@ fn accept_mission(ctx: &MissionContext, actor: &str) -> Outcome {
         .with(fields));
     }
     let accepted_at = crate::contract::Timestamp::now().to_string();
-    let mut meta = ctx.meta.clone();
-    meta.accepted_at = Some(accepted_at.clone());
-    meta.accepted_by = Some(actor.to_string());
-    meta.acceptance_mode = Some("orchestrator".into());
-    meta.accepted_from_commit = None;
-    meta.accept_commit = None;
-    let mut history = meta.acceptance_history.take().unwrap_or_default();
-    history.push(json!({"accepted_at": accepted_at, "accepted_by": actor, "acceptance_mode": "orchestrator"}));
-    let excess = history.len().saturating_sub(20);
-    history.drain(..excess);
-    meta.acceptance_history = Some(history);
+    let meta = rules::accepted_meta(&ctx.meta, actor, &accepted_at);
     meta.save(&ctx.dir)
         .map_err(|e| ApiError::new(Code::PreflightFailed, e.to_string()))?;
     let approved = in_lane(Lane::Approved);

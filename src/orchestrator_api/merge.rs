@@ -10,8 +10,8 @@
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-use super::commands::{identity, obj, open};
 use super::envelope::{ApiError, Outcome};
+use super::mission_ctx::{identity, obj, open};
 use crate::app::{self, outbox::Outbox};
 use crate::contract::types::ErrorCode as Code;
 use crate::mission::lanes::{self, LanesFile};

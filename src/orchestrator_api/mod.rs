@@ -14,6 +14,7 @@ pub mod args;
 pub mod commands;
 pub mod envelope;
 pub mod merge;
+mod mission_ctx;
 pub mod policy;
 
 use std::io::Write;
