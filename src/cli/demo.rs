@@ -5,11 +5,12 @@
 //! the board and the summary of the offline event queue every state change was queued in.
 
 use clap::Args;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use super::CliError;
+use crate::orchestrator_api::calls::Calls;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -94,6 +95,12 @@ impl Demo {
             .unwrap_or_default();
         println!("  orchestrator-api {:<22}{wp}{lanes}", args[0]);
         Ok(data.clone())
+    }
+
+    /// One orchestrator call from [`Calls`].
+    fn call(&mut self, argv: &[String]) -> Result<Value, CliError> {
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.api(&args)
     }
 
     fn git(&self, dir: &Path, args: &[&str]) -> Result<(), CliError> {
@@ -227,33 +234,18 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
 
     // 2. The orchestrator's loop, one work package at a time.
     demo.api(&["contract-version"])?;
+    let calls = Calls {
+        mission: &mission,
+        actor: ACTOR,
+        policy: POLICY,
+    };
     for (wp, subtask, file) in [
         ("WP01", "T001", "src/cart.py"),
         ("WP02", "T002", "src/checkout.py"),
     ] {
-        demo.api(&["list-ready", "--mission", &mission])?;
-        let started = demo.api(&[
-            "start-implementation",
-            "--mission",
-            &mission,
-            "--wp",
-            wp,
-            "--actor",
-            ACTOR,
-            "--policy",
-            POLICY,
-        ])?;
-        demo.api(&[
-            "append-history",
-            "--mission",
-            &mission,
-            "--wp",
-            wp,
-            "--actor",
-            ACTOR,
-            "--note",
-            "Starting implementation with agent 'demo-agent'",
-        ])?;
+        demo.call(&calls.list_ready())?;
+        let started = demo.call(&calls.start_implementation(wp))?;
+        demo.call(&calls.append_history(wp, "Starting implementation with agent 'demo-agent'"))?;
         // The agent works in the lane worktree and commits.
         let ws = match started["workspace_path"].as_str() {
             Some(p) if Path::new(p).is_dir() => PathBuf::from(p),
@@ -283,64 +275,14 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
                 "--json",
             ],
         )?;
-        demo.api(&[
-            "transition",
-            "--mission",
-            &mission,
-            "--wp",
-            wp,
-            "--to",
-            "for_review",
-            "--actor",
-            ACTOR,
-            "--note",
-            "Implementation complete",
-            "--policy",
-            POLICY,
-        ])?;
+        demo.call(&calls.to_review(wp, "Implementation complete"))?;
         let review_ref = format!("review-{wp}-cycle1-demo0001");
-        demo.api(&[
-            "start-review",
-            "--mission",
-            &mission,
-            "--wp",
-            wp,
-            "--actor",
-            ACTOR,
-            "--policy",
-            POLICY,
-            "--review-ref",
-            &review_ref,
-        ])?;
-        let evidence = json!({"review": {"reference": review_ref, "reviewer": "demo-reviewer", "verdict": "approved"}}).to_string();
-        let result =
-            json!({"reference": review_ref, "reviewer": "demo-reviewer", "verdict": "approved"})
-                .to_string();
-        demo.api(&[
-            "transition",
-            "--mission",
-            &mission,
-            "--wp",
-            wp,
-            "--to",
-            "done",
-            "--actor",
-            ACTOR,
-            "--note",
-            "Review approved",
-            "--review-ref",
-            &review_ref,
-            "--evidence-json",
-            &evidence,
-            "--review-result-json",
-            &result,
-            "--policy",
-            POLICY,
-        ])?;
+        demo.call(&calls.start_review(wp, &review_ref))?;
+        demo.call(&calls.approve(wp, &review_ref, "demo-reviewer", "Review approved"))?;
     }
-    demo.api(&["mission-state", "--mission", &mission])?;
-    demo.api(&["accept-mission", "--mission", &mission, "--actor", ACTOR])?;
-    let merged = demo.api(&["merge-mission", "--mission", &mission])?;
+    demo.call(&calls.mission_state())?;
+    demo.call(&calls.accept())?;
+    let merged = demo.call(&calls.merge())?;
     println!(
         "\n{} orchestrator-api calls, {:.1} ms on average (process start included). Merged {} into {}.\n",
         demo.calls,

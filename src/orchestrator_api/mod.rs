@@ -11,6 +11,7 @@
 //! * [`envelope`] — the 7-key envelope, built from the generated contract types and gated.
 
 pub mod args;
+pub mod calls;
 pub mod commands;
 pub mod envelope;
 pub mod merge;

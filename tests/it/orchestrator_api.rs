@@ -5,6 +5,7 @@
 use assert_cmd::Command;
 use serde_json::{Value, json};
 use spec_kitty::contract::rules::{self, Rule, Surface};
+use spec_kitty::orchestrator_api::calls::Calls;
 use std::path::Path;
 
 use super::support::{MISSION, bin, events, fixture, git, snapshot};
@@ -93,21 +94,20 @@ fn finalized() -> (tempfile::TempDir, std::path::PathBuf) {
     (tmp, root)
 }
 
+/// The orchestrator's calls on the fixture mission (shared with `spec-kitty demo`).
+const CALLS: Calls<'static> = Calls {
+    mission: MISSION,
+    actor: ACTOR,
+    policy: POLICY,
+};
+
+fn ok_call(root: &Path, argv: &[String]) -> Value {
+    let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+    ok(root, &args)
+}
+
 fn implement(root: &Path, wp: &str) -> std::path::PathBuf {
-    let data = ok(
-        root,
-        &[
-            "start-implementation",
-            "--mission",
-            MISSION,
-            "--wp",
-            wp,
-            "--actor",
-            ACTOR,
-            "--policy",
-            POLICY,
-        ],
-    );
+    let data = ok_call(root, &CALLS.start_implementation(wp));
     let ws = std::path::PathBuf::from(data["workspace_path"].as_str().unwrap());
     assert_eq!(
         git(&ws, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
@@ -122,74 +122,17 @@ fn implement(root: &Path, wp: &str) -> std::path::PathBuf {
 
 fn review(root: &Path, wp: &str, cycle: u32, verdict: &str) {
     let r = format!("review-{wp}-cycle{cycle}-cccccccc");
-    let d = ok(
-        root,
-        &[
-            "start-review",
-            "--mission",
-            MISSION,
-            "--wp",
-            wp,
-            "--actor",
-            ACTOR,
-            "--policy",
-            POLICY,
-            "--review-ref",
-            &r,
-        ],
-    );
+    let d = ok_call(root, &CALLS.start_review(wp, &r));
     assert_eq!(d["to_lane"], "in_review");
-    let result = json!({"reference": r, "reviewer": "codex", "verdict": verdict}).to_string();
     if verdict == "approved" {
-        let evidence =
-            json!({"review": {"reference": r, "reviewer": "codex", "verdict": "approved"}})
-                .to_string();
-        ok(
+        ok_call(
             root,
-            &[
-                "transition",
-                "--mission",
-                MISSION,
-                "--wp",
-                wp,
-                "--to",
-                "done",
-                "--actor",
-                ACTOR,
-                "--note",
-                "Review approved by 'codex'",
-                "--review-ref",
-                &r,
-                "--evidence-json",
-                &evidence,
-                "--review-result-json",
-                &result,
-                "--policy",
-                POLICY,
-            ],
+            &CALLS.approve(wp, &r, "codex", "Review approved by 'codex'"),
         );
     } else {
-        ok(
+        ok_call(
             root,
-            &[
-                "transition",
-                "--mission",
-                MISSION,
-                "--wp",
-                wp,
-                "--to",
-                "in_progress",
-                "--actor",
-                ACTOR,
-                "--note",
-                "Review rejected; rework required",
-                "--review-ref",
-                &r,
-                "--review-result-json",
-                &result,
-                "--policy",
-                POLICY,
-            ],
+            &CALLS.reject(wp, &r, "codex", "Review rejected; rework required"),
         );
     }
 }
