@@ -31,7 +31,7 @@
 //!   field (a bad `value` → 0, a bad `node_id` → a fresh one) with **one** warning line on stderr
 //!   per clock; upstream resets silently. A clock file that does not exist is the normal first
 //!   use and is created silently, unless events are still queued: then the clock was lost, and
-//!   the emitter prints the one warning line (see [`super::Emitter::open_in`]).
+//!   the emitter prints the one warning line (see `app::emitting::open_emitter_in`).
 //! * **Durability follows the queue's** ([`Durability`]): with `Full` the new file is fsynced
 //!   before the rename and the directory after it; with `Normal` an atomic swap without fsync
 //!   (safe against a killed process, not against power loss), as upstream. On Linux the swap
@@ -133,7 +133,7 @@ struct Loaded {
 }
 
 impl LamportClock {
-    /// Load the clock at `path` (normally [`super::SpecKittyHome::clock_path`]). Never fails: a
+    /// Load the clock at `path` (normally [`crate::home::SpecKittyHome::clock_path`]). Never fails: a
     /// missing file starts at 0, a corrupt one is recovered with one warning on stderr.
     pub fn load(path: impl Into<PathBuf>, durability: Durability) -> Self {
         let path = path.into();

@@ -7,7 +7,7 @@
 //! 3. validate the payload with the 3.0.0 model rules ([`validate_payload`]: lane aliases,
 //!    `force` needs a reason, `approved`/`done` need evidence, residual schema limits);
 //! 4. [`gate`] the envelope as it will be written (`Surface::Envelope`, payload included);
-//! 5. enqueue it ([`super::Queue`], one durable transaction);
+//! 5. enqueue it ([`crate::queue::Queue`], one durable transaction);
 //! 6. when a live client is attached ([`Emitter::attach_live`]) and connected, offer the same
 //!    envelope to it ([`LiveSink::send`]; the use-case hands in the WebSocket, chokepoint 6).
 //!

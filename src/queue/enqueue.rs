@@ -76,7 +76,7 @@ impl Queue {
         self.enqueue_with_floor(envelope, 0)
     }
 
-    /// [`enqueue`](Self::enqueue), with the clock's reservation ([`super::LamportClock::reserved`]):
+    /// [`enqueue`](Self::enqueue), with the clock's reservation (`events::LamportClock::reserved`):
     /// when the envelope's `lamport_clock` is above the floor this connection last committed,
     /// the floor is raised to `max(lamport_clock, reserved)` in the enqueue's transaction;
     /// otherwise the floor already covers it and is not written. So an emitter whose clock

@@ -47,7 +47,7 @@ CREATE INDEX IF NOT EXISTS idx_quarantine_event_id ON quarantine(event_id);";
 /// The Lamport floor: at or above every `lamport_clock` ever queued in this file, raised inside
 /// the enqueue transactions (to the clock's reservation, once per reservation: see
 /// [`Queue::enqueue_with_floor`]). It makes the clock durable with the queue's single commit, so
-/// the clock file itself is replaced atomically without fsync (see `Emitter::open_in`).
+/// the clock file itself is replaced atomically without fsync (see `app::emitting::open_emitter_in`).
 pub(super) const CLOCK_FLOOR_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS clock_floor (
     id INTEGER PRIMARY KEY CHECK (id = 1),

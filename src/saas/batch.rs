@@ -7,7 +7,7 @@
 //! (plus retries of a failed request), so a drain always ends, whatever the server answers.
 //!
 //! For every page:
-//! 1. **Gate.** Each stored envelope is parsed and passed to [`gate`] on the envelope surface
+//! 1. **Gate.** Each stored envelope is parsed and passed to the gate on the envelope surface
 //!    (and, for mission-scoped types, the payload). A row that fails (or is not JSON) is moved
 //!    to the quarantine table with its reason, in one transaction, and never sent; the rest of
 //!    the page goes. Upstream's gate here was fail-open and logged nothing.

@@ -16,7 +16,7 @@
 //!   pair, and first re-reads the file: when another process refreshed meanwhile, its token is
 //!   used and no second refresh is sent (upstream's 4cf851c4f fixed the same race).
 //! * A refused refresh does **not** delete the credentials file: the queue's location is
-//!   derived from the login (see [`super::home`]), and deleting it would hide queued events.
+//!   derived from the login (see [`crate::home`]), and deleting it would hide queued events.
 //!   The error says to log in again.
 //! * Tokens are only ever sent to the server they were issued by (the `[server] url` of the
 //!   credentials must equal the configured server), and only over https or to loopback.
