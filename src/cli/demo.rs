@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use super::CliError;
+use super::{CliError, ErrorCode};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -30,7 +30,7 @@ struct Demo {
 }
 
 fn fail(message: impl Into<String>) -> CliError {
-    CliError::failed("DEMO_FAILED", message)
+    CliError::new(ErrorCode::DemoFailed, message)
 }
 
 impl Demo {
