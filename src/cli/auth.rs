@@ -16,15 +16,15 @@
 use std::io::BufRead;
 use std::process::ExitCode;
 
-use clap::{Args, Subcommand};
-use serde_json::json;
-
+use super::output::auth::{AuthStatus, LoggedIn, LoggedOut, StoredLogin};
+use super::output::emit;
 use super::sync::home;
-use super::{CliError, print_json};
+use super::{CliError, ErrorCode};
 use crate::saas::credentials::{CredentialStore, Secret};
 use crate::saas::request::http_client;
 use crate::saas::session::Session;
 use crate::saas::settings::{SyncSettings, disabled_message};
+use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum AuthCommand {
@@ -70,12 +70,12 @@ fn login(args: &LoginArgs) -> Result<ExitCode, CliError> {
     let home = home(json)?;
     let settings = SyncSettings::resolve(&home);
     if !settings.enabled {
-        return Err(CliError::failed("SYNC_DISABLED", disabled_message()).json(json));
+        return Err(CliError::new(ErrorCode::SyncDisabled, disabled_message()).json(json));
     }
     let server = settings
         .server
         .clone()
-        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+        .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| {
         CliError::usage(format!("cannot read the password from stdin: {e}")).json(json)
@@ -85,27 +85,30 @@ fn login(args: &LoginArgs) -> Result<ExitCode, CliError> {
         return Err(CliError::usage("username and password must not be empty").json(json));
     }
     let http = http_client(&settings.transport).map_err(|e| {
-        CliError::failed("HTTP_CLIENT", format!("cannot start the HTTP client: {e}")).json(json)
+        CliError::new(
+            ErrorCode::HttpClient,
+            format!("cannot start the HTTP client: {e}"),
+        )
+        .json(json)
     })?;
     let store = CredentialStore::new(home.credentials_path());
     let session = Session::new(http, server.clone(), store);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::failed("RUNTIME", e.to_string()).json(json))?;
+        .map_err(|e| CliError::new(ErrorCode::Runtime, e.to_string()).json(json))?;
     runtime
         .block_on(session.login(args.username.trim(), &password))
-        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+        .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     if let Err(e) = home.record_active_scope() {
         eprintln!("warning: {e}");
     }
-    if json {
-        print_json(
-            &json!({"logged_in": true, "username": args.username.trim(), "server": server.as_str()}),
-        );
-    } else {
-        println!("Logged in to {server} as {}", args.username.trim());
-    }
+    let doc = LoggedIn {
+        logged_in: true,
+        username: args.username.trim().to_string(),
+        server: server.as_str().to_string(),
+    };
+    emit(&doc, json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,48 +117,25 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
     let store = CredentialStore::new(home.credentials_path());
     let creds = store
         .load()
-        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+        .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     let now = jiff::Timestamp::now();
     let iso = |t: Option<jiff::Timestamp>| {
         t.map(|t| crate::contract::Timestamp::from_jiff(t).to_string())
     };
-    match creds {
-        None => {
-            if json {
-                print_json(&json!({"logged_in": false}));
-            } else {
-                println!("Not logged in (spec-kitty auth login)");
-            }
-        }
-        Some(c) => {
-            let access_valid = c.valid_access(now).is_some();
-            let refresh_valid = c.valid_refresh(now).is_some();
-            if json {
-                print_json(&json!({
-                    "logged_in": true, "username": c.username, "team_slug": c.team_slug,
-                    "server": c.server_url, "access_valid": access_valid,
-                    "access_expires_at": iso(c.access_expires_at),
-                    "refresh_valid": refresh_valid,
-                    "refresh_expires_at": iso(c.refresh_expires_at),
-                }));
-            } else {
-                println!("Logged in as {} on {}", c.username, c.server_url);
-                if let Some(team) = &c.team_slug {
-                    println!("Team: {team}");
-                }
-                println!(
-                    "Access token: {} (expires {})",
-                    if access_valid { "valid" } else { "expired" },
-                    iso(c.access_expires_at).unwrap_or_else(|| "unknown".into())
-                );
-                println!(
-                    "Refresh token: {} (expires {})",
-                    if refresh_valid { "valid" } else { "expired" },
-                    iso(c.refresh_expires_at).unwrap_or_else(|| "unknown".into())
-                );
-            }
-        }
-    }
+    let doc = match creds {
+        None => AuthStatus::LoggedOut { logged_in: false },
+        Some(c) => AuthStatus::LoggedIn(StoredLogin {
+            logged_in: true,
+            access_valid: c.valid_access(now).is_some(),
+            access_expires_at: iso(c.access_expires_at),
+            refresh_valid: c.valid_refresh(now).is_some(),
+            refresh_expires_at: iso(c.refresh_expires_at),
+            username: c.username,
+            team_slug: c.team_slug,
+            server: c.server_url,
+        }),
+    };
+    emit(&doc, json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -164,14 +144,14 @@ fn logout(json: bool) -> Result<ExitCode, CliError> {
     let store = CredentialStore::new(home.credentials_path());
     let _lock = store
         .lock()
-        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+        .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     store
         .clear()
-        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
-    if json {
-        print_json(&json!({"logged_in": false}));
-    } else {
-        println!("Logged out; {} removed", store.path().display());
-    }
+        .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
+    let doc = LoggedOut {
+        logged_in: false,
+        path: store.path().to_path_buf(),
+    };
+    emit(&doc, json);
     Ok(ExitCode::SUCCESS)
 }

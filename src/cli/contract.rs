@@ -1,12 +1,13 @@
 //! `spec-kitty contract show|check`.
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::Read;
 use std::process::ExitCode;
 
-use super::CliError;
-use crate::contract::rules::{self, Rule};
+use super::output::contract::{CheckReport, ContractShow, Violation};
+use super::output::{Render, emit};
+use super::{CliError, ErrorCode};
 use crate::contract::{Surface, gate};
 
 #[derive(Debug, Subcommand)]
@@ -48,104 +49,16 @@ fn parse_surface(s: &str) -> Result<Surface, String> {
 pub fn run(cmd: ContractCommand) -> Result<ExitCode, CliError> {
     match cmd {
         ContractCommand::Show { json } => {
+            let doc = ContractShow::compiled();
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&show_json()).unwrap_or_default()
-                );
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else {
-                print!("{}", show_text());
+                print!("{}", doc.text());
             }
             Ok(ExitCode::SUCCESS)
         }
         ContractCommand::Check(args) => check(&args),
     }
-}
-
-fn rule_json(rule: &Rule) -> Value {
-    match *rule {
-        Rule::Required(f) => json!({"rule": "required", "field": f}),
-        Rule::Forbidden(f) => json!({"rule": "forbidden", "field": f}),
-        Rule::Allowed { field, values } => {
-            json!({"rule": "allowed_values", "field": field, "values": values})
-        }
-        Rule::ForbiddenValue { field, values } => {
-            json!({"rule": "forbidden_values", "field": field, "values": values})
-        }
-        Rule::Equals { field, value } => json!({"rule": "equals", "field": field, "value": value}),
-    }
-}
-
-fn show_json() -> Value {
-    let surfaces: Vec<Value> = Surface::ALL
-        .iter()
-        .map(|s| json!({"surface": s.name(), "rules": s.rules().iter().map(rule_json).collect::<Vec<_>>()}))
-        .collect();
-    let events: Vec<Value> = rules::EVENT_TYPES
-        .iter()
-        .map(|e| json!({"event_type": e.name, "payload_type": e.payload_type, "aggregate_types": e.aggregate_types, "mission_scoped": e.mission_scoped}))
-        .collect();
-    json!({
-        "schema_version": rules::SHAPE_SCHEMA_VERSION,
-        "surfaces": surfaces,
-        "legacy_keys": rules::LEGACY_KEYS,
-        "cutover": {
-            "signal_field": rules::cutover::SIGNAL_FIELD,
-            "contract_version": rules::cutover::CONTRACT_VERSION,
-            "forbidden_legacy_event_names": rules::cutover::FORBIDDEN_LEGACY_EVENT_NAMES,
-            "forbidden_legacy_aggregate_names": rules::cutover::FORBIDDEN_LEGACY_AGGREGATE_NAMES,
-        },
-        "event_types": events,
-    })
-}
-
-fn show_text() -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "contract {} (events schema_version {})",
-        rules::SHAPE_SCHEMA_VERSION,
-        rules::cutover::CONTRACT_VERSION
-    );
-    for surface in Surface::ALL {
-        let _ = writeln!(out, "\n{}", surface.name());
-        for rule in surface.rules() {
-            let line = match *rule {
-                Rule::Required(f) => format!("required          {f}"),
-                Rule::Forbidden(f) => format!("forbidden         {f}"),
-                Rule::Allowed { field, values } => {
-                    format!("allowed values    {field}: {}", values.join(", "))
-                }
-                Rule::ForbiddenValue { field, values } => {
-                    format!("forbidden values  {field}: {}", values.join(", "))
-                }
-                Rule::Equals { field, value } => format!("equals            {field} = {value}"),
-            };
-            let _ = writeln!(out, "  {line}");
-        }
-    }
-    let _ = writeln!(
-        out,
-        "\nfeature-era keys, forbidden at any depth: {}",
-        rules::LEGACY_KEYS.join(", ")
-    );
-    let _ = writeln!(out, "\nevent types");
-    for e in rules::EVENT_TYPES {
-        let scoped = if e.mission_scoped {
-            "  (payload checked as payload.mission_scoped)"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "  {:<36} {:<8} {}{scoped}",
-            e.name,
-            e.aggregate_types.join("|"),
-            e.payload_type
-        );
-    }
-    out
 }
 
 /// A document found in the input and the line it starts on.
@@ -192,50 +105,43 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::usage(format!("cannot read {}: {e}", args.file)))?
     };
     let docs = documents(&text);
-    let mut problems = Vec::new();
+    let mut violations = Vec::new();
     for doc in &docs {
         match &doc.value {
             Ok(value) => {
                 if let Err(v) = gate(args.surface, value) {
-                    problems.push(json!({"line": doc.line, "surface": v.surface.name(), "field": v.field, "code": v.code(), "message": v.describe()}));
+                    violations.push(Violation {
+                        line: doc.line,
+                        surface: v.surface.name(),
+                        message: v.describe(),
+                        code: ErrorCode::from(&v.reason),
+                        field: v.field,
+                    });
                 }
             }
-            Err(message) => problems.push(json!({"line": doc.line, "surface": args.surface.name(), "field": "", "code": "INVALID_JSON", "message": message})),
+            Err(message) => violations.push(Violation {
+                line: doc.line,
+                surface: args.surface.name(),
+                field: String::new(),
+                code: ErrorCode::InvalidJson,
+                message: message.clone(),
+            }),
         }
     }
-    if args.json {
-        let report = json!({"surface": args.surface.name(), "documents": docs.len(), "valid": docs.len() - problems.len(), "violations": problems});
-        println!("{report}");
-    } else {
-        for p in &problems {
-            let field = p["field"].as_str().unwrap_or_default();
-            let field = if field.is_empty() {
-                String::new()
-            } else {
-                format!("{field}: ")
-            };
-            println!(
-                "line {}: {field}{} [{}]",
-                p["line"],
-                p["message"].as_str().unwrap_or_default(),
-                p["code"].as_str().unwrap_or_default()
-            );
-        }
-        if problems.is_empty() {
-            println!(
-                "ok: {} document(s) pass the {} contract",
-                docs.len(),
-                args.surface.name()
-            );
-        }
-    }
+    let report = CheckReport {
+        surface: args.surface.name(),
+        documents: docs.len(),
+        valid: docs.len() - violations.len(),
+        violations,
+    };
+    emit(&report, args.json);
     if docs.is_empty() {
         return Err(CliError::usage(format!(
             "{}: no JSON document found",
             args.file
         )));
     }
-    Ok(if problems.is_empty() {
+    Ok(if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

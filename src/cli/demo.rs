@@ -9,7 +9,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use super::CliError;
+use super::{CliError, ErrorCode};
 use crate::orchestrator_api::calls::Calls;
 
 #[derive(Debug, Args)]
@@ -31,7 +31,7 @@ struct Demo {
 }
 
 fn fail(message: impl Into<String>) -> CliError {
-    CliError::failed("DEMO_FAILED", message)
+    CliError::new(ErrorCode::DemoFailed, message)
 }
 
 impl Demo {

@@ -1,10 +1,11 @@
 //! `spec-kitty agent mission create|finalize-tasks`.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 use std::process::ExitCode;
 
-use super::{CliError, print_json};
+use super::output::emit;
+use super::output::mission::{Finalized, MissionCreated};
+use super::{CliError, ErrorCode};
 use crate::app::{self, outbox::Outbox};
 use crate::mission::workflow::{MissionContext, WorkflowError};
 use crate::mission::{self, NewMission};
@@ -57,32 +58,25 @@ pub fn run(cmd: MissionCommand) -> Result<ExitCode, CliError> {
 /// Map a mission error to the CLI: invalid input is a usage error, the rest a failure.
 pub(crate) fn mission_error(e: mission::MissionError, json: bool) -> CliError {
     use mission::MissionError as E;
-    let err = match &e {
+    let code = match &e {
         E::InvalidSlug { .. }
         | E::InvalidMissionDir { .. }
         | E::InvalidMissionType { .. }
         | E::InvalidFriendlyName { .. }
         | E::InvalidBranch { .. }
         | E::InvalidWpId { .. }
-        | E::InvalidHandle { .. } => CliError {
-            status: 2,
-            code: "INVALID_INPUT",
-            message: e.to_string(),
-            json,
-        },
-        E::NotFound { .. } | E::Ambiguous { .. } => {
-            CliError::failed("MISSION_NOT_FOUND", e.to_string())
-        }
-        E::WpNotFound { .. } => CliError::failed("WP_NOT_FOUND", e.to_string()),
-        E::LegacyMeta { .. } => CliError::failed("LEGACY_METADATA", e.to_string()),
-        _ => CliError::failed("MISSION_ERROR", e.to_string()),
+        | E::InvalidHandle { .. } => ErrorCode::InvalidInput,
+        E::NotFound { .. } | E::Ambiguous { .. } => ErrorCode::MissionNotFound,
+        E::WpNotFound { .. } => ErrorCode::WpNotFound,
+        E::LegacyMeta { .. } => ErrorCode::LegacyMetadata,
+        _ => ErrorCode::MissionError,
     };
-    err.json(json)
+    CliError::new(code, e.to_string()).json(json)
 }
 
 pub(crate) fn project_root(json: bool) -> Result<std::path::PathBuf, CliError> {
     repo::locate_project_root_from_cwd()
-        .map_err(|e| CliError::failed("NOT_A_PROJECT", e.to_string()).json(json))
+        .map_err(|e| CliError::new(ErrorCode::NotAProject, e.to_string()).json(json))
 }
 
 fn create(args: &CreateArgs) -> Result<ExitCode, CliError> {
@@ -97,34 +91,22 @@ fn create(args: &CreateArgs) -> Result<ExitCode, CliError> {
     let done = app::mission::create(&root, &request, &mut outbox).map_err(|e| match e {
         app::mission::CreateError::Mission(e) => mission_error(e, args.json),
         app::mission::CreateError::Identity(e) => {
-            CliError::failed("IDENTITY_ERROR", e.to_string()).json(args.json)
+            CliError::new(ErrorCode::IdentityError, e.to_string()).json(args.json)
         }
     })?;
-    let (created, commit) = (&done.mission, done.commit);
-    let meta = &created.meta;
-    if args.json {
-        print_json(&json!({
-            "result": "success",
-            "mission_slug": meta.mission_slug,
-            "mission_number": meta.mission_number,
-            "mission_type": meta.mission_type,
-            "mission_id": meta.mission_id,
-            "friendly_name": meta.friendly_name,
-            "target_branch": meta.target_branch,
-            "mission_dir": created.dir,
-            "commit": commit,
-        }));
-    } else {
-        println!(
-            "Created mission {} in {}",
-            meta.mission_slug,
-            created.dir.display()
-        );
-        println!(
-            "Next: write tasks/WP01-<title>.md, then `spec-kitty agent mission finalize-tasks --mission {}`",
-            meta.mission_slug
-        );
-    }
+    let meta = done.mission.meta;
+    let doc = MissionCreated {
+        result: "success",
+        mission_slug: meta.mission_slug,
+        mission_number: meta.mission_number,
+        mission_type: meta.mission_type,
+        mission_id: meta.mission_id,
+        friendly_name: meta.friendly_name,
+        target_branch: meta.target_branch,
+        mission_dir: done.mission.dir,
+        commit: done.commit,
+    };
+    emit(&doc, args.json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -134,20 +116,14 @@ pub(crate) fn open_mission(handle: &str, json: bool) -> Result<MissionContext, C
 }
 
 pub(crate) fn workflow_error(e: WorkflowError, json: bool) -> CliError {
-    match e {
-        WorkflowError::Mission(m) => mission_error(m, json),
-        WorkflowError::SubtaskNotFound { .. } => {
-            CliError::failed("SUBTASK_NOT_FOUND", e.to_string()).json(json)
-        }
-        WorkflowError::InvalidSubtaskStatus { .. } => CliError {
-            status: 2,
-            code: "INVALID_INPUT",
-            message: e.to_string(),
-            json,
-        },
-        WorkflowError::Status(_) => CliError::failed("STATUS_LOG_ERROR", e.to_string()).json(json),
-        _ => CliError::failed("MISSION_ERROR", e.to_string()).json(json),
-    }
+    let code = match e {
+        WorkflowError::Mission(m) => return mission_error(m, json),
+        WorkflowError::SubtaskNotFound { .. } => ErrorCode::SubtaskNotFound,
+        WorkflowError::InvalidSubtaskStatus { .. } => ErrorCode::InvalidInput,
+        WorkflowError::Status(_) => ErrorCode::StatusLogError,
+        _ => ErrorCode::MissionError,
+    };
+    CliError::new(code, e.to_string()).json(json)
 }
 
 fn finalize(args: &FinalizeArgs) -> Result<ExitCode, CliError> {
@@ -155,23 +131,15 @@ fn finalize(args: &FinalizeArgs) -> Result<ExitCode, CliError> {
     let mut outbox = Outbox::new(&ctx.root);
     let report =
         app::mission::finalize(&ctx, &mut outbox).map_err(|e| workflow_error(e, args.json))?;
-    if args.json {
-        print_json(&report.to_json(&ctx));
-    } else {
-        println!(
-            "Finalized {}: {} work package(s) in {} lane(s); bootstrapped {}",
-            ctx.meta.mission_slug,
-            report.work_packages.len(),
-            report.lanes,
-            if report.bootstrapped.is_empty() {
-                "none (already finalized)".to_string()
-            } else {
-                report.bootstrapped.join(", ")
-            }
-        );
-        if let Some(commit) = &report.commit {
-            println!("Committed {}", &commit[..commit.len().min(12)]);
-        }
-    }
+    let doc = Finalized {
+        result: "success",
+        mission_slug: ctx.meta.mission_slug.clone(),
+        work_packages: report.work_packages,
+        lanes: report.lanes,
+        bootstrapped: report.bootstrapped,
+        lanes_written: report.lanes_written,
+        commit: report.commit,
+    };
+    emit(&doc, args.json);
     Ok(ExitCode::SUCCESS)
 }

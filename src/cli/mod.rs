@@ -3,11 +3,15 @@
 //! Exit statuses (stable): 0 success; 1 the command ran and found problems or failed (for
 //! example contract violations, an unknown mission); 2 usage or input errors (bad arguments,
 //! an invalid slug, an unreadable file). With `--json`, failures are also printed on stdout as
-//! `{"error": {"code": "...", "message": "..."}}`; diagnostics always go to stderr.
+//! `{"error": {"code": "...", "message": "..."}}`; diagnostics always go to stderr. Every code,
+//! its exit status and meaning: [`ErrorCode`] (and the table in README.md). Every JSON document
+//! is a struct in [`output`], whose text is the human output.
 
 mod auth;
 mod contract;
 mod demo;
+pub mod error_code;
+mod error_from;
 mod init;
 mod mission;
 mod status;
@@ -16,6 +20,10 @@ mod sync_check;
 mod sync_now;
 mod tasks;
 mod upgrade;
+
+pub mod output;
+
+pub use error_code::ErrorCode;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -74,31 +82,24 @@ enum AgentCommand {
 /// command run with `--json`, also as `{"error": {"code", "message"}}` on stdout.
 #[derive(Debug)]
 pub struct CliError {
-    pub status: u8,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub json: bool,
 }
 
 impl CliError {
-    /// Bad arguments or unreadable input (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
+    /// A failure with `code` (exit [`ErrorCode::exit_status`]).
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> Self {
         Self {
-            status: 2,
-            code: "USAGE_ERROR",
+            code: code.into(),
             message: message.into(),
             json: false,
         }
     }
 
-    /// The command ran and failed (exit 1).
-    pub fn failed(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status: 1,
-            code,
-            message: message.into(),
-            json: false,
-        }
+    /// Bad arguments or unreadable input (`USAGE_ERROR`, exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UsageError, message)
     }
 
     /// Also report the error as JSON on stdout.
@@ -106,11 +107,11 @@ impl CliError {
         self.json = json;
         self
     }
-}
 
-/// Print a JSON document on stdout (one line).
-pub(crate) fn print_json(value: &serde_json::Value) {
-    println!("{value}");
+    /// The exit status: the code's.
+    pub fn status(&self) -> u8 {
+        self.code.exit_status()
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -130,11 +131,16 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
+            let status = e.status();
+            let error = output::CodeMessage {
+                code: e.code,
+                message: e.message,
+            };
             if e.json {
-                print_json(&serde_json::json!({"error": {"code": e.code, "message": e.message}}));
+                output::print_json(&output::ErrorDoc { error: &error });
             }
-            eprintln!("error: {}", e.message);
-            ExitCode::from(e.status)
+            eprintln!("error: {}", error.message);
+            ExitCode::from(status)
         }
     }
 }

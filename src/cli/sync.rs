@@ -40,18 +40,21 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{ArgGroup, Args, Subcommand};
-use serde_json::{Value, json};
-
-use super::{CliError, print_json};
+use super::output::CodeMessage;
+use super::output::emit;
+use super::output::sync::{
+    CheckDoc, LoginDoc, QuarantineDoc, QuarantineDropped, QuarantineList, QuarantineRetried,
+    QuarantinedRowDoc, QueueDoc, RejectedDoc, RejectionDoc, SyncSection, SyncStatus, TypeCount,
+};
+use super::{CliError, ErrorCode};
 use crate::contract::Timestamp;
 use crate::home::SpecKittyHome;
-use crate::queue::thousands;
 use crate::queue::{QuarantineSelection, QuarantinedRow, Queue, QueueError, QueueOptions};
 use crate::queue::{Rejection, RetryOutcome};
 use crate::saas::batch::{META_LAST_ERROR, META_LAST_SERVER, META_LAST_SYNC_AT};
 use crate::saas::credentials::CredentialStore;
 use crate::saas::settings::{SyncSettings, configured_server};
+use clap::{ArgGroup, Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
@@ -113,33 +116,23 @@ pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
     }
 }
 
-fn problem(code: &'static str, message: impl ToString) -> CliError {
-    CliError::failed(code, message.to_string())
-}
-
 /// The stable code and exit status of a queue error (see the module docs).
 pub(super) fn queue_error(e: QueueError, json: bool) -> CliError {
     let code = match &e {
-        QueueError::NotQuarantined { .. } => {
-            return CliError {
-                status: 2,
-                code: "NOT_QUARANTINED",
-                message: e.to_string(),
-                json,
-            };
-        }
-        QueueError::Corrupt { .. } => "QUEUE_CORRUPT",
-        QueueError::NewerSchema { .. } => "QUEUE_NEWER_SCHEMA",
-        QueueError::Incompatible { .. } => "QUEUE_INCOMPATIBLE",
+        QueueError::NotQuarantined { .. } => ErrorCode::NotQuarantined,
+        QueueError::Corrupt { .. } => ErrorCode::QueueCorrupt,
+        QueueError::NewerSchema { .. } => ErrorCode::QueueNewerSchema,
+        QueueError::Incompatible { .. } => ErrorCode::QueueIncompatible,
         QueueError::Sqlite { .. } | QueueError::Io { .. } | QueueError::InvalidEnvelope { .. } => {
-            "QUEUE_ERROR"
+            ErrorCode::QueueError
         }
     };
-    problem(code, e).json(json)
+    CliError::new(code, e.to_string()).json(json)
 }
 
 pub(super) fn home(json: bool) -> Result<SpecKittyHome, CliError> {
-    SpecKittyHome::from_env().map_err(|e| problem("NO_HOME", e).json(json))
+    SpecKittyHome::from_env()
+        .map_err(|e| CliError::new(ErrorCode::NoHome, e.to_string()).json(json))
 }
 
 /// The CLI's queue settings: the configured cap, durable commits.
@@ -165,36 +158,25 @@ fn when(epoch: Option<i64>) -> Option<String> {
     Some(Timestamp::from_jiff(ts).to_string())
 }
 
-fn row_json(row: &QuarantinedRow, with_data: bool) -> Value {
-    let mut doc = json!({
-        "id": row.id,
-        "queue_id": row.queue_id,
-        "event_id": row.event_id,
-        "event_type": row.event_type,
-        "enqueued_at": when(Some(row.timestamp)),
-        "retry_count": row.retry_count,
-        "code": row.code,
-        "surface": row.surface,
-        "field": row.field,
-        "reason": row.reason,
-        "quarantined_at": row.quarantined_at,
-    });
-    if with_data {
-        doc["data"] = Value::String(row.data.clone());
+fn row_doc(row: &QuarantinedRow, with_data: bool) -> QuarantinedRowDoc {
+    QuarantinedRowDoc {
+        id: row.id,
+        queue_id: row.queue_id,
+        event_id: row.event_id.clone(),
+        event_type: row.event_type.clone(),
+        enqueued_at: when(Some(row.timestamp)),
+        retry_count: row.retry_count,
+        code: row.code.clone(),
+        surface: row.surface.clone(),
+        field: row.field.clone(),
+        reason: row.reason.clone(),
+        quarantined_at: row.quarantined_at.clone(),
+        data: with_data.then(|| row.data.clone()),
     }
-    doc
 }
 
-fn row_line(row: &QuarantinedRow) -> String {
-    let field = if row.field.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", row.field)
-    };
-    format!(
-        "  #{} {} {} [{}] {}{}: {}",
-        row.id, row.event_type, row.event_id, row.code, row.surface, field, row.reason
-    )
+fn row_docs(rows: &[QuarantinedRow], with_data: bool) -> Vec<QuarantinedRowDoc> {
+    rows.iter().map(|r| row_doc(r, with_data)).collect()
 }
 
 /// The `sync` section of `sync status`: enablement, server, login, the last drain.
@@ -202,20 +184,25 @@ fn sync_section(
     home: &SpecKittyHome,
     queue: Option<&Queue>,
     json: bool,
-) -> Result<Value, CliError> {
+) -> Result<SyncSection, CliError> {
     let settings = SyncSettings::resolve(home);
     let store = CredentialStore::new(home.credentials_path());
     let now = jiff::Timestamp::now();
     let login = match store.load() {
-        Ok(Some(c)) => json!({
-            "username": c.username,
-            "team_slug": c.team_slug,
-            "server": c.server_url,
-            "access_valid": c.valid_access(now).is_some(),
-            "refresh_valid": c.valid_refresh(now).is_some(),
+        Ok(Some(c)) => Some(LoginDoc::Stored {
+            access_valid: c.valid_access(now).is_some(),
+            refresh_valid: c.valid_refresh(now).is_some(),
+            username: c.username,
+            team_slug: c.team_slug,
+            server: c.server_url,
         }),
-        Ok(None) => Value::Null,
-        Err(e) => json!({"error": {"code": e.code(), "message": e.to_string()}}),
+        Ok(None) => None,
+        Err(e) => Some(LoginDoc::Unreadable {
+            error: CodeMessage {
+                code: ErrorCode::from(&e),
+                message: e.to_string(),
+            },
+        }),
     };
     let meta = |key| -> Result<Option<String>, CliError> {
         match queue {
@@ -224,114 +211,74 @@ fn sync_section(
         }
     };
     let (server, server_error) = match &settings.server {
-        Ok(s) => (Value::String(s.to_string()), Value::Null),
+        Ok(s) => (s.to_string(), None),
         Err(e) => (
-            Value::String(configured_server(home)),
-            json!({"code": e.code(), "message": e.to_string()}),
+            configured_server(home),
+            Some(CodeMessage {
+                code: ErrorCode::from(e),
+                message: e.to_string(),
+            }),
         ),
     };
-    Ok(json!({
-        "enabled": settings.enabled,
-        "server": server,
-        "server_error": server_error,
-        "login": login,
-        "last_sync_at": meta(META_LAST_SYNC_AT)?,
-        "last_server": meta(META_LAST_SERVER)?,
-        "last_error": meta(META_LAST_ERROR)?,
-    }))
-}
-
-fn print_sync_section(sync: &Value) {
-    let text = |v: &Value| v.as_str().map(str::to_owned);
-    let enabled = sync["enabled"].as_bool().unwrap_or(false);
-    println!(
-        "Sync: {} (server {})",
-        if enabled {
-            "enabled"
-        } else {
-            "disabled (set SPEC_KITTY_ENABLE_SAAS_SYNC=1 to enable)"
-        },
-        text(&sync["server"]).unwrap_or_default()
-    );
-    if let Some(msg) = text(&sync["server_error"]["message"]) {
-        println!("  server URL refused: {msg}");
-    }
-    match &sync["login"] {
-        Value::Null => println!("  login: none (spec-kitty auth login)"),
-        login => {
-            if let Some(msg) = text(&login["error"]["message"]) {
-                println!("  login: unreadable: {msg}");
-            } else {
-                let state = if login["access_valid"].as_bool() == Some(true) {
-                    "active"
-                } else if login["refresh_valid"].as_bool() == Some(true) {
-                    "access token expired, refresh token valid"
-                } else {
-                    "expired (spec-kitty auth login)"
-                };
-                println!(
-                    "  login: {} on {} ({state})",
-                    text(&login["username"]).unwrap_or_default(),
-                    text(&login["server"]).unwrap_or_default()
-                );
-            }
-        }
-    }
-    match text(&sync["last_sync_at"]) {
-        Some(at) => println!(
-            "  last sync: {at} with {}",
-            text(&sync["last_server"]).unwrap_or_default()
-        ),
-        None => println!("  last sync: never"),
-    }
-    if let Some(err) = text(&sync["last_error"]) {
-        println!("  last error: {err}");
-    }
-}
-
-fn rejection_json(r: &Rejection) -> Value {
-    json!({
-        "event_id": r.event_id, "event_type": r.event_type, "reason": r.reason,
-        "category": r.category, "rejected_at": r.rejected_at, "rejections": r.rejections,
-        "retry_count": r.retry_count,
+    Ok(SyncSection {
+        enabled: settings.enabled,
+        server,
+        server_error,
+        login,
+        last_sync_at: meta(META_LAST_SYNC_AT)?,
+        last_server: meta(META_LAST_SERVER)?,
+        last_error: meta(META_LAST_ERROR)?,
     })
+}
+
+fn rejection_doc(r: Rejection) -> RejectionDoc {
+    RejectionDoc {
+        event_id: r.event_id,
+        event_type: r.event_type,
+        reason: r.reason,
+        category: r.category,
+        rejected_at: r.rejected_at,
+        rejections: r.rejections,
+        retry_count: r.retry_count,
+    }
 }
 
 fn status(json: bool, check: bool) -> Result<ExitCode, CliError> {
     let home = home(json)?;
-    let check = check.then(|| super::sync_check::run(&home));
-    let exit = if check.as_ref().is_some_and(|c| c["ok"] != true) {
+    let check: Option<CheckDoc> = check.then(|| super::sync_check::run(&home));
+    let exit = if check.as_ref().is_some_and(|c| !c.ok) {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     };
-    let with_check = |mut doc: Value| {
-        if let Some(c) = &check {
-            doc["check"] = c.clone();
-        }
-        doc
-    };
     let (path, queue) = open_existing(&home, json)?;
     let max = home.max_queue_size();
     let Some(mut queue) = queue else {
-        let sync = sync_section(&home, None, json)?;
-        if json {
-            print_json(&with_check(json!({
-                "queue": {"path": path, "exists": false, "schema_version": null, "depth": 0,
-                    "max_queue_size": max, "retried": 0, "oldest_enqueued_at": null,
-                    "newest_enqueued_at": null, "by_type": []},
-                "quarantine": {"count": 0, "newly_quarantined": 0, "rows": []},
-                "rejected": {"count": 0, "rows": []},
-                "sync": sync,
-            })));
-        } else {
-            println!("Queue: {} (not created yet)", path.display());
-            println!("Depth: 0 of {}", thousands(max));
-            print_sync_section(&sync);
-            if let Some(c) = &check {
-                super::sync_check::print(c);
-            }
-        }
+        let doc = SyncStatus {
+            queue: QueueDoc {
+                path,
+                exists: false,
+                schema_version: None,
+                depth: 0,
+                max_queue_size: max,
+                retried: 0,
+                oldest_enqueued_at: None,
+                newest_enqueued_at: None,
+                by_type: Vec::new(),
+            },
+            quarantine: QuarantineDoc {
+                count: 0,
+                newly_quarantined: 0,
+                rows: Vec::new(),
+            },
+            rejected: RejectedDoc {
+                count: 0,
+                rows: Vec::new(),
+            },
+            sync: sync_section(&home, None, json)?,
+            check,
+        };
+        emit(&doc, json);
         return Ok(exit);
     };
     let err = |e| queue_error(e, json);
@@ -341,85 +288,35 @@ fn status(json: bool, check: bool) -> Result<ExitCode, CliError> {
     let rejections = queue.rejections().map_err(err)?;
     let schema = queue.schema_version().map_err(err)?;
     let sync = sync_section(&home, Some(&queue), json)?;
-    if json {
-        let by_type: Vec<Value> = stats
-            .by_type
-            .iter()
-            .map(|(t, n)| json!({"event_type": t, "count": n}))
-            .collect();
-        print_json(&with_check(json!({
-            "queue": {
-                "path": path, "exists": true, "schema_version": schema, "depth": stats.depth,
-                "max_queue_size": stats.max_queue_size, "retried": stats.retried,
-                "oldest_enqueued_at": when(stats.oldest), "newest_enqueued_at": when(stats.newest),
-                "by_type": by_type,
-            },
-            "quarantine": {
-                "count": rows.len(),
-                "newly_quarantined": newly.len(),
-                "rows": rows.iter().map(|r| row_json(r, false)).collect::<Vec<_>>(),
-            },
-            "rejected": {
-                "count": rejections.len(),
-                "rows": rejections.iter().map(rejection_json).collect::<Vec<_>>(),
-            },
-            "sync": sync,
-        })));
-        return Ok(exit);
-    }
-    println!("Queue: {} (schema {schema})", path.display());
-    println!(
-        "Depth: {} of {} ({} retried)",
-        thousands(stats.depth),
-        thousands(stats.max_queue_size),
-        thousands(stats.retried)
-    );
-    if let (Some(oldest), Some(newest)) = (when(stats.oldest), when(stats.newest)) {
-        println!("Oldest: {oldest}");
-        println!("Newest: {newest}");
-    }
-    if !stats.by_type.is_empty() {
-        println!("By type:");
-        let width = stats
-            .by_type
-            .iter()
-            .map(|(t, _)| t.len())
-            .max()
-            .unwrap_or(0);
-        for (t, n) in &stats.by_type {
-            println!("  {t:<width$}  {}", thousands(*n));
-        }
-    }
-    if rows.is_empty() {
-        println!("Quarantine: empty");
-    } else {
-        println!(
-            "Quarantine: {} row(s), {} new in this run; never sent. \
-             Inspect: spec-kitty sync quarantine list",
-            rows.len(),
-            newly.len()
-        );
-        for row in &rows {
-            println!("{}", row_line(row));
-        }
-    }
-    if !rejections.is_empty() {
-        println!(
-            "Rejected by the server: {} event(s), kept in the queue and offered again by \
-             `spec-kitty sync now`",
-            rejections.len()
-        );
-        for r in &rejections {
-            println!(
-                "  {} {} ({}x, {}): {}",
-                r.event_type, r.event_id, r.rejections, r.category, r.reason
-            );
-        }
-    }
-    print_sync_section(&sync);
-    if let Some(c) = &check {
-        super::sync_check::print(c);
-    }
+    let doc = SyncStatus {
+        queue: QueueDoc {
+            path,
+            exists: true,
+            schema_version: Some(schema),
+            depth: stats.depth,
+            max_queue_size: stats.max_queue_size,
+            retried: stats.retried,
+            oldest_enqueued_at: when(stats.oldest),
+            newest_enqueued_at: when(stats.newest),
+            by_type: stats
+                .by_type
+                .into_iter()
+                .map(|(event_type, count)| TypeCount { event_type, count })
+                .collect(),
+        },
+        quarantine: QuarantineDoc {
+            count: rows.len(),
+            newly_quarantined: newly.len(),
+            rows: row_docs(&rows, false),
+        },
+        rejected: RejectedDoc {
+            count: rejections.len(),
+            rows: rejections.into_iter().map(rejection_doc).collect(),
+        },
+        sync,
+        check,
+    };
+    emit(&doc, json);
     Ok(exit)
 }
 
@@ -430,20 +327,12 @@ fn list(json: bool) -> Result<ExitCode, CliError> {
         Some(q) => q.list_quarantine().map_err(|e| queue_error(e, json))?,
         None => Vec::new(),
     };
-    if json {
-        print_json(&json!({
-            "path": path,
-            "count": rows.len(),
-            "rows": rows.iter().map(|r| row_json(r, true)).collect::<Vec<_>>(),
-        }));
-    } else if rows.is_empty() {
-        println!("No quarantined rows in {}", path.display());
-    } else {
-        println!("{} quarantined row(s) in {}:", rows.len(), path.display());
-        for row in &rows {
-            println!("{}", row_line(row));
-        }
-    }
+    let doc = QuarantineList {
+        path,
+        count: rows.len(),
+        rows: row_docs(&rows, true),
+    };
+    emit(&doc, json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -463,14 +352,7 @@ fn drop_rows(args: &RowSelection) -> Result<ExitCode, CliError> {
             ));
         }
     };
-    if args.json {
-        print_json(&json!({"path": path, "dropped": dropped}));
-    } else {
-        println!(
-            "Dropped {dropped} quarantined row(s) from {}",
-            path.display()
-        );
-    }
+    emit(&QuarantineDropped { path, dropped }, args.json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -487,17 +369,18 @@ fn retry_rows(args: &RowSelection) -> Result<ExitCode, CliError> {
     let (path, queue) = open_existing(&home, args.json)?;
     let which = selection(args);
     // The queue's NotQuarantined text speaks of dropping; say what retry did (nothing).
-    let not_quarantined = |ids: &[i64]| CliError {
-        status: 2,
-        code: "NOT_QUARANTINED",
-        message: format!(
-            "no quarantined row with id {}; nothing was retried (see `spec-kitty sync quarantine list`)",
-            ids.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        json: args.json,
+    let not_quarantined = |ids: &[i64]| {
+        CliError::new(
+            ErrorCode::NotQuarantined,
+            format!(
+                "no quarantined row with id {}; nothing was retried (see `spec-kitty sync quarantine list`)",
+                ids.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .json(args.json)
     };
     let outcome = match (queue, &which) {
         (Some(mut q), _) => q.retry_quarantine(&which).map_err(|e| match e {
@@ -507,21 +390,11 @@ fn retry_rows(args: &RowSelection) -> Result<ExitCode, CliError> {
         (None, QuarantineSelection::All) => RetryOutcome::default(),
         (None, QuarantineSelection::Ids(ids)) => return Err(not_quarantined(ids)),
     };
-    if args.json {
-        print_json(&json!({
-            "path": path,
-            "restored": outcome.restored.iter().map(|r| row_json(r, false)).collect::<Vec<_>>(),
-            "still_refused": outcome.still_refused.iter().map(|r| row_json(r, false)).collect::<Vec<_>>(),
-        }));
-    } else {
-        println!(
-            "Restored {} row(s) to the queue; {} still refused by the contract",
-            outcome.restored.len(),
-            outcome.still_refused.len()
-        );
-        for row in &outcome.still_refused {
-            println!("{}", row_line(row));
-        }
-    }
+    let doc = QuarantineRetried {
+        path,
+        restored: row_docs(&outcome.restored, false),
+        still_refused: row_docs(&outcome.still_refused, false),
+    };
+    emit(&doc, args.json);
     Ok(ExitCode::SUCCESS)
 }

@@ -14,75 +14,53 @@
 //! --check` exits 1 when a check failed or was skipped. Only the `connection` check uses the
 //! network; no token is ever printed.
 
-use serde_json::{Value, json};
-
+use super::ErrorCode;
+use super::output::sync::{CheckDoc, CheckItem};
 use crate::home::SpecKittyHome;
 use crate::saas::credentials::CredentialStore;
 use crate::saas::request::http_client;
 use crate::saas::session::Session;
 use crate::saas::settings::{ServerUrl, SyncSettings};
 
-/// One check's outcome.
-struct Check {
-    name: &'static str,
-    outcome: Outcome,
-}
-
-enum Outcome {
-    Passed(String),
-    Failed { code: String, detail: String },
-    Skipped(&'static str),
-}
-
-impl Check {
-    fn json(&self) -> Value {
-        match &self.outcome {
-            Outcome::Passed(detail) => json!({
-                "name": self.name, "ok": true, "skipped": false, "code": null, "detail": detail,
-            }),
-            Outcome::Failed { code, detail } => json!({
-                "name": self.name, "ok": false, "skipped": false, "code": code, "detail": detail,
-            }),
-            Outcome::Skipped(why) => json!({
-                "name": self.name, "ok": false, "skipped": true, "code": null, "detail": why,
-            }),
-        }
+fn failed(name: &'static str, code: impl Into<ErrorCode>, detail: String) -> CheckItem {
+    CheckItem {
+        name,
+        ok: false,
+        skipped: false,
+        code: Some(code.into()),
+        detail,
     }
 }
 
-fn failed(name: &'static str, code: &str, detail: String) -> Check {
-    Check {
+fn passed(name: &'static str, detail: String) -> CheckItem {
+    CheckItem {
         name,
-        outcome: Outcome::Failed {
-            code: code.to_owned(),
-            detail,
-        },
+        ok: true,
+        skipped: false,
+        code: None,
+        detail,
     }
 }
 
-fn passed(name: &'static str, detail: String) -> Check {
-    Check {
+fn skipped(name: &'static str, why: &'static str) -> CheckItem {
+    CheckItem {
         name,
-        outcome: Outcome::Passed(detail),
-    }
-}
-
-fn skipped(name: &'static str, why: &'static str) -> Check {
-    Check {
-        name,
-        outcome: Outcome::Skipped(why),
+        ok: false,
+        skipped: true,
+        code: None,
+        detail: why.to_owned(),
     }
 }
 
 /// Run the checks (see the module docs).
-pub fn run(home: &SpecKittyHome) -> Value {
+pub fn run(home: &SpecKittyHome) -> CheckDoc {
     let settings = SyncSettings::resolve(home);
     let mut checks = vec![if settings.enabled {
         passed("enabled", "SPEC_KITTY_ENABLE_SAAS_SYNC is set".to_owned())
     } else {
         failed(
             "enabled",
-            "SYNC_DISABLED",
+            ErrorCode::SyncDisabled,
             "sync is off: set SPEC_KITTY_ENABLE_SAAS_SYNC=1 to enable it".to_owned(),
         )
     }];
@@ -92,7 +70,7 @@ pub fn run(home: &SpecKittyHome) -> Value {
             Some(server.clone())
         }
         Err(e) => {
-            checks.push(failed("server", e.code(), e.to_string()));
+            checks.push(failed("server", e, e.to_string()));
             None
         }
     };
@@ -103,11 +81,11 @@ pub fn run(home: &SpecKittyHome) -> Value {
         }
         Some(Err(detail)) => {
             checks.push(skipped("login", "the HTTP client did not start"));
-            checks.push(failed("connection", "HTTP_CLIENT", detail));
+            checks.push(failed("connection", ErrorCode::HttpClient, detail));
         }
         Some(Ok(session)) => match session.usable_login() {
             Err(e) => {
-                checks.push(failed("login", e.code(), e.to_string()));
+                checks.push(failed("login", &e, e.to_string()));
                 checks.push(skipped("connection", "needs a server and a login"));
             }
             Ok(login) => {
@@ -116,10 +94,8 @@ pub fn run(home: &SpecKittyHome) -> Value {
             }
         },
     }
-    let ok = checks
-        .iter()
-        .all(|c| matches!(c.outcome, Outcome::Passed(_)));
-    json!({"ok": ok, "checks": checks.iter().map(Check::json).collect::<Vec<_>>()})
+    let ok = checks.iter().all(|c| c.ok);
+    CheckDoc { ok, checks }
 }
 
 /// The session the `login` and `connection` checks use; why not when the HTTP client fails.
@@ -138,7 +114,7 @@ fn session(
 }
 
 /// One ws-token request (after a refresh when the access token expired).
-fn connection_check(session: &Session) -> Check {
+fn connection_check(session: &Session) -> CheckItem {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -147,7 +123,7 @@ fn connection_check(session: &Session) -> Check {
         Err(e) => {
             return failed(
                 "connection",
-                "RUNTIME",
+                ErrorCode::Runtime,
                 format!("cannot start the async runtime: {e}"),
             );
         }
@@ -160,25 +136,6 @@ fn connection_check(session: &Session) -> Check {
                 session.server()
             ),
         ),
-        Err(e) => failed("connection", e.code(), e.to_string()),
-    }
-}
-
-/// Print the checks as text, one line each.
-pub fn print(check: &Value) {
-    println!("Check:");
-    for c in check["checks"].as_array().into_iter().flatten() {
-        let state = if c["ok"].as_bool() == Some(true) {
-            "ok"
-        } else if c["skipped"].as_bool() == Some(true) {
-            "skipped"
-        } else {
-            "FAILED"
-        };
-        println!(
-            "  {:<11} {state:<7} {}",
-            c["name"].as_str().unwrap_or_default(),
-            c["detail"].as_str().unwrap_or_default()
-        );
+        Err(e) => failed("connection", &e, e.to_string()),
     }
 }

@@ -29,11 +29,10 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
-use serde_json::json;
-
+use super::output::sync_now::{FailureReport, SyncDisabled, SyncNow};
+use super::output::{CodeMessage, emit};
 use super::sync::{home, open_existing, queue_error, queue_options};
-use super::{CliError, print_json};
+use super::{CliError, ErrorCode};
 use crate::app::sync::drain;
 use crate::home::SpecKittyHome;
 use crate::queue::Queue;
@@ -42,6 +41,7 @@ use crate::saas::credentials::CredentialStore;
 use crate::saas::request::http_client;
 use crate::saas::session::Session;
 use crate::saas::settings::{SyncSettings, disabled_message};
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct NowArgs {
@@ -55,36 +55,6 @@ pub struct NowArgs {
     /// JSON: generated_at, summary, failures[{event_id, error, category}]).
     #[arg(long, value_name = "FILE")]
     report: Option<std::path::PathBuf>,
-}
-
-/// Upstream's `generate_failure_report` shape.
-fn failure_report(r: &DrainReport) -> serde_json::Value {
-    let mut categories = serde_json::Map::new();
-    for f in &r.failures {
-        let n = categories
-            .get(&f.category)
-            .and_then(|v| v.as_u64())
-            .unwrap_or(0);
-        categories.insert(f.category.clone(), json!(n + 1));
-    }
-    json!({
-        "generated_at": crate::contract::Timestamp::now().to_string(),
-        "summary": {
-            "total_events": r.sent + r.duplicates + r.rejected + r.unacknowledged,
-            "synced": r.sent,
-            "duplicates": r.duplicates,
-            "failed": r.failures.len(),
-            "categories": categories,
-        },
-        "failures": r.failures,
-    })
-}
-
-fn summary_line(r: &DrainReport) -> String {
-    format!(
-        "Synced: {}  Duplicates: {}  Rejected: {}  Quarantined: {}  Unacknowledged: {}  Left: {}",
-        r.sent, r.duplicates, r.rejected, r.quarantined, r.unacknowledged, r.left
-    )
 }
 
 /// Events queued before the login sit in the unscoped `queue.db`; once logged in, move them
@@ -119,35 +89,41 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
     let home = home(json)?;
     let settings = SyncSettings::resolve(&home);
     if !settings.enabled {
-        if json {
-            print_json(&json!({"enabled": false, "message": disabled_message()}));
-        } else {
-            println!("{}", disabled_message());
-        }
+        let doc = SyncDisabled {
+            enabled: false,
+            message: disabled_message(),
+        };
+        emit(&doc, json);
         return Ok(ExitCode::SUCCESS);
     }
     let server = settings
         .server
         .clone()
-        .map_err(|e| CliError::failed(e.code(), e.to_string()).json(json))?;
+        .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     let adopted = adopt_pre_login_events(&home, json)?;
     let (path, queue) = open_existing(&home, json)?;
     let mut queue = match queue {
         Some(q) if !q.is_empty().map_err(|e| queue_error(e, json))? => q,
         _ => {
-            if json {
-                print_json(&json!({
-                    "enabled": true, "server": server.as_str(), "queue": path,
-                    "adopted": adopted, "summary": DrainReport::default(),
-                }));
-            } else {
-                println!("Queue is empty, nothing to sync.");
-            }
+            let doc = SyncNow {
+                enabled: true,
+                server: server.as_str().to_string(),
+                queue: path,
+                adopted,
+                summary: DrainReport::default(),
+                error: None,
+                nothing_queued: true,
+            };
+            emit(&doc, json);
             return Ok(ExitCode::SUCCESS);
         }
     };
     let http = http_client(&settings.transport).map_err(|e| {
-        CliError::failed("HTTP_CLIENT", format!("cannot start the HTTP client: {e}")).json(json)
+        CliError::new(
+            ErrorCode::HttpClient,
+            format!("cannot start the HTTP client: {e}"),
+        )
+        .json(json)
     })?;
     let session = Session::new(
         http,
@@ -158,7 +134,11 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         .enable_all()
         .build()
         .map_err(|e| {
-            CliError::failed("RUNTIME", format!("cannot start the async runtime: {e}")).json(json)
+            CliError::new(
+                ErrorCode::Runtime,
+                format!("cannot start the async runtime: {e}"),
+            )
+            .json(json)
         })?;
 
     let bar = if json {
@@ -197,10 +177,19 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
                 println!("No failures to report.");
             }
         } else {
-            let text = format!("{:#}\n", failure_report(&report));
+            let text = match serde_json::to_string_pretty(&FailureReport::new(&report)) {
+                Ok(text) => format!("{text}\n"),
+                Err(e) => {
+                    return Err(CliError::new(
+                        ErrorCode::ReportWrite,
+                        format!("cannot write the report {}: {e}", file.display()),
+                    )
+                    .json(json));
+                }
+            };
             crate::repo::write_atomic(file, text.as_bytes()).map_err(|e| {
-                CliError::failed(
-                    "REPORT_WRITE",
+                CliError::new(
+                    ErrorCode::ReportWrite,
                     format!("cannot write the report {}: {e}", file.display()),
                 )
                 .json(json)
@@ -211,39 +200,36 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         }
     }
     let refused = report.rejected + report.quarantined;
-    let error: Option<(&'static str, String)> = match &stop {
-        Some(stop) => Some((stop.code(), stop.to_string())),
-        None if refused > 0 && !args.no_strict => Some((
-            "EVENTS_REJECTED",
-            format!(
+    let error = match &stop {
+        Some(stop) => Some(CodeMessage {
+            code: stop.into(),
+            message: stop.to_string(),
+        }),
+        None if refused > 0 && !args.no_strict => Some(CodeMessage {
+            code: ErrorCode::EventsRejected,
+            message: format!(
                 "{} event(s) rejected by the server and {} quarantined by the contract gate; \
                  see `spec-kitty sync status`",
                 report.rejected, report.quarantined
             ),
-        )),
+        }),
         None => None,
     };
-    if json {
-        let mut doc = json!({
-            "enabled": true,
-            "server": server.as_str(),
-            "queue": path,
-            "adopted": adopted,
-            "summary": report,
-        });
-        if let Some((code, message)) = &error {
-            doc["error"] = json!({"code": code, "message": message});
-        }
-        print_json(&doc);
-    } else {
-        println!("{}", summary_line(&report));
-        if let Some((_, message)) = &error {
-            eprintln!("error: {message}");
-        }
+    let exit = error
+        .as_ref()
+        .map_or(ExitCode::SUCCESS, |e| ExitCode::from(e.code.exit_status()));
+    let doc = SyncNow {
+        enabled: true,
+        server: server.as_str().to_string(),
+        queue: path,
+        adopted,
+        summary: report,
+        error,
+        nothing_queued: false,
+    };
+    emit(&doc, json);
+    if let (false, Some(error)) = (json, &doc.error) {
+        eprintln!("error: {}", error.message);
     }
-    Ok(if error.is_some() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(exit)
 }

@@ -1,11 +1,12 @@
 //! `spec-kitty agent tasks mark-status`.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 use std::process::ExitCode;
 
+use super::CliError;
 use super::mission::{open_mission, workflow_error};
-use super::{CliError, print_json};
+use super::output::emit;
+use super::output::mission::{MarkResult, MarkSummary, MarkedStatus};
 use crate::app::{self, outbox::Outbox};
 
 #[derive(Debug, Subcommand)]
@@ -42,21 +43,22 @@ fn mark(args: &MarkArgs) -> Result<ExitCode, CliError> {
     let mut outbox = Outbox::new(&ctx.root);
     let marked = app::mission::mark(&ctx, &args.ids, &args.status, "user", &mut outbox)
         .map_err(|e| workflow_error(e, args.json))?;
-    if args.json {
-        let results: Vec<_> = marked
-            .iter()
-            .map(|m| {
-                json!({"id": m.id, "outcome": "updated", "format": "checkbox", "wp_id": m.wp_id,
-                            "message": format!("Marked {} as {} ({})", m.id, args.status, m.wp_id)})
+    let doc = MarkedStatus {
+        summary: MarkSummary {
+            updated: marked.len(),
+            not_found: 0,
+        },
+        results: marked
+            .into_iter()
+            .map(|m| MarkResult {
+                message: format!("Marked {} as {} ({})", m.id, args.status, m.wp_id),
+                id: m.id,
+                outcome: "updated",
+                format: "checkbox",
+                wp_id: m.wp_id,
             })
-            .collect();
-        print_json(
-            &json!({"results": results, "summary": {"updated": marked.len(), "not_found": 0}}),
-        );
-    } else {
-        for m in &marked {
-            println!("Marked {} as {} ({})", m.id, args.status, m.wp_id);
-        }
-    }
+            .collect(),
+    };
+    emit(&doc, args.json);
     Ok(ExitCode::SUCCESS)
 }

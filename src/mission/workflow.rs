@@ -1,7 +1,7 @@
 //! Mission workflow steps built on the status log: finalize-tasks, subtask marks, and the
 //! per-mission view shared by `spec-kitty status` and `orchestrator-api mission-state`.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -128,20 +128,6 @@ pub struct CreatedWp {
     pub wp_id: String,
     pub title: String,
     pub dependencies: Vec<String>,
-}
-
-impl FinalizeReport {
-    pub fn to_json(&self, ctx: &MissionContext) -> Value {
-        json!({
-            "result": "success",
-            "mission_slug": ctx.meta.mission_slug,
-            "work_packages": self.work_packages,
-            "lanes": self.lanes,
-            "bootstrapped": self.bootstrapped,
-            "lanes_written": self.lanes_written,
-            "commit": self.commit,
-        })
-    }
 }
 
 /// `finalize-tasks`: validate the work packages, compute `lanes.json`, append one

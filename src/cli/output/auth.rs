@@ -1,0 +1,96 @@
+//! `auth login|status|logout`. No document carries a token.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::Render;
+
+/// `auth login --json`.
+#[derive(Debug, Serialize)]
+pub struct LoggedIn {
+    /// Always `true`.
+    pub logged_in: bool,
+    pub username: String,
+    pub server: String,
+}
+
+impl Render for LoggedIn {
+    fn text(&self) -> String {
+        format!("Logged in to {} as {}\n", self.server, self.username)
+    }
+}
+
+/// `auth status --json`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum AuthStatus {
+    /// `{"logged_in": false}`.
+    LoggedOut {
+        logged_in: bool,
+    },
+    LoggedIn(StoredLogin),
+}
+
+/// The stored login, as `auth status` shows it.
+#[derive(Debug, Serialize)]
+pub struct StoredLogin {
+    /// Always `true`.
+    pub logged_in: bool,
+    pub username: String,
+    pub team_slug: Option<String>,
+    pub server: String,
+    pub access_valid: bool,
+    pub access_expires_at: Option<String>,
+    pub refresh_valid: bool,
+    pub refresh_expires_at: Option<String>,
+}
+
+fn token_state(valid: bool) -> &'static str {
+    if valid { "valid" } else { "expired" }
+}
+
+impl Render for AuthStatus {
+    fn text(&self) -> String {
+        let c = match self {
+            AuthStatus::LoggedOut { .. } => {
+                return "Not logged in (spec-kitty auth login)\n".to_string();
+            }
+            AuthStatus::LoggedIn(c) => c,
+        };
+        let mut out = format!("Logged in as {} on {}\n", c.username, c.server);
+        if let Some(team) = &c.team_slug {
+            let _ = writeln!(out, "Team: {team}");
+        }
+        let _ = writeln!(
+            out,
+            "Access token: {} (expires {})",
+            token_state(c.access_valid),
+            c.access_expires_at.as_deref().unwrap_or("unknown")
+        );
+        let _ = writeln!(
+            out,
+            "Refresh token: {} (expires {})",
+            token_state(c.refresh_valid),
+            c.refresh_expires_at.as_deref().unwrap_or("unknown")
+        );
+        out
+    }
+}
+
+/// `auth logout --json`: `{"logged_in": false}`.
+#[derive(Debug, Serialize)]
+pub struct LoggedOut {
+    /// Always `false`.
+    pub logged_in: bool,
+    /// The credentials file removed (text only).
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl Render for LoggedOut {
+    fn text(&self) -> String {
+        format!("Logged out; {} removed\n", self.path.display())
+    }
+}
