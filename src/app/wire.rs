@@ -149,3 +149,96 @@ pub fn status_transition(
         wp_id: text("wp_id", &event.wp_id)?,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{EventStamper, Lane, RepoEvidence, ReviewApproval};
+
+    fn event(from: Lane, to: Lane) -> LaneEvent {
+        LaneEvent::new(
+            EventStamper::new().stamp(),
+            "001-demo",
+            "WP01",
+            from,
+            to,
+            "orch",
+        )
+    }
+
+    fn checkout() -> CheckoutRef {
+        CheckoutRef {
+            repo: "demo".into(),
+            branch: "main".into(),
+            commit: "abc1234".into(),
+        }
+    }
+
+    #[test]
+    fn every_host_lane_has_its_wire_lane() {
+        assert_eq!(wire_lane(Lane::Genesis), None);
+        assert_eq!(wire_lane(Lane::InReview), Some(wire::Lane::ForReview));
+        for lane in Lane::DISPLAY {
+            let mapped = wire_lane(lane).expect("display lanes map");
+            if lane != Lane::InReview {
+                assert_eq!(mapped.to_string(), lane.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn bootstrap_has_no_source_lane_and_review_start_is_not_sent() {
+        let p = status_transition(&event(Lane::Genesis, Lane::Planned), checkout)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.from_lane, None);
+        assert_eq!(p.to_lane, wire::Lane::Planned);
+        assert_eq!(p.execution_mode, ExecutionMode::Worktree);
+        assert_eq!(
+            status_transition(&event(Lane::ForReview, Lane::InReview), checkout).unwrap(),
+            None
+        );
+        let back = status_transition(&event(Lane::InReview, Lane::InProgress), checkout)
+            .unwrap()
+            .unwrap();
+        assert_eq!(back.from_lane, Some(wire::Lane::ForReview));
+    }
+
+    #[test]
+    fn evidence_without_repositories_names_the_checkout() {
+        let mut e = event(Lane::InReview, Lane::Done);
+        e.evidence = Some(DoneEvidence {
+            review: ReviewApproval {
+                reviewer: "codex".into(),
+                verdict: "approved".into(),
+                reference: "review-1".into(),
+            },
+            repos: Vec::new(),
+            verification: Vec::new(),
+        });
+        let p = status_transition(&e, checkout).unwrap().unwrap();
+        let ev = p.evidence.unwrap();
+        assert_eq!(ev.repos.len(), 1);
+        assert_eq!(&*ev.repos[0].commit, "abc1234");
+        assert_eq!(ev.review.reference.as_deref(), Some("review-1"));
+        // Given repositories are kept, and an empty one is refused, not sent.
+        e.evidence.as_mut().unwrap().repos = vec![RepoEvidence {
+            repo: "r".into(),
+            branch: "".into(),
+            commit: "c".into(),
+            files_touched: vec![],
+        }];
+        let err = status_transition(&e, checkout).unwrap_err();
+        assert_eq!(err.field, "evidence.repos.branch");
+    }
+
+    #[test]
+    fn an_unknown_execution_mode_is_refused() {
+        let mut e = event(Lane::Planned, Lane::Claimed);
+        e.execution_mode = "somewhere".into();
+        assert_eq!(
+            status_transition(&e, checkout).unwrap_err().field,
+            "execution_mode"
+        );
+    }
+}
