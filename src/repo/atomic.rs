@@ -136,22 +136,10 @@ pub fn replace_without_sync(path: &Path, contents: &[u8]) -> io::Result<()> {
     if swap_in(path, contents)? {
         return Ok(());
     }
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = parent_dir(path)?;
     fs::create_dir_all(dir)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-").suffix(".partial");
-    #[cfg(unix)]
-    {
-        // Keep the file's mode (0644 for a new one), as `write_atomic` does.
-        use std::os::unix::fs::PermissionsExt;
-        let perms = fs::metadata(path)
-            .map(|m| m.permissions())
-            .unwrap_or_else(|_| fs::Permissions::from_mode(0o644));
-        builder.permissions(perms);
-    }
+    // Keeps the file's mode (0644 for a new one), as `write_atomic` does.
+    let builder = temp_builder(path);
     let mut tmp = builder.tempfile_in(dir)?;
     tmp.write_all(contents)?;
     tmp.persist(path).map_err(|e| e.error)?;
