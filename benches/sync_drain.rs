@@ -5,7 +5,7 @@
 //! fresh queue (`Durability::Normal` to keep the setup short; the drain itself runs with the
 //! CLI's `Durability::Full`), a fake server on 127.0.0.1 and a login for it.
 //!
-//! Timed: one `sync::batch::drain` with the default transport options (pages of 1,000 rows,
+//! Timed: one `app::sync::drain` with the default transport options (pages of 1,000 rows,
 //! batches of at most 1,000 events and 512 KiB, gzip, one `apply_results` transaction per
 //! batch). The server (in this process, on its own threads) decompresses, parses and stores
 //! every event, so its work is inside the wall time too, on the same 2 cores.

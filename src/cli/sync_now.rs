@@ -3,7 +3,7 @@
 //! Sequence: refuse when sync is disabled (upstream's message, exit 0, nothing touched); check
 //! the server URL (https, or http to loopback); when logged in, move events queued before the
 //! login (the unscoped `queue.db`) into this login's queue; open the queue (a missing or empty queue is
-//! "nothing to sync", exit 0); then [`crate::saas::batch::drain`], which gates every row
+//! "nothing to sync", exit 0); then [`crate::app::sync::drain`], which gates every row
 //! (quarantining refusals), sends batches and applies the server's per-event results. A
 //! progress bar is drawn on stderr when it is a terminal and `--json` is not given.
 //!
