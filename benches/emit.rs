@@ -5,7 +5,7 @@
 //! * `emit/durable_full`: one `Emitter::emit` per iteration, each with its own committed
 //!   transaction, `Durability::Full` (the CLI's setting: the WAL is synced with `fdatasync` at
 //!   every commit, one sync per emit; the clock file is written once per reservation of up to 64
-//!   values and not synced, its durable copy being the queue's Lamport floor, see `sync::clock`).
+//!   values and not synced, its durable copy being the queue's Lamport floor, see `events::clock`).
 //!   Bound by the disk's sync latency.
 //! * `emit/durable_normal`: the same with `Durability::Normal` (WAL, `synchronous=NORMAL`):
 //!   committed and safe against a killed process, not synced.
