@@ -560,6 +560,8 @@ impl Queue {
 #[cfg(test)]
 mod clock_floor_tests;
 #[cfg(test)]
+mod quarantine_tests;
+#[cfg(test)]
 mod sync_side_tests;
 #[cfg(test)]
 mod tests;
