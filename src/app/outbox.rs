@@ -49,14 +49,6 @@ impl Outbox {
         }
     }
 
-    /// An outbox over an emitter the caller opened (tests, benchmarks).
-    pub fn with_emitter(root: &Path, emitter: Emitter) -> Self {
-        Self {
-            root: root.to_path_buf(),
-            slot: Slot::Open(Box::new(emitter)),
-        }
-    }
-
     /// The emitter, opened (with its live socket, when live sync applies) on first use.
     fn emitter(&mut self) -> Option<&mut Emitter> {
         if matches!(self.slot, Slot::Unopened) {

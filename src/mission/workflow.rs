@@ -335,12 +335,6 @@ pub struct Marks {
     pub records: Vec<StatusRecord>,
 }
 
-impl Marked {
-    fn all(marked: Vec<Marked>, records: Vec<StatusRecord>) -> Marks {
-        Marks { marked, records }
-    }
-}
-
 /// `mark-status`: record subtask statuses as annotations on the main repository's log (one
 /// durable write). Every id is resolved before anything is written.
 pub fn mark_subtasks(
@@ -385,7 +379,7 @@ pub fn mark_subtasks(
     let log = ctx.log();
     let lock = log.lock()?;
     ctx.persist(&lock, &records)?;
-    Ok(Marked::all(marked, records))
+    Ok(Marks { marked, records })
 }
 
 /// One work package as `status` and `mission-state` show it.

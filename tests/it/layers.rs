@@ -32,18 +32,8 @@ fn rank(module: &str) -> Option<usize> {
 }
 
 fn src_files() -> Vec<PathBuf> {
-    fn visit(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                visit(&path, out);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
     let mut out = Vec::new();
-    visit(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
+    super::support::rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut out);
     out.sort();
     out
 }

@@ -4,6 +4,8 @@
 use spec_kitty::contract::rules::{self, Rule, Surface};
 use std::path::Path;
 
+use super::support::rust_files;
+
 fn forbidden_names() -> Vec<String> {
     let mut names: Vec<String> = rules::LEGACY_KEYS.iter().map(|s| s.to_string()).collect();
     names.extend(
@@ -28,17 +30,6 @@ fn forbidden_names() -> Vec<String> {
     names
 }
 
-fn visit(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            visit(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn feature_era_names_live_only_in_src_upgrade() {
     let names = forbidden_names();
@@ -50,8 +41,8 @@ fn feature_era_names_live_only_in_src_upgrade() {
     let src = root.join("src");
     let mut files = Vec::new();
     // The product and the fake server the transport tests talk to.
-    visit(&src, &mut files);
-    visit(&root.join("fake-saas/src"), &mut files);
+    rust_files(&src, &mut files);
+    rust_files(&root.join("fake-saas/src"), &mut files);
     let mut hits = Vec::new();
     for file in files {
         let rel = file.strip_prefix(root).unwrap();
