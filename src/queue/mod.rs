@@ -14,14 +14,17 @@
 //! | 1 | upstream's `queue` table and its three indexes (with `coalesce_key`), plus `quarantine` |
 //! | 2 | 1 plus the one-row `clock_floor` table |
 //! | 3 | 2 plus `rejection` and `sync_meta` |
+//! | 4 | 3 plus upstream's canonical `body_upload_queue` (left as found when it is pre-cutover) |
 //!
-//! Opening a file below version 3 upgrades it in place by running the ordered steps of
+//! Opening a file below version 4 upgrades it in place by running the ordered steps of
 //! `schema::MIGRATIONS` that it lacks, **each in its own** `BEGIN IMMEDIATE` transaction that
 //! also sets `user_version` to the step's version (a process killed between steps leaves a
 //! whole, older version that the next open continues). Step 1 creates the `queue` table if
 //! absent; an upstream table is kept with its rows (an older one without `coalesce_key` gets
 //! `ALTER TABLE queue ADD COLUMN coalesce_key TEXT`, as upstream's own upgrade); it adds the
-//! indexes and `quarantine`. Step 2 adds `clock_floor`, step 3 `rejection` and `sync_meta`.
+//! indexes and `quarantine`. Step 2 adds `clock_floor`, step 3 `rejection` and `sync_meta`, step 4 upstream's v3.1.0
+//! `body_upload_queue` with its two indexes (a pre-cutover body queue is left for `spec-kitty
+//! upgrade`, which renames its columns in place).
 //! Every step is additive (`CREATE … IF NOT EXISTS`). Version 2's `clock_floor` holds the
 //! highest Lamport value ever queued (updated in each enqueue's transaction); version 3's
 //! `rejection` holds the server's latest refusal of a still-queued event and `sync_meta`
@@ -158,7 +161,7 @@ mod stats;
 #[allow(unused_imports)]
 use self::{enqueue::*, quarantine::*, schema::*, send::*};
 pub use enqueue::coalesce_key;
-pub use schema::SCHEMA_VERSION;
+pub use schema::{BODY_QUEUE_TABLE, SCHEMA_VERSION, body_queue_columns, body_queue_is_legacy};
 
 /// SQLite's busy timeout: how long an enqueue waits for another writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,7 +9,7 @@ use rusqlite::{Transaction, TransactionBehavior};
 use super::*;
 
 /// The schema version this build writes (see the module docs).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 pub(super) const QUEUE_TABLE: &str = "CREATE TABLE IF NOT EXISTS queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -67,6 +67,32 @@ CREATE TABLE IF NOT EXISTS rejection (
     rejections INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
+
+/// Version 4: upstream's canonical (v3.1.0, post-cutover) body upload queue, verbatim: the
+/// dossier's artifact bodies waiting for `push-content`. A file that already holds the
+/// pre-cutover table (columns named by feature-era keys) keeps it untouched: renaming those
+/// columns is `spec-kitty upgrade`'s job (see [`body_queue_is_legacy`]).
+pub const BODY_QUEUE_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS body_upload_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_uuid TEXT NOT NULL,
+    mission_slug TEXT NOT NULL,
+    target_branch TEXT NOT NULL,
+    mission_type TEXT NOT NULL,
+    manifest_version TEXT NOT NULL,
+    artifact_path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    hash_algorithm TEXT NOT NULL DEFAULT 'sha256',
+    content_body TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    retry_count INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0.0,
+    created_at REAL NOT NULL,
+    last_error TEXT,
+    UNIQUE(project_uuid, mission_slug, target_branch, mission_type, manifest_version, artifact_path, content_hash)
+);
+CREATE INDEX IF NOT EXISTS idx_body_queue_next_attempt ON body_upload_queue(next_attempt_at);
+CREATE INDEX IF NOT EXISTS idx_body_queue_namespace ON body_upload_queue(project_uuid, mission_slug, target_branch);";
 
 /// Per connection (TEMP, never in the queue file, so upstream never sees them): a queue row that
 /// leaves the queue, or whose `event_id` changes (coalescing), takes its rejection row with it.
@@ -155,6 +181,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "the rejection and sync_meta tables",
         apply: sync_tables,
     },
+    Migration {
+        to: 4,
+        what: "the body upload queue",
+        apply: body_queue,
+    },
 ];
 
 fn queue_and_quarantine(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {
@@ -202,6 +233,31 @@ fn sync_tables(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {
         path,
         "create the rejection and sync_meta tables",
     ))
+}
+
+/// The columns of `body_upload_queue` (empty when the table does not exist).
+pub fn body_queue_columns(conn: &rusqlite::Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('body_upload_queue')")?;
+    stmt.query_map([], |r| r.get(0))?.collect()
+}
+
+/// True when `body_upload_queue` still has a pre-cutover column (a feature-era key of the
+/// contract); `spec-kitty upgrade` renames them.
+pub fn body_queue_is_legacy(columns: &[String]) -> bool {
+    columns
+        .iter()
+        .any(|c| crate::contract::rules::is_legacy_key(c))
+}
+
+fn body_queue(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {
+    let err = |op| sqlite_err(path, op);
+    let columns = body_queue_columns(tx).map_err(err("read the body upload queue table"))?;
+    if body_queue_is_legacy(&columns) {
+        // Left exactly as upstream wrote it; `spec-kitty upgrade` renames the columns.
+        return Ok(());
+    }
+    tx.execute_batch(BODY_QUEUE_TABLE)
+        .map_err(err("create the body upload queue"))
 }
 
 impl Queue {

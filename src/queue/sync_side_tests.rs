@@ -115,8 +115,8 @@ fn a_version_2_file_upgrades_in_place_and_keeps_everything() {
             .unwrap();
     }
     let mut q = Queue::open(&path, opts(100)).unwrap();
-    assert_eq!(q.schema_version().unwrap(), 3);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(q.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(SCHEMA_VERSION, 4);
     let t = tables(&q);
     assert!(t.contains(&"rejection".to_owned()), "{t:?}");
     assert!(t.contains(&"sync_meta".to_owned()), "{t:?}");
@@ -144,19 +144,20 @@ fn a_version_2_file_upgrades_in_place_and_keeps_everything() {
     q.set_meta("last_server", "https://x").unwrap();
     drop(q);
     let q = Queue::open(&path, opts(100)).unwrap();
-    assert_eq!(q.schema_version().unwrap(), 3);
+    assert_eq!(q.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(q.rejections().unwrap().len(), 1);
     assert_eq!(q.meta("last_server").unwrap().as_deref(), Some("https://x"));
 }
 
 #[test]
-fn fresh_and_upstream_files_reach_3_and_4_is_refused_untouched() {
+fn fresh_and_upstream_files_reach_the_current_version_and_a_newer_one_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let fresh = Queue::open(dir.path().join("fresh.db"), opts(10)).unwrap();
-    assert_eq!(fresh.schema_version().unwrap(), 3);
+    assert_eq!(fresh.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(
         tables(&fresh),
         [
+            "body_upload_queue",
             "clock_floor",
             "quarantine",
             "queue",
@@ -178,7 +179,7 @@ fn fresh_and_upstream_files_reach_3_and_4_is_refused_untouched() {
         .unwrap();
     }
     let q = Queue::open(&upstream, opts(10)).unwrap();
-    assert_eq!(q.schema_version().unwrap(), 3);
+    assert_eq!(q.schema_version().unwrap(), SCHEMA_VERSION);
     assert!(tables(&q).contains(&"rejection".to_owned()));
     assert_eq!(q.len().unwrap(), 1);
     drop(q);
@@ -186,14 +187,14 @@ fn fresh_and_upstream_files_reach_3_and_4_is_refused_untouched() {
     let newer = dir.path().join("newer.db");
     Connection::open(&newer)
         .unwrap()
-        .execute_batch("CREATE TABLE keep (x); PRAGMA user_version = 4")
+        .execute_batch("CREATE TABLE keep (x); PRAGMA user_version = 5")
         .unwrap();
     let before = fs::read(&newer).unwrap();
     assert!(matches!(
         Queue::open(&newer, opts(10)),
         Err(QueueError::NewerSchema {
-            found: 4,
-            supported: 3,
+            found: 5,
+            supported: 4,
             ..
         })
     ));

@@ -344,3 +344,47 @@ fn a_file_left_between_steps_is_continued_and_keeps_its_rows() {
     );
     assert!(queue.rejections().unwrap().is_empty(), "step 3 ran");
 }
+
+#[test]
+fn step_four_creates_the_canonical_body_queue_and_leaves_a_pre_cutover_one_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh.db");
+    let q = Queue::open(&fresh, opts(10)).unwrap();
+    let columns = body_queue_columns(&q.conn).unwrap();
+    assert!(columns.iter().any(|c| c == "mission_slug"), "{columns:?}");
+    assert!(columns.iter().any(|c| c == "mission_type"), "{columns:?}");
+    assert!(!body_queue_is_legacy(&columns));
+    drop(q);
+
+    // A pre-cutover body queue (its columns named by the contract's feature-era keys).
+    let legacy: Vec<&str> = crate::contract::rules::LEGACY_KEYS
+        .iter()
+        .copied()
+        .filter(|k| k.ends_with("_slug") || k.starts_with("mission_"))
+        .collect();
+    assert_eq!(legacy.len(), 2, "{legacy:?}");
+    let legacy_columns = legacy.join(" TEXT NOT NULL, ");
+    let old = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&old).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE body_upload_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             project_uuid TEXT NOT NULL, {legacy_columns} TEXT NOT NULL);
+             INSERT INTO body_upload_queue VALUES (5, 'u', 's', 'k');"
+        ))
+        .unwrap();
+    }
+    let q = Queue::open(&old, opts(10)).unwrap();
+    assert_eq!(q.schema_version().unwrap(), SCHEMA_VERSION);
+    let columns = body_queue_columns(&q.conn).unwrap();
+    assert!(body_queue_is_legacy(&columns), "{columns:?}");
+    let kept: i64 = q
+        .conn
+        .query_row(
+            "SELECT COUNT(*) FROM body_upload_queue WHERE id = 5",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(kept, 1);
+}
