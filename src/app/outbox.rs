@@ -134,18 +134,13 @@ impl Outbox {
     }
 
     fn checkout_ref(root: &Path) -> CheckoutRef {
-        let head = |args: &[&str]| {
-            git::run(root, args)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
         CheckoutRef {
             repo: root
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            branch: head(&["rev-parse", "--abbrev-ref", "HEAD"]),
-            commit: head(&["rev-parse", "HEAD"]),
+            branch: git::head_abbrev(root).unwrap_or_default(),
+            commit: git::head_sha(root).unwrap_or_default(),
         }
     }
 

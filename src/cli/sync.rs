@@ -1,7 +1,8 @@
 //! `spec-kitty sync status|quarantine`: inspect the offline event queue.
 //!
-//! * `sync status [--json]` runs the **quarantine pass first** (every queued row is re-gated;
-//!   failing rows move to the quarantine table, see [`Queue::quarantine_invalid`]), then reports
+//! * `sync status [--json] [--rejudge]` runs the **quarantine pass first** (the rows queued since
+//!   the last pass are gated, every row with `--rejudge`; failing rows move to the quarantine
+//!   table, see [`Queue::quarantine_new`] and [`Queue::quarantine_invalid`]), then reports
 //!   the queue file, its depth and cap, the oldest and newest enqueue times, the rows per event
 //!   type, and every quarantined row with its code and reason. A queue file that does not exist
 //!   is reported as empty and is not created.
@@ -60,7 +61,8 @@ use clap::{ArgGroup, Args, Subcommand};
 pub enum SyncCommand {
     /// Show the offline queue: file, depth, age, event types, quarantined rows.
     ///
-    /// Re-gates every queued row first and quarantines the ones that fail.
+    /// Gates the rows queued since the last look first and quarantines the ones that fail
+    /// (`--rejudge`: every queued row).
     Status {
         /// Print one JSON document instead of text.
         #[arg(long)]
@@ -69,6 +71,9 @@ pub enum SyncCommand {
         /// and the server answering that login (one request). Exit 1 when a check fails.
         #[arg(long)]
         check: bool,
+        /// Judge every queued row again, not only the rows queued since the last look.
+        #[arg(long)]
+        rejudge: bool,
     },
     /// Send the queued events to the server now (needs SPEC_KITTY_ENABLE_SAAS_SYNC=1 and a
     /// login: `spec-kitty auth login`).
@@ -108,7 +113,11 @@ pub struct RowSelection {
 
 pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
     match cmd {
-        SyncCommand::Status { json, check } => status(json, check),
+        SyncCommand::Status {
+            json,
+            check,
+            rejudge,
+        } => status(json, check, rejudge),
         SyncCommand::Quarantine(QuarantineCommand::List { json }) => list(json),
         SyncCommand::Now(args) => super::sync_now::run(&args),
         SyncCommand::Quarantine(QuarantineCommand::Drop(args)) => drop_rows(&args),
@@ -243,7 +252,7 @@ fn rejection_doc(r: Rejection) -> RejectionDoc {
     }
 }
 
-fn status(json: bool, check: bool) -> Result<ExitCode, CliError> {
+fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> {
     let home = home(json)?;
     let check: Option<CheckDoc> = check.then(|| super::sync_check::run(&home));
     let exit = if check.as_ref().is_some_and(|c| !c.ok) {
@@ -282,7 +291,12 @@ fn status(json: bool, check: bool) -> Result<ExitCode, CliError> {
         return Ok(exit);
     };
     let err = |e| queue_error(e, json);
-    let newly = queue.quarantine_invalid().map_err(err)?;
+    let newly = if rejudge {
+        queue.quarantine_invalid()
+    } else {
+        queue.quarantine_new()
+    }
+    .map_err(err)?;
     let stats = queue.stats().map_err(err)?;
     let rows = queue.list_quarantine().map_err(err)?;
     let rejections = queue.rejections().map_err(err)?;

@@ -72,8 +72,8 @@ impl GitResolver {
                 (branch.clone(), sha.clone())
             }
             _ => {
-                let branch = query(&self.dir, &["rev-parse", "--abbrev-ref", "HEAD"]);
-                let sha = query(&self.dir, &["rev-parse", "HEAD"]);
+                let branch = git::head_abbrev(&self.dir);
+                let sha = git::head_sha(&self.dir);
                 self.cached = Some((now, branch.clone(), sha.clone()));
                 (branch, sha)
             }
@@ -103,16 +103,8 @@ impl GitResolver {
                  (expected owner/repo); using the origin remote instead"
             );
         }
-        query(&self.dir, &["remote", "get-url", "origin"]).and_then(|url| parse_repo_slug(&url))
+        git::remote_url(&self.dir, "origin").and_then(|url| parse_repo_slug(&url))
     }
-}
-
-fn query(dir: &Path, args: &[&str]) -> Option<String> {
-    git::run_optional(dir, args)
-        .ok()
-        .flatten()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
 }
 
 /// Upstream's `_validate_repo_slug`: contains `/` and every segment is non-blank.

@@ -163,10 +163,7 @@ pub fn ensure_for_checkout(checkout_dir: &Path) -> Result<ProjectIdentity, Ident
 /// The slug a new project gets: the last path segment of `git remote get-url origin` without
 /// `.git`, else the directory name; lowercased, `_` and spaces turned into `-`.
 pub fn derive_slug(root: &Path) -> String {
-    let from_remote = repo::git::run_optional(root, &["remote", "get-url", "origin"])
-        .ok()
-        .flatten()
-        .and_then(|url| remote_repo_name(&url));
+    let from_remote = repo::git::remote_url(root, "origin").and_then(|url| remote_repo_name(&url));
     let raw = from_remote.unwrap_or_else(|| {
         fs::canonicalize(root)
             .ok()

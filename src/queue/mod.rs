@@ -15,8 +15,9 @@
 //! | 2 | 1 plus the one-row `clock_floor` table |
 //! | 3 | 2 plus `rejection` and `sync_meta` |
 //! | 4 | 3 plus upstream's canonical `body_upload_queue` (left as found when it is pre-cutover) |
+//! | 5 | 4 plus the index `idx_queue_event_type` (per-type counts without a table scan) |
 //!
-//! Opening a file below version 4 upgrades it in place by running the ordered steps of
+//! Opening a file below version 5 upgrades it in place by running the ordered steps of
 //! `schema::MIGRATIONS` that it lacks, **each in its own** `BEGIN IMMEDIATE` transaction that
 //! also sets `user_version` to the step's version (a process killed between steps leaves a
 //! whole, older version that the next open continues). Step 1 creates the `queue` table if
@@ -24,7 +25,7 @@
 //! `ALTER TABLE queue ADD COLUMN coalesce_key TEXT`, as upstream's own upgrade); it adds the
 //! indexes and `quarantine`. Step 2 adds `clock_floor`, step 3 `rejection` and `sync_meta`, step 4 upstream's v3.1.0
 //! `body_upload_queue` with its two indexes (a pre-cutover body queue is left for `spec-kitty
-//! upgrade`, which renames its columns in place).
+//! upgrade`, which renames its columns in place), step 5 an index on `queue(event_type)`.
 //! Every step is additive (`CREATE … IF NOT EXISTS`). Version 2's `clock_floor` holds the
 //! highest Lamport value ever queued (updated in each enqueue's transaction); version 3's
 //! `rejection` holds the server's latest refusal of a still-queued event and `sync_meta`
@@ -145,7 +146,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::config::DbConfig;
+use rusqlite::{Connection, ErrorCode, FileControl};
 use serde::Serialize;
 
 use crate::home::DEFAULT_MAX_QUEUE_SIZE;
@@ -502,6 +504,17 @@ impl Queue {
             .conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(sqlite_err(&path, "enable WAL"))?;
+        // One sync per durable change: the WAL file is kept between processes (no unlink,
+        // re-creation and directory sync on every open) and closing does not checkpoint (a
+        // checkpoint syncs the WAL and the database file again). Every commit is still synced
+        // to the WAL as `synchronous` says; SQLite checkpoints automatically as the WAL grows
+        // (every 1000 pages), and any later opener (this CLI or upstream's) reads the WAL.
+        self.conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .map_err(sqlite_err(&path, "disable the checkpoint on close"))?;
+        self.conn
+            .file_control(Some(rusqlite::MAIN_DB), FileControl::PersistWal(&mut 1))
+            .map_err(sqlite_err(&path, "keep the WAL file"))?;
         let sync = match self.options.durability {
             Durability::Full => "PRAGMA synchronous=FULL",
             Durability::Normal => "PRAGMA synchronous=NORMAL",

@@ -120,6 +120,9 @@ pub(super) fn judge(data: &str) -> Option<Verdict> {
         .map(|v| Verdict::from(&v))
 }
 
+/// `sync_meta` key: the largest queue id the quarantine pass has judged.
+const JUDGED_THROUGH: &str = "quarantine_judged_through";
+
 impl Queue {
     /// Re-gate every queued row as read back and move the ones that fail (not JSON, or refused
     /// by [`gate`] on the envelope surface: feature-era keys, aggregate `Feature`, missing
@@ -130,10 +133,40 @@ impl Queue {
     /// parsed; the move re-reads each failing row inside the one write transaction (a row
     /// coalesced or sent in between is judged as it is then).
     pub fn quarantine_invalid(&mut self) -> Result<Vec<QuarantinedRow>, QueueError> {
+        let (moved, judged_through) = self.quarantine_after(0)?;
+        self.record_judged_through(judged_through)?;
+        Ok(moved)
+    }
+
+    /// [`Self::quarantine_invalid`] for the rows queued since the last pass only (by id, which
+    /// only grows): `sync status` answers in the same time at any depth. Rows this CLI
+    /// enqueues passed the gate already; the batch chokepoint judges every row again before it
+    /// is sent, so nothing invalid leaves even if an older row changed in between. The full pass
+    /// stays available (`sync status --rejudge`).
+    pub fn quarantine_new(&mut self) -> Result<Vec<QuarantinedRow>, QueueError> {
+        let after = self
+            .meta(JUDGED_THROUGH)?
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
+        let (moved, judged_through) = self.quarantine_after(after)?;
+        if judged_through > after {
+            self.record_judged_through(judged_through)?;
+        }
+        Ok(moved)
+    }
+
+    fn record_judged_through(&mut self, id: i64) -> Result<(), QueueError> {
+        self.set_meta(JUDGED_THROUGH, &id.to_string())
+    }
+
+    /// Judges the queued rows with an id above `after`; returns the rows moved and the largest
+    /// id judged (`after` when there were none).
+    fn quarantine_after(&mut self, after: i64) -> Result<(Vec<QuarantinedRow>, i64), QueueError> {
         let path = self.path.clone();
         let err = |op| sqlite_err(&path, op);
         // Phase 1: find candidates without holding the write lock.
         let mut candidates: Vec<i64> = Vec::new();
+        let mut judged_through = after;
         {
             let tx = self
                 .conn
@@ -141,11 +174,14 @@ impl Queue {
                 .map_err(err("begin the quarantine scan"))?;
             {
                 let mut stmt = tx
-                    .prepare("SELECT id, data FROM queue ORDER BY timestamp ASC, id ASC")
+                    .prepare(
+                        "SELECT id, data FROM queue WHERE id > ?1 ORDER BY timestamp ASC, id ASC",
+                    )
                     .map_err(err("read the queue"))?;
-                let mut rows = stmt.query([]).map_err(err("read the queue"))?;
+                let mut rows = stmt.query([after]).map_err(err("read the queue"))?;
                 while let Some(row) = rows.next().map_err(err("read the queue"))? {
                     let id: i64 = row.get(0).map_err(err("read the queue"))?;
+                    judged_through = judged_through.max(id);
                     let data: String = row.get::<_, String>(1).unwrap_or_default();
                     if judge(&data).is_some() {
                         candidates.push(id);
@@ -155,7 +191,7 @@ impl Queue {
             tx.finish().map_err(err("end the quarantine scan"))?;
         }
         if candidates.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), judged_through));
         }
         // Phase 2: re-judge and move, in one transaction.
         self.count = None;
@@ -184,7 +220,7 @@ impl Queue {
             }
         }
         tx.commit().map_err(err("commit the quarantine pass"))?;
-        Ok(moved)
+        Ok((moved, judged_through))
     }
 
     /// Move the given queue rows into `quarantine`, each with its violation's code, surface,

@@ -329,3 +329,36 @@ fn timings() {
         (1_000, 1_000, 1_000)
     );
 }
+
+#[test]
+fn the_incremental_pass_judges_new_rows_once_and_rejudge_judges_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = Queue::open(dir.path().join("q.db"), opts(100)).unwrap();
+    q.enqueue(&envelope(1)).unwrap();
+    q.enqueue(&envelope(2)).unwrap();
+    assert!(q.quarantine_new().unwrap().is_empty());
+    // A row written behind the CLI's back after the pass: the next pass judges it.
+    let bad = feature_era(3).to_string();
+    q.conn
+        .execute(
+            "INSERT INTO queue (event_id, event_type, data, timestamp) VALUES ('x3', 'T', ?1, 1)",
+            [&bad],
+        )
+        .unwrap();
+    let moved = q.quarantine_new().unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].event_id, "x3");
+    // An already judged row changed in place is left to the explicit full pass (and to the
+    // batch chokepoint, which judges every row it sends).
+    q.conn
+        .execute(
+            "UPDATE queue SET data = ?1 WHERE event_id = ?2",
+            [&bad, &eid(1)],
+        )
+        .unwrap();
+    assert!(q.quarantine_new().unwrap().is_empty());
+    let moved = q.quarantine_invalid().unwrap();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].event_id, eid(1));
+    assert_eq!(q.len().unwrap(), 1);
+}

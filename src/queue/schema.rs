@@ -9,7 +9,7 @@ use rusqlite::{Transaction, TransactionBehavior};
 use super::*;
 
 /// The schema version this build writes (see the module docs).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 pub(super) const QUEUE_TABLE: &str = "CREATE TABLE IF NOT EXISTS queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -186,6 +186,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "the body upload queue",
         apply: body_queue,
     },
+    Migration {
+        to: 5,
+        what: "the event type index",
+        apply: event_type_index,
+    },
 ];
 
 fn queue_and_quarantine(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {
@@ -247,6 +252,15 @@ pub fn body_queue_is_legacy(columns: &[String]) -> bool {
     columns
         .iter()
         .any(|c| crate::contract::rules::is_legacy_key(c))
+}
+
+/// Version 5: per-type counts for `sync status` from an index instead of a table scan.
+pub(super) const EVENT_TYPE_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS idx_queue_event_type ON queue(event_type)";
+
+fn event_type_index(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {
+    tx.execute_batch(EVENT_TYPE_INDEX)
+        .map_err(sqlite_err(path, "create the event type index"))
 }
 
 fn body_queue(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {

@@ -6,15 +6,18 @@ impl Queue {
     /// Depth, age, per-type counts, the quarantine size and the number of refused rows.
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let err = sqlite_err(&self.path, "read queue statistics");
-        let (depth, retried, oldest, newest): (i64, i64, Option<i64>, Option<i64>) = self
-            .conn
-            .query_row(
-                "SELECT COUNT(*), COALESCE(SUM(retry_count > 0), 0), MIN(timestamp), \
-                 MAX(timestamp) FROM queue",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .map_err(&err)?;
+        // One aggregate per query, each answered from an index (`idx_retry`, `idx_timestamp`),
+        // never a scan of the rows themselves.
+        let count = |sql: &str| -> Result<i64, QueueError> {
+            self.conn.query_row(sql, [], |r| r.get(0)).map_err(&err)
+        };
+        let depth = count("SELECT COUNT(*) FROM queue")?;
+        let retried = count("SELECT COUNT(*) FROM queue WHERE retry_count > 0")?;
+        let edge = |sql: &str| -> Result<Option<i64>, QueueError> {
+            self.conn.query_row(sql, [], |r| r.get(0)).map_err(&err)
+        };
+        let oldest = edge("SELECT MIN(timestamp) FROM queue")?;
+        let newest = edge("SELECT MAX(timestamp) FROM queue")?;
         let mut stmt = self
             .conn
             .prepare(

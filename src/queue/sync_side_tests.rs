@@ -116,7 +116,7 @@ fn a_version_2_file_upgrades_in_place_and_keeps_everything() {
     }
     let mut q = Queue::open(&path, opts(100)).unwrap();
     assert_eq!(q.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
     let t = tables(&q);
     assert!(t.contains(&"rejection".to_owned()), "{t:?}");
     assert!(t.contains(&"sync_meta".to_owned()), "{t:?}");
@@ -187,14 +187,14 @@ fn fresh_and_upstream_files_reach_the_current_version_and_a_newer_one_is_refused
     let newer = dir.path().join("newer.db");
     Connection::open(&newer)
         .unwrap()
-        .execute_batch("CREATE TABLE keep (x); PRAGMA user_version = 5")
+        .execute_batch("CREATE TABLE keep (x); PRAGMA user_version = 6")
         .unwrap();
     let before = fs::read(&newer).unwrap();
     assert!(matches!(
         Queue::open(&newer, opts(10)),
         Err(QueueError::NewerSchema {
-            found: 5,
-            supported: 4,
+            found: 6,
+            supported: 5,
             ..
         })
     ));

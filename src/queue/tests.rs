@@ -256,7 +256,19 @@ fn a_damaged_schema_page_is_refused_untouched() {
     {
         let mut q = Queue::open(&path, opts(10)).unwrap();
         q.enqueue(&envelope(1, "WPCreated")).unwrap();
-        q.conn.execute_batch("PRAGMA journal_mode=DELETE").unwrap();
+        // A rollback-journal file (the queue keeps its WAL file between processes; a
+        // rollback-journal file has none).
+        q.conn
+            .file_control(
+                Some(rusqlite::MAIN_DB),
+                rusqlite::FileControl::PersistWal(&mut 0),
+            )
+            .unwrap();
+        let mode: String = q
+            .conn
+            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
     }
     let mut bytes = fs::read(&path).unwrap();
     // Page 1 after the 100-byte file header holds sqlite_master's b-tree.

@@ -57,9 +57,11 @@ pub fn run<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<String, RepoError>
 }
 
 /// Like [`run`], but a non-zero exit is `Ok(None)` instead of an error (for queries such as
-/// `git symbolic-ref --quiet HEAD` whose failure is an answer).
 /// Whether `reference` (a full ref such as `refs/heads/main`) names an existing object.
 pub fn ref_exists(dir: &Path, reference: &str) -> Result<bool, RepoError> {
+    if let super::gitfs::Answer::Known(found) = super::gitfs::resolve_ref(dir, reference) {
+        return Ok(found.is_some());
+    }
     Ok(run_optional(dir, &["rev-parse", "--verify", "--quiet", reference])?.is_some())
 }
 
@@ -68,6 +70,8 @@ pub fn branch_exists(dir: &Path, branch: &str) -> Result<bool, RepoError> {
     ref_exists(dir, &format!("refs/heads/{branch}"))
 }
 
+/// Like [`run`], but a non-zero exit is `Ok(None)` instead of an error (for queries such as
+/// `git symbolic-ref --quiet HEAD` whose failure is an answer).
 pub fn run_optional<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Option<String>, RepoError> {
     let output = output(dir, args)?;
     Ok(output.status.success().then(|| stdout_text(&output)))
@@ -104,4 +108,42 @@ fn failure<S: AsRef<OsStr>>(dir: &Path, args: &[S], output: &Output) -> RepoErro
         status: output.status.code(),
         stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
     }
+}
+
+/// `git rev-parse --abbrev-ref HEAD`: the branch, or `HEAD` when detached; `None` when git
+/// cannot say (not a repository, no commit yet for git's own answer).
+pub fn head_abbrev(dir: &Path) -> Option<String> {
+    use super::gitfs::{Answer, Head};
+    match super::gitfs::head(dir) {
+        Answer::Known(Head::Branch(b)) => {
+            // git prints the branch only once it is born.
+            match super::gitfs::head_commit(dir) {
+                Answer::Known(Some(_)) => Some(b),
+                Answer::Known(None) => None,
+                Answer::Unsure => query(dir, &["rev-parse", "--abbrev-ref", "HEAD"]),
+            }
+        }
+        Answer::Known(Head::Detached(_)) => Some("HEAD".to_owned()),
+        Answer::Unsure => query(dir, &["rev-parse", "--abbrev-ref", "HEAD"]),
+    }
+}
+
+/// `git rev-parse HEAD`: the commit checked out; `None` before the first commit.
+pub fn head_sha(dir: &Path) -> Option<String> {
+    super::gitfs::head_commit(dir).or_else(|| query(dir, &["rev-parse", "HEAD"]))
+}
+
+/// `git remote get-url <remote>`; `None` when the remote or its URL does not exist.
+pub fn remote_url(dir: &Path, remote: &str) -> Option<String> {
+    super::gitfs::remote_url(dir, remote)
+        .or_else(|| query(dir, &["remote", "get-url", remote]))
+        .filter(|s| !s.trim().is_empty())
+}
+
+fn query(dir: &Path, args: &[&str]) -> Option<String> {
+    run_optional(dir, args)
+        .ok()
+        .flatten()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }

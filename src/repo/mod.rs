@@ -24,6 +24,7 @@
 
 pub mod atomic;
 pub mod git;
+pub mod gitfs;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -134,6 +135,14 @@ pub fn locate_project_root_with(
 /// From a linked worktree this is the primary checkout, not the worktree. For a bare repository
 /// (no main checkout) it is the top level of `dir`'s own worktree.
 pub fn main_repo_root(dir: &Path) -> Result<PathBuf, RepoError> {
+    if let gitfs::Answer::Known(layout) = gitfs::layout(dir) {
+        if layout.common_dir.file_name() == Some(OsStr::new(".git"))
+            && let Some(parent) = layout.common_dir.parent()
+        {
+            return Ok(parent.to_path_buf());
+        }
+        return Ok(layout.worktree);
+    }
     let common = git::run(
         dir,
         &["rev-parse", "--path-format=absolute", "--git-common-dir"],
@@ -149,6 +158,9 @@ pub fn main_repo_root(dir: &Path) -> Result<PathBuf, RepoError> {
 
 /// The top level of the checkout `dir` is in (for a linked worktree: the worktree itself).
 pub fn checkout_root(dir: &Path) -> Result<PathBuf, RepoError> {
+    if let gitfs::Answer::Known(layout) = gitfs::layout(dir) {
+        return Ok(layout.worktree);
+    }
     let top = git::run(dir, &["rev-parse", "--show-toplevel"])?;
     canonical(Path::new(&top))
 }
@@ -156,18 +168,29 @@ pub fn checkout_root(dir: &Path) -> Result<PathBuf, RepoError> {
 /// The git directory of the checkout `dir` is in: `<root>/.git` for a main checkout,
 /// `<main>/.git/worktrees/<name>` for a linked worktree. Never shared between checkouts.
 pub fn git_dir(dir: &Path) -> Result<PathBuf, RepoError> {
+    if let gitfs::Answer::Known(layout) = gitfs::layout(dir) {
+        return Ok(layout.git_dir);
+    }
     let path = git::run(dir, &["rev-parse", "--absolute-git-dir"])?;
     canonical(Path::new(&path))
 }
 
 /// Whether `dir` is inside a git work tree.
 pub fn is_git_work_tree(dir: &Path) -> Result<bool, RepoError> {
+    if let gitfs::Answer::Known(_) = gitfs::layout(dir) {
+        return Ok(true);
+    }
     Ok(git::run_optional(dir, &["rev-parse", "--is-inside-work-tree"])?.as_deref() == Some("true"))
 }
 
 /// The branch checked out in `root`: `Some(name)` (also for an unborn branch in a fresh
 /// repository), `None` when HEAD is detached. Not being in a git repository is an error.
 pub fn current_branch(root: &Path) -> Result<Option<String>, RepoError> {
+    match gitfs::head(root) {
+        gitfs::Answer::Known(gitfs::Head::Branch(b)) => return Ok(Some(b)),
+        gitfs::Answer::Known(gitfs::Head::Detached(_)) => return Ok(None),
+        gitfs::Answer::Unsure => {}
+    }
     if let Some(branch) = git::run_optional(root, &["symbolic-ref", "--quiet", "--short", "HEAD"])?
     {
         return Ok(Some(branch));

@@ -39,9 +39,11 @@
 //! # Ok(()) }
 //! ```
 
+mod checkpoint;
 mod compact;
 pub mod error;
 pub mod event;
+pub mod fold;
 pub mod lane;
 mod line;
 pub mod pyjson;

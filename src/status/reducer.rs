@@ -33,6 +33,7 @@ use serde_json::Value;
 
 use super::compact::{Batch, Compact, RrSrc};
 use super::event::{AnnotationEvent, LaneEvent, ReviewOverride, ReviewResult};
+use super::fold::{Fold, LanePart};
 use super::lane::{Lane, UNINITIALIZED};
 
 /// A snapshot slot that can be absent, explicitly null, or set.
@@ -112,6 +113,13 @@ impl WpState {
 pub struct LaneCounts([usize; 9]);
 
 impl LaneCounts {
+    /// One more work package in `lane` (none for `genesis`).
+    pub(crate) fn add(&mut self, lane: Lane) {
+        if let Some(i) = lane.display_index() {
+            self.0[i] += 1;
+        }
+    }
+
     /// Count for `lane` (always 0 for `genesis`).
     pub fn get(&self, lane: Lane) -> usize {
         lane.display_index().map_or(0, |i| self.0[i])
@@ -195,9 +203,14 @@ struct Acc {
 
 /// Reduces batches that hold consecutive parts of one file, in file order.
 pub(crate) fn reduce_batches(batches: &mut [Batch], annotations: &[AnnotationEvent]) -> Reduction {
+    fold_batches(batches, annotations).reduction()
+}
+
+/// The reducer's state after batches that hold consecutive parts of one file, in file order.
+pub(crate) fn fold_batches(batches: &mut [Batch], annotations: &[AnnotationEvent]) -> Fold {
     // Give every batch the first batch's name numbering (no events move).
     let Some((first, tail)) = batches.split_first_mut() else {
-        return reduce_events(&[], &Batch::default(), annotations);
+        return fold_events(&[], &Batch::default(), annotations);
     };
     for other in tail.iter_mut() {
         first.adopt_names(other);
@@ -207,10 +220,10 @@ pub(crate) fn reduce_batches(batches: &mut [Batch], annotations: &[AnnotationEve
         .chain(tail.iter())
         .flat_map(|b| b.events.iter())
         .collect();
-    reduce_events(&events, first, annotations)
+    fold_events(&events, first, annotations)
 }
 
-fn reduce_events(events: &[&Compact], names: &Batch, annotations: &[AnnotationEvent]) -> Reduction {
+fn fold_events(events: &[&Compact], names: &Batch, annotations: &[AnnotationEvent]) -> Fold {
     // 1. Deduplicate by event_id, first occurrence wins: a stable sort by id
     // keeps equal ids in file order. Ids are ULIDs minted in time order, so the
     // input is usually one ascending run and the sort is linear.
@@ -225,6 +238,9 @@ fn reduce_events(events: &[&Compact], names: &Batch, annotations: &[AnnotationEv
         }
         previous = Some(e);
     }
+    let max_lane_id = by_id
+        .last()
+        .map(|&i| events[i as usize].event_id.to_string_lossless());
     drop(by_id);
     // 2. Sort by (at, event_id). Logs are appended in time order, so this is
     // usually one ascending run, which the stable sort detects in linear time.
@@ -279,7 +295,15 @@ fn reduce_events(events: &[&Compact], names: &Batch, annotations: &[AnnotationEv
         }
     }
 
-    let mut work_packages: BTreeMap<String, WpState> = BTreeMap::new();
+    let mut fold = Fold {
+        event_count: order.len(),
+        last: order.last().map(|&i| {
+            let e = events[i as usize];
+            (e.at.to_string_lossless(), e.event_id.to_string_lossless())
+        }),
+        max_lane_id,
+        ..Fold::default()
+    };
     for (wp, acc) in accs.into_iter().enumerate() {
         if !acc.seen {
             continue;
@@ -306,44 +330,27 @@ fn reduce_events(events: &[&Compact], names: &Batch, annotations: &[AnnotationEv
             agent: acc.agent,
             ..WpState::default()
         };
-        work_packages.insert(names.wps.name(wp as u32).to_owned(), state);
+        fold.lanes.insert(
+            names.wps.name(wp as u32).to_owned(),
+            LanePart {
+                state,
+                rollback: acc.rollback,
+            },
+        );
     }
 
     // 5. Annotation post-pass, sorted by (at, event_id), stable for ties.
     let mut sorted: Vec<&AnnotationEvent> = annotations.iter().collect();
     sorted.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.event_id.cmp(&b.event_id)));
+    fold.ann_last = sorted.last().map(|a| (a.at.clone(), a.event_id.clone()));
     for a in sorted {
-        if let Some(state) = work_packages.get_mut(&a.wp_id) {
-            apply_delta(state, a);
-            continue;
-        }
-        let mut state = WpState {
-            lane: None,
-            actor: a.actor.identity().to_owned(),
-            ..WpState::default()
-        };
-        apply_delta(&mut state, a);
-        work_packages.insert(a.wp_id.clone(), state);
+        fold.annotate(a);
     }
-
-    let mut summary = LaneCounts::default();
-    for state in work_packages.values() {
-        if let Some(i) = state.lane.and_then(Lane::display_index) {
-            summary.0[i] += 1;
-        }
-    }
-    let last = order.last().map(|&i| events[i as usize]);
-    Reduction {
-        materialized_at: last.map(|e| e.at.to_string_lossless()).unwrap_or_default(),
-        event_count: order.len(),
-        last_event_id: last.map(|e| e.event_id.to_string_lossless()),
-        work_packages,
-        summary,
-    }
+    fold
 }
 
 /// Upstream `_apply_annotation_delta`.
-fn apply_delta(state: &mut WpState, a: &AnnotationEvent) {
+pub(crate) fn apply_delta(state: &mut WpState, a: &AnnotationEvent) {
     let d = &a.delta;
     if d.release_runtime_claim {
         state.agent = Slot::Null;

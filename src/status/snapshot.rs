@@ -146,7 +146,7 @@ pub fn render_status_json(reduction: &Reduction, identity: &SnapshotIdentity) ->
     text
 }
 
-/// Writes `contents` to `path` atomically unless the file already holds exactly
+/// Writes `contents` to `path` atomically (rename, no fsync) unless the file already holds exactly
 /// these bytes. Returns whether it wrote.
 pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
     match std::fs::read(path) {
@@ -167,12 +167,10 @@ pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
         .map_err(|e| StatusError::io("create a temporary file in", dir, e))?;
     tmp.write_all(contents.as_bytes())
         .map_err(|e| StatusError::io("write", tmp.path().to_path_buf(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| StatusError::io("sync", tmp.path().to_path_buf(), e))?;
+    // No fsync: status.json is derived from the log (which is synced) and rewritten from it by
+    // the next write; a rename keeps it whole after a killed process.
     tmp.persist(path)
         .map_err(|e| StatusError::io("replace", path, e.error))?;
-    sync_dir(dir)?;
     Ok(true)
 }
 

@@ -39,11 +39,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
+use super::checkpoint;
 use super::compact::Batch;
 use super::error::{Result, StatusError};
 use super::event::{AnnotationEvent, StatusRecord, is_wp_id};
+use super::fold::Fold;
 use super::line::{ParsedLine, parse_line, parse_record};
-use super::reducer::{Reduction, reduce_batches};
+use super::reducer::{Reduction, fold_batches};
 use super::snapshot::{
     SNAPSHOT_FILENAME, SnapshotIdentity, render_status_json, sync_dir, write_if_changed,
 };
@@ -260,8 +262,27 @@ impl EventLog {
     }
 
     fn reduce_unlocked(&self) -> Result<Reduction> {
+        Ok(self.fold_unlocked()?.reduction())
+    }
+
+    /// The reducer's state: from the checkpoint when it is the log's (plus any appended lines),
+    /// else by reducing the whole log, which then becomes the checkpoint (see `checkpoint`).
+    fn fold_unlocked(&self) -> Result<Fold> {
+        if let Some((fold, remark)) = checkpoint::load(&self.events_path) {
+            if let Some(mark) = remark {
+                checkpoint::save(&self.events_path, &fold, &mark);
+            }
+            return Ok(fold);
+        }
+        let before = checkpoint::mark(&self.events_path);
         let (mut batches, annotations) = self.scan_for_reduce(ScanTuning::DEFAULT)?;
-        Ok(reduce_batches(&mut batches, &annotations))
+        let fold = fold_batches(&mut batches, &annotations);
+        if let Some(mark) = before
+            && checkpoint::mark(&self.events_path).as_ref() == Some(&mark)
+        {
+            checkpoint::save(&self.events_path, &fold, &mark);
+        }
+        Ok(fold)
     }
 
     /// Streams the file through a small reused buffer (fresh memory is

@@ -1,0 +1,629 @@
+//! The reducer's state, kept between commands so a write costs the same at any log size.
+//!
+//! A [`Fold`] holds what the reducer ([`super::reducer`]) knows after reading a log: per work
+//! package its lane part (the transition that set its state, whether that was a rollback, its
+//! forced-transition count, review result and claim slots) and its annotation part (everything
+//! annotations set, with the claim slots they overrode), plus the log-wide order marks (the last
+//! lane event in `(at, event_id)` order, the largest lane `event_id`, the last annotation).
+//!
+//! The reducer sorts lane events by `(at, event_id)` and folds annotations afterwards, sorted the
+//! same way. An event that sorts after everything already folded (and, for lane events, whose
+//! id is larger than every id seen, so it cannot be a duplicate) is folded exactly as a full
+//! reduction would fold it: [`Fold::apply_lane`] / [`Fold::apply_annotation`]. Anything else
+//! answers [`OutOfOrder`] and the caller reduces the whole log again. The two parts combine
+//! into the snapshot exactly as the full reducer's post-pass does: annotations overwrite the
+//! claim slots they set and add their own fields, a work package with annotations only is
+//! `uninitialized` with the first annotation's actor. Tests check the equivalence.
+//!
+//! [`Fold::to_json`] / [`Fold::from_json`] persist it (see `store`'s checkpoint).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::compact::Batch;
+use super::event::{AnnotationEvent, LaneEvent, ReviewOverride, ReviewResult};
+use super::lane::{Lane, UNINITIALIZED};
+use super::reducer::{LaneCounts, Reduction, Slot, WpState, apply_delta};
+use super::snapshot::wp_state_json;
+
+/// Checkpoint format version.
+const VERSION: u64 = 1;
+
+/// The transition that set a work package's state, and what lane events accumulate.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LanePart {
+    /// Lane, actor, last transition, force count, review result and claim slots.
+    pub(crate) state: WpState,
+    /// Whether the state-setting transition was a rollback (rollback precedence).
+    pub(crate) rollback: bool,
+}
+
+/// What annotations set on a work package (claim slots: `Absent` = not overridden).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct AnnPart {
+    pub(crate) state: WpState,
+    /// Actor of the first annotation in sort order.
+    pub(crate) first_actor: String,
+}
+
+/// An event that does not sort after everything folded: reduce the whole log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfOrder;
+
+/// The reducer's state (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fold {
+    pub(crate) lanes: BTreeMap<String, LanePart>,
+    pub(crate) anns: BTreeMap<String, AnnPart>,
+    /// Distinct lane events.
+    pub(crate) event_count: usize,
+    /// `(at, event_id)` of the last lane event in sort order.
+    pub(crate) last: Option<(String, String)>,
+    /// The largest lane `event_id` seen (duplicates included).
+    pub(crate) max_lane_id: Option<String>,
+    /// `(at, event_id)` of the last annotation in sort order.
+    pub(crate) ann_last: Option<(String, String)>,
+}
+
+impl Fold {
+    /// Folds one lane event that sorts after everything folded so far.
+    pub fn apply_lane(&mut self, e: &LaneEvent) -> Result<(), OutOfOrder> {
+        if self
+            .max_lane_id
+            .as_deref()
+            .is_some_and(|m| e.event_id.as_str() <= m)
+        {
+            return Err(OutOfOrder);
+        }
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|(at, id)| (e.at.as_str(), e.event_id.as_str()) <= (at.as_str(), id))
+        {
+            return Err(OutOfOrder);
+        }
+        // The same facts the full reducer extracts (claim metadata, rollback, review result).
+        let mut one = Batch::default();
+        one.push_owned(e);
+        let Some(c) = one.events.first() else {
+            return Err(OutOfOrder);
+        };
+        self.event_count += 1;
+        self.last = Some((e.at.clone(), e.event_id.clone()));
+        self.max_lane_id = Some(e.event_id.clone());
+        let part = self
+            .lanes
+            .entry(e.wp_id.clone())
+            .or_insert_with(|| LanePart {
+                state: WpState::default(),
+                rollback: false,
+            });
+        let seen = part.state.lane.is_some();
+        if seen
+            && part.rollback
+            && !c.rollback
+            && part.state.last_transition_at.as_deref() == Some(e.at.as_str())
+        {
+            return Ok(());
+        }
+        let s = &mut part.state;
+        s.lane = Some(c.to);
+        s.actor = e.actor.identity().to_owned();
+        s.last_transition_at = Some(e.at.clone());
+        s.last_event_id = Some(e.event_id.clone());
+        s.force_count += u64::from(c.force);
+        part.rollback = c.rollback;
+        if let Some(meta) = &c.claim {
+            if let Some(v) = &meta.shell_pid {
+                s.shell_pid = Slot::Set(v.clone());
+            }
+            if let Some(v) = &meta.shell_pid_created_at {
+                s.shell_pid_created_at = Slot::Set(v.clone());
+            }
+            if let Some(v) = meta.agent.as_ref().filter(|v| truthy(v)) {
+                s.agent = Slot::Set(v.clone());
+            }
+        }
+        if let Some(rr) = &c.review_result {
+            s.review_result = rr.resolve().map_or(Slot::Null, Slot::Set);
+        } else if c.from == Lane::InReview {
+            s.review_result = Slot::Null;
+        }
+        Ok(())
+    }
+
+    /// Folds one annotation that sorts at or after every annotation folded so far.
+    pub fn apply_annotation(&mut self, a: &AnnotationEvent) -> Result<(), OutOfOrder> {
+        if self
+            .ann_last
+            .as_ref()
+            .is_some_and(|(at, id)| (a.at.as_str(), a.event_id.as_str()) < (at.as_str(), id))
+        {
+            return Err(OutOfOrder);
+        }
+        self.ann_last = Some((a.at.clone(), a.event_id.clone()));
+        self.annotate(a);
+        Ok(())
+    }
+
+    /// The full reducer's post-pass step for one annotation (no order check).
+    pub(crate) fn annotate(&mut self, a: &AnnotationEvent) {
+        let part = self.anns.entry(a.wp_id.clone()).or_insert_with(|| AnnPart {
+            state: WpState::default(),
+            first_actor: a.actor.identity().to_owned(),
+        });
+        apply_delta(&mut part.state, a);
+    }
+
+    /// The snapshot this state stands for.
+    pub fn reduction(&self) -> Reduction {
+        let mut work_packages: BTreeMap<String, WpState> = BTreeMap::new();
+        for (wp, part) in &self.lanes {
+            if part.state.lane.is_some() {
+                work_packages.insert(wp.clone(), part.state.clone());
+            }
+        }
+        for (wp, ann) in &self.anns {
+            match work_packages.get_mut(wp) {
+                Some(state) => overlay(state, &ann.state),
+                None => {
+                    let mut state = ann.state.clone();
+                    state.lane = None;
+                    state.actor = ann.first_actor.clone();
+                    work_packages.insert(wp.clone(), state);
+                }
+            }
+        }
+        let mut summary = LaneCounts::default();
+        for state in work_packages.values() {
+            if let Some(lane) = state.lane {
+                summary.add(lane);
+            }
+        }
+        Reduction {
+            materialized_at: self
+                .last
+                .as_ref()
+                .map(|(at, _)| at.clone())
+                .unwrap_or_default(),
+            event_count: self.event_count,
+            last_event_id: self.last.as_ref().map(|(_, id)| id.clone()),
+            work_packages,
+            summary,
+        }
+    }
+
+    /// The persisted form.
+    pub fn to_json(&self) -> Value {
+        let pair = |p: &Option<(String, String)>| {
+            p.as_ref().map_or(Value::Null, |(a, b)| {
+                Value::from(vec![a.clone(), b.clone()])
+            })
+        };
+        let lanes: Map<String, Value> = self
+            .lanes
+            .iter()
+            .map(|(wp, p)| {
+                let mut m = Map::new();
+                m.insert("state".into(), wp_state_json(&p.state));
+                m.insert("rollback".into(), p.rollback.into());
+                (wp.clone(), Value::Object(m))
+            })
+            .collect();
+        let anns: Map<String, Value> = self
+            .anns
+            .iter()
+            .map(|(wp, p)| {
+                let mut m = Map::new();
+                m.insert("state".into(), wp_state_json(&p.state));
+                m.insert("first_actor".into(), p.first_actor.clone().into());
+                (wp.clone(), Value::Object(m))
+            })
+            .collect();
+        let mut m = Map::new();
+        m.insert("version".into(), VERSION.into());
+        m.insert("event_count".into(), self.event_count.into());
+        m.insert("last".into(), pair(&self.last));
+        m.insert(
+            "max_lane_id".into(),
+            self.max_lane_id.clone().map_or(Value::Null, Value::String),
+        );
+        m.insert("ann_last".into(), pair(&self.ann_last));
+        m.insert("lanes".into(), Value::Object(lanes));
+        m.insert("anns".into(), Value::Object(anns));
+        Value::Object(m)
+    }
+
+    /// Reads [`Fold::to_json`]'s form; `None` for anything else (the caller reduces the log).
+    pub fn from_json(v: &Value) -> Option<Fold> {
+        if v.get("version")?.as_u64()? != VERSION {
+            return None;
+        }
+        let pair = |v: &Value| -> Option<Option<(String, String)>> {
+            match v {
+                Value::Null => Some(None),
+                Value::Array(a) if a.len() == 2 => {
+                    Some(Some((a[0].as_str()?.to_owned(), a[1].as_str()?.to_owned())))
+                }
+                _ => None,
+            }
+        };
+        let mut fold = Fold {
+            event_count: usize::try_from(v.get("event_count")?.as_u64()?).ok()?,
+            last: pair(v.get("last")?)?,
+            max_lane_id: match v.get("max_lane_id")? {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                _ => return None,
+            },
+            ann_last: pair(v.get("ann_last")?)?,
+            ..Fold::default()
+        };
+        for (wp, p) in v.get("lanes")?.as_object()? {
+            fold.lanes.insert(
+                wp.clone(),
+                LanePart {
+                    state: wp_state_from_json(p.get("state")?)?,
+                    rollback: p.get("rollback")?.as_bool()?,
+                },
+            );
+        }
+        for (wp, p) in v.get("anns")?.as_object()? {
+            fold.anns.insert(
+                wp.clone(),
+                AnnPart {
+                    state: wp_state_from_json(p.get("state")?)?,
+                    first_actor: p.get("first_actor")?.as_str()?.to_owned(),
+                },
+            );
+        }
+        Some(fold)
+    }
+}
+
+/// Annotation fields over a lane-derived state (the full reducer's post-pass, in effect).
+fn overlay(state: &mut WpState, ann: &WpState) {
+    for (slot, over) in [
+        (&mut state.shell_pid, &ann.shell_pid),
+        (&mut state.shell_pid_created_at, &ann.shell_pid_created_at),
+        (&mut state.agent, &ann.agent),
+    ] {
+        if !matches!(over, Slot::Absent) {
+            *slot = over.clone();
+        }
+    }
+    state.review = ann.review.clone();
+    state.subtasks = ann.subtasks.clone();
+    state.notes = ann.notes.clone();
+    state.tracker_refs = ann.tracker_refs.clone();
+    state.assignee = ann.assignee.clone();
+    state.role = ann.role.clone();
+    state.agent_profile = ann.agent_profile.clone();
+    state.agent_profile_version = ann.agent_profile_version.clone();
+    state.model = ann.model.clone();
+    state.provider = ann.provider.clone();
+}
+
+/// Python truthiness of a JSON value (as the reducer).
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// The inverse of [`wp_state_json`].
+pub(crate) fn wp_state_from_json(v: &Value) -> Option<WpState> {
+    let m = v.as_object()?;
+    let opt_str = |key: &str| -> Option<Option<String>> {
+        match m.get(key) {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => Some(Some(s.clone())),
+            Some(_) => None,
+        }
+    };
+    fn slot<T>(
+        m: &Map<String, Value>,
+        key: &str,
+        f: impl Fn(&Value) -> Option<T>,
+    ) -> Option<Slot<T>> {
+        match m.get(key) {
+            None => Some(Slot::Absent),
+            Some(Value::Null) => Some(Slot::Null),
+            Some(v) => f(v).map(Slot::Set),
+        }
+    }
+    let lane = match m.get("lane")?.as_str()? {
+        UNINITIALIZED => None,
+        other => Some(Lane::from_wire(other).ok()?),
+    };
+    let subtasks = match m.get("subtasks") {
+        None => None,
+        Some(Value::Object(o)) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in o {
+                out.insert(k.clone(), Lane::from_wire(v.as_str()?).ok()?);
+            }
+            Some(out)
+        }
+        Some(_) => return None,
+    };
+    let strings = |key: &str| -> Option<Option<Vec<String>>> {
+        match m.get(key) {
+            None => Some(None),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| x.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .map(Some),
+            Some(_) => None,
+        }
+    };
+    Some(WpState {
+        lane,
+        actor: m.get("actor")?.as_str()?.to_owned(),
+        last_transition_at: opt_str("last_transition_at")?,
+        last_event_id: opt_str("last_event_id")?,
+        force_count: m.get("force_count")?.as_u64()?,
+        review_result: slot(m, "review_result", |v| ReviewResult::deserialize(v).ok())?,
+        shell_pid: slot(m, "shell_pid", |v| Some(v.clone()))?,
+        shell_pid_created_at: slot(m, "shell_pid_created_at", |v| Some(v.clone()))?,
+        agent: slot(m, "agent", |v| Some(v.clone()))?,
+        review: slot(m, "review", |v| ReviewOverride::deserialize(v).ok())?,
+        subtasks,
+        notes: strings("notes")?,
+        tracker_refs: strings("tracker_refs")?,
+        assignee: opt_str("assignee")?,
+        role: opt_str("role")?,
+        agent_profile: opt_str("agent_profile")?,
+        agent_profile_version: opt_str("agent_profile_version")?,
+        model: opt_str("model")?,
+        provider: opt_str("provider")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::event::{AnnotationDelta, ReviewResult};
+    use crate::status::reducer::reduce;
+    use crate::status::stamp::Stamp;
+    use serde_json::json;
+
+    enum Item {
+        Lane(LaneEvent),
+        Ann(AnnotationEvent),
+    }
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn pick(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const LANES: [Lane; 7] = [
+        Lane::Planned,
+        Lane::Claimed,
+        Lane::InProgress,
+        Lane::ForReview,
+        Lane::InReview,
+        Lane::Approved,
+        Lane::Done,
+    ];
+
+    /// A log of lane events and annotations: mostly in time order, with equal `at`s (rollback
+    /// precedence), rollbacks, claims with metadata, review results, forced moves, duplicates and
+    /// some events out of order.
+    fn log(seed: u64) -> Vec<Item> {
+        let mut rng = Rng(seed | 1);
+        let mut out = Vec::new();
+        let mut t = 0u64;
+        let mut current = [Lane::Genesis; 3];
+        for n in 0..40u64 {
+            if rng.pick(4) != 0 {
+                t += 1;
+            }
+            let mut at_t = t;
+            if rng.pick(12) == 0 {
+                at_t = t.saturating_sub(3);
+            }
+            let at = format!("2026-11-24T10:00:{:02}.000000+00:00", at_t % 60);
+            let id = format!(
+                "01JMBY7K8N3QRVX2DPFG5H{:04}",
+                if rng.pick(15) == 0 {
+                    n.saturating_sub(2)
+                } else {
+                    n
+                }
+            );
+            let wp = rng.pick(3);
+            let wp_id = format!("WP{:02}", wp + 1);
+            let stamp = Stamp { at, event_id: id };
+            if rng.pick(3) == 0 {
+                let delta = match rng.pick(6) {
+                    0 => AnnotationDelta::note(format!("note {n}")),
+                    1 => AnnotationDelta {
+                        release_runtime_claim: true,
+                        ..Default::default()
+                    },
+                    2 => AnnotationDelta {
+                        shell_pid: Some(n as i64),
+                        agent: Some(format!("agent{n}")),
+                        ..Default::default()
+                    },
+                    3 => AnnotationDelta {
+                        tracker_refs: Some(vec!["a".into(), format!("r{}", n % 3)]),
+                        ..Default::default()
+                    },
+                    4 => AnnotationDelta::subtasks([("T1", LANES[rng.pick(7)])]),
+                    _ => AnnotationDelta {
+                        model: Some("m".into()),
+                        assignee: Some(format!("who{n}")),
+                        ..Default::default()
+                    },
+                };
+                let actor = format!("ann{}", rng.pick(2));
+                if let Ok(a) = AnnotationEvent::new(stamp, wp_id, actor, delta) {
+                    out.push(Item::Ann(a));
+                }
+                continue;
+            }
+            let from = current[wp];
+            let to = match rng.pick(5) {
+                0 if from == Lane::InReview => Lane::InProgress,
+                _ => LANES[rng.pick(7)],
+            };
+            let mut e = LaneEvent::new(
+                stamp,
+                "001-x",
+                wp_id,
+                from,
+                to,
+                format!("actor{}", rng.pick(3)),
+            );
+            e.force = rng.pick(5) == 0;
+            if from == Lane::ForReview && to == Lane::InProgress && rng.pick(2) == 0 {
+                e.review_ref = Some("feedback".into());
+            }
+            if from == Lane::InReview && rng.pick(2) == 0 {
+                e.review_result = Some(ReviewResult {
+                    reviewer: "r".into(),
+                    verdict: "approved".into(),
+                    reference: format!("ref{n}"),
+                    feedback_path: None,
+                });
+            }
+            if rng.pick(3) == 0 {
+                e.policy_metadata =
+                    json!({"shell_pid": n, "agent": if n % 2 == 0 { "" } else { "claude" },
+                    "shell_pid_created_at": "x"})
+                    .as_object()
+                    .cloned();
+                e.from_lane = Lane::Planned;
+                e.to_lane = Lane::Claimed;
+            }
+            current[wp] = e.to_lane;
+            out.push(Item::Lane(e));
+        }
+        out
+    }
+
+    fn full(items: &[Item]) -> Reduction {
+        let lanes: Vec<LaneEvent> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Lane(e) => Some(e.clone()),
+                Item::Ann(_) => None,
+            })
+            .collect();
+        let anns: Vec<AnnotationEvent> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Ann(a) => Some(a.clone()),
+                Item::Lane(_) => None,
+            })
+            .collect();
+        reduce(&lanes, &anns)
+    }
+
+    fn fold_of(items: &[Item]) -> Fold {
+        let mut lanes = Batch::default();
+        let mut anns = Vec::new();
+        for i in items {
+            match i {
+                Item::Lane(e) => lanes.push_owned(e),
+                Item::Ann(a) => anns.push(a.clone()),
+            }
+        }
+        super::super::reducer::fold_batches(&mut [lanes], &anns)
+    }
+
+    #[test]
+    fn folding_the_rest_onto_a_saved_prefix_equals_reducing_everything() {
+        let (mut applied, mut refused) = (0, 0);
+        for seed in 1..400u64 {
+            let items = log(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let expected = full(&items);
+            assert_eq!(fold_of(&items).reduction(), expected, "seed {seed}");
+            for split in [
+                0,
+                items.len() / 3,
+                items.len() / 2,
+                items.len().saturating_sub(1),
+            ] {
+                let (prefix, rest) = items.split_at(split);
+                let saved = fold_of(prefix).to_json();
+                let mut fold = Fold::from_json(&saved).expect("round trip");
+                assert_eq!(fold, fold_of(prefix), "seed {seed} split {split}");
+                let ok = rest.iter().all(|i| match i {
+                    Item::Lane(e) => fold.apply_lane(e).is_ok(),
+                    Item::Ann(a) => fold.apply_annotation(a).is_ok(),
+                });
+                if ok {
+                    applied += 1;
+                    assert_eq!(fold.reduction(), expected, "seed {seed} split {split}");
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        // Both paths are exercised.
+        assert!(applied > 100, "applied {applied}");
+        assert!(refused > 100, "refused {refused}");
+    }
+
+    #[test]
+    fn events_in_time_order_always_fold_incrementally() {
+        let base: jiff::Timestamp = "2026-11-24T10:00:00Z".parse().unwrap();
+        let mut stamps = crate::status::stamp::EventStamper::new();
+        let mut fold = Fold::default();
+        let mut all = Vec::new();
+        for i in 0..50i64 {
+            let stamp = stamps.stamp_at(base + jiff::SignedDuration::from_millis(i / 3));
+            let item = if i % 4 == 3 {
+                Item::Ann(
+                    AnnotationEvent::new(stamp, "WP01", "a", AnnotationDelta::note("n")).unwrap(),
+                )
+            } else {
+                Item::Lane(LaneEvent::new(
+                    stamp,
+                    "001-x",
+                    "WP01",
+                    Lane::Planned,
+                    LANES[(i % 7) as usize],
+                    "b",
+                ))
+            };
+            match &item {
+                Item::Lane(e) => assert_eq!(fold.apply_lane(e), Ok(())),
+                Item::Ann(a) => assert_eq!(fold.apply_annotation(a), Ok(())),
+            }
+            all.push(item);
+        }
+        assert_eq!(fold.reduction(), full(&all));
+    }
+
+    #[test]
+    fn a_foreign_or_damaged_checkpoint_is_not_read() {
+        assert_eq!(Fold::from_json(&json!({})), None);
+        let mut v = Fold::default().to_json();
+        v["version"] = json!(99);
+        assert_eq!(Fold::from_json(&v), None);
+        let mut v = Fold::default().to_json();
+        v["lanes"] = json!({"WP01": {"state": {"lane": "bogus"}, "rollback": false}});
+        assert_eq!(Fold::from_json(&v), None);
+    }
+}
