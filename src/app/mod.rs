@@ -8,10 +8,12 @@
 //! * [`emitting`]: opening the emitter (identity, home, queue, clock) and the live socket.
 //! * [`outbox`]: the per-command best-effort emitter.
 //! * [`wire`]: domain records → generated payload structs.
+//! * [`transition`]: moving a work package and appending to its history (host and CLI alike).
 
 pub mod emitting;
 pub mod mission;
 pub mod outbox;
 pub mod sync;
+pub mod transition;
 pub mod wire;
 pub mod workflow;

@@ -98,13 +98,29 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         let mut s = String::new();
         std::io::stdin()
             .read_to_string(&mut s)
-            .map_err(|e| CliError::usage(format!("cannot read standard input: {e}")))?;
+            .map_err(|e| {
+                CliError::usage(format!("cannot read standard input: {e}")).json(args.json)
+            })?;
         s
     } else {
         std::fs::read_to_string(&args.file)
-            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", args.file)))?
+            .map_err(|e| {
+                CliError::usage(format!("cannot read {}: {e}", args.file)).json(args.json)
+            })?
     };
     let docs = documents(&text);
+    if docs.is_empty() {
+        // One clear message, and no report claiming the (absent) documents passed.
+        let name = if args.file == "-" {
+            "standard input"
+        } else {
+            args.file.as_str()
+        };
+        return Err(CliError::usage(format!(
+            "{name}: no JSON document found (the input is empty or only blank lines); give a JSON document or JSON Lines"
+        ))
+        .json(args.json));
+    }
     let mut violations = Vec::new();
     for doc in &docs {
         match &doc.value {
@@ -135,12 +151,6 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         violations,
     };
     emit(&report, args.json);
-    if docs.is_empty() {
-        return Err(CliError::usage(format!(
-            "{}: no JSON document found",
-            args.file
-        )));
-    }
     Ok(if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -74,6 +74,12 @@ error_codes! {
         "another mission failure (unreadable files, a dependency cycle, a git error, ...)";
     DemoFailed = "DEMO_FAILED", 1,
         "a step of `spec-kitty demo` failed";
+    TransitionRejected = "TRANSITION_REJECTED", 1,
+        "`agent tasks move-task`: the lane change is not allowed from the current lane or its guard is not met (the message says which; nothing was recorded)";
+    DependenciesNotSatisfied = "DEPENDENCIES_NOT_SATISFIED", 1,
+        "`agent tasks move-task`: a dependency of the work package is not approved or done yet (`--force --note` overrides)";
+    LaneAllocationFailed = "LANE_ALLOCATION_FAILED", 1,
+        "`agent tasks move-task`: the lane worktree under `.worktrees/` could not be created";
 
     // The local sync state (exit 1).
     NoHome = "NO_HOME", 1,

@@ -81,6 +81,9 @@ pub enum SyncCommand {
     /// Queued rows the contract gate refused on read-back.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Show the sync server (and where the setting comes from), or set it in
+    /// ~/.spec-kitty/config.toml.
+    Server(super::sync_server::ServerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +125,7 @@ pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
         SyncCommand::Now(args) => super::sync_now::run(&args),
         SyncCommand::Quarantine(QuarantineCommand::Drop(args)) => drop_rows(&args),
         SyncCommand::Quarantine(QuarantineCommand::Retry(args)) => retry_rows(&args),
+        SyncCommand::Server(args) => super::sync_server::run(&args),
     }
 }
 

@@ -37,7 +37,10 @@ pub enum MissionError {
     #[error("invalid mission directory name {value:?}: {reason}")]
     InvalidMissionDir { value: String, reason: String },
 
-    #[error("invalid mission type {value:?}: must be lowercase kebab-case, e.g. `software-dev`")]
+    #[error(
+        "unknown mission type {value:?}: expected one of {}",
+        names::MISSION_TYPES.join(", ")
+    )]
     InvalidMissionType { value: String },
 
     #[error("invalid friendly name {value:?}: must not be blank")]

@@ -152,5 +152,16 @@ fn usage_errors_exit_2() {
         .write_stdin("  \n")
         .assert()
         .code(2)
+        .stdout("")
         .stderr(predicate::str::contains("no JSON document"));
+    // With --json: the error document only, no "ok" report beside it.
+    let out = bin()
+        .args(["contract", "check", "--json", "-"])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("\"USAGE_ERROR\""), "{stdout}");
 }

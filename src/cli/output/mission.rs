@@ -16,6 +16,8 @@ pub struct Initialized {
     pub git_initialized: bool,
     pub config_created: bool,
     pub keys_added: Vec<&'static str>,
+    /// `.worktrees/` was added to `.gitignore`.
+    pub gitignore_updated: bool,
     pub project: ProjectIdentity,
 }
 
@@ -32,17 +34,20 @@ impl Render for Initialized {
                 "Created .kittify/config.yaml with project identity '{}'",
                 self.project.slug
             );
-        } else if self.keys_added.is_empty() {
+        } else if self.keys_added.is_empty() && !self.gitignore_updated {
             let _ = writeln!(
                 out,
                 "{root} is already a spec-kitty project (nothing changed)"
             );
-        } else {
+        } else if !self.keys_added.is_empty() {
             let _ = writeln!(
                 out,
                 "Added missing project keys to .kittify/config.yaml: {}",
                 self.keys_added.join(", ")
             );
+        }
+        if self.gitignore_updated {
+            let _ = writeln!(out, "Added .worktrees/ (lane worktrees) to .gitignore");
         }
         out.push_str("Next: spec-kitty agent mission create <slug>\n");
         out

@@ -7,6 +7,7 @@ pub mod mission;
 pub mod status;
 pub mod sync;
 pub mod sync_now;
+pub mod tasks;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
