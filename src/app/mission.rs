@@ -62,6 +62,7 @@ pub fn create(
     let mut paths = vec![rel];
     let commit = workflow::identity_file_to_commit(root).and_then(|identity| {
         paths.extend(identity);
+        paths.extend(untracked_gitignore(root)?);
         workflow::commit_paths(root, &paths, &format!("Add mission {}", meta.mission_slug))
     });
     let commit = match commit {
@@ -81,6 +82,16 @@ pub fn create(
         mission: created,
         commit,
     })
+}
+
+/// `.gitignore` when `init` wrote it and git does not track it yet: committed with the first
+/// mission, as the identity file is, so the checkout is left clean.
+fn untracked_gitignore(root: &Path) -> Result<Option<String>, crate::repo::RepoError> {
+    if !root.join(".gitignore").is_file() {
+        return Ok(None);
+    }
+    let tracked = crate::repo::git::run(root, &["ls-files", "--", ".gitignore"])?;
+    Ok(tracked.trim().is_empty().then(|| ".gitignore".to_owned()))
 }
 
 /// `finalize-tasks` (see [`workflow::finalize_tasks`]), then `WPCreated` for each work package

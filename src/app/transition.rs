@@ -11,8 +11,8 @@ use crate::mission::WorkPackage;
 use crate::mission::workflow::MissionContext;
 use crate::status::{
     AnnotationDelta, AnnotationEvent, DoneEvidence, EventStamper, Lane, LaneEvent, ReviewApproval,
-    ReviewResult,
-    StatusError, StatusRecord, TransitionError, TransitionRequest, validate_transition,
+    ReviewResult, StatusError, StatusRecord, TransitionError, TransitionRequest,
+    validate_transition,
 };
 
 /// One requested lane change. The current lane is never given: it is the log's.
@@ -150,9 +150,11 @@ pub fn move_wp(
     check.workspace_context = Some(&context);
     validate_transition(&check)?;
     if to == Lane::ForReview && !req.force {
-        rules::for_review_commit_gate(ctx, id).map_err(|gate| MoveError::NoImplementationCommit {
-            wp: id.to_owned(),
-            gate,
+        rules::for_review_commit_gate(ctx, id).map_err(|gate| {
+            MoveError::NoImplementationCommit {
+                wp: id.to_owned(),
+                gate,
+            }
         })?;
     }
     let mut stamps = EventStamper::new();

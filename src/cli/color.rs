@@ -67,7 +67,10 @@ mod tests {
             ..tty.clone()
         };
         assert!(!ColorChoice::Auto.paint(&no_color));
-        assert!(ColorChoice::Always.paint(&no_color), "an explicit flag wins");
+        assert!(
+            ColorChoice::Always.paint(&no_color),
+            "an explicit flag wins"
+        );
         let dumb = ColorEnv {
             term_dumb: true,
             ..tty.clone()
@@ -77,7 +80,10 @@ mod tests {
             clicolor_force: true,
             ..ColorEnv::default()
         };
-        assert!(ColorChoice::Auto.paint(&forced), "CLICOLOR_FORCE paints a pipe");
+        assert!(
+            ColorChoice::Auto.paint(&forced),
+            "CLICOLOR_FORCE paints a pipe"
+        );
         assert!(!ColorChoice::Never.paint(&forced));
     }
 }

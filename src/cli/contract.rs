@@ -96,17 +96,14 @@ fn documents(text: &str) -> Vec<Doc> {
 fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
     let text = if args.file == "-" {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| {
-                CliError::usage(format!("cannot read standard input: {e}")).json(args.json)
-            })?;
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            CliError::usage(format!("cannot read standard input: {e}")).json(args.json)
+        })?;
         s
     } else {
-        std::fs::read_to_string(&args.file)
-            .map_err(|e| {
-                CliError::usage(format!("cannot read {}: {e}", args.file)).json(args.json)
-            })?
+        std::fs::read_to_string(&args.file).map_err(|e| {
+            CliError::usage(format!("cannot read {}: {e}", args.file)).json(args.json)
+        })?
     };
     let docs = documents(&text);
     if docs.is_empty() {

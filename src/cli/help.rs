@@ -225,7 +225,10 @@ mod tests {
 
     fn walk(cmd: &clap::Command, path: String, out: &mut Vec<String>) {
         if cmd.get_name() != "help" {
-            if cmd.get_after_help().is_none_or(|h| !h.to_string().contains("spec-kitty")) {
+            if cmd
+                .get_after_help()
+                .is_none_or(|h| !h.to_string().contains("spec-kitty"))
+            {
                 out.push(format!("`{path}` has no example"));
             }
             if cmd.get_about().is_none() && !path.is_empty() {

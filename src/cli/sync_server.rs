@@ -54,7 +54,8 @@ pub fn run(args: &ServerArgs) -> Result<ExitCode, CliError> {
     let home = home(json)?;
     let config_path = home.config_path();
     if let Some(raw) = &args.url {
-        let url = ServerUrl::parse(raw.trim()).map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
+        let url = ServerUrl::parse(raw.trim())
+            .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
         home.set_configured_server_url(url.as_str()).map_err(|e| {
             CliError::new(ErrorCode::UsageError, format!("cannot set the server: {e}")).json(json)
         })?;

@@ -182,7 +182,10 @@ pub fn run(cmd: TasksCommand, color: super::ColorChoice) -> Result<ExitCode, Cli
 }
 
 /// `--mission M`, or the project's only mission when it has exactly one.
-pub(crate) fn mission_or_only(handle: Option<&str>, json: bool) -> Result<MissionContext, CliError> {
+pub(crate) fn mission_or_only(
+    handle: Option<&str>,
+    json: bool,
+) -> Result<MissionContext, CliError> {
     if let Some(handle) = handle {
         return open_mission(handle, json);
     }
@@ -262,9 +265,10 @@ fn move_task(args: &MoveArgs) -> Result<ExitCode, CliError> {
     // Starting work: the host's dependency gate and lane worktree (start-implementation).
     let mut workspace = None;
     if matches!(to, Lane::Claimed | Lane::InProgress) {
-        let state = ctx.log().reduce().map_err(|e| {
-            CliError::new(ErrorCode::StatusLogError, e.to_string()).json(json)
-        })?;
+        let state = ctx
+            .log()
+            .reduce()
+            .map_err(|e| CliError::new(ErrorCode::StatusLogError, e.to_string()).json(json))?;
         let unsatisfied = rules::unsatisfied(wp.dependencies.iter().map(|d| d.as_str()), |d| {
             state.work_packages.get(d).and_then(|s| s.lane)
         });
@@ -278,8 +282,8 @@ fn move_task(args: &MoveArgs) -> Result<ExitCode, CliError> {
             )
             .json(json));
         }
-        let lanes_file = LanesFile::load(&ctx.dir)
-            .map_err(|e| super::mission::mission_error(e, json))?;
+        let lanes_file =
+            LanesFile::load(&ctx.dir).map_err(|e| super::mission::mission_error(e, json))?;
         if let Some(file) = lanes_file
             && let Some(lane) = file.lane_for(&id)
         {
@@ -321,12 +325,14 @@ fn move_task(args: &MoveArgs) -> Result<ExitCode, CliError> {
         review,
         ..MoveRequest::default()
     };
-    let moved = transition::move_wp(&ctx, &wp, to, request, &mut Outbox::new(&ctx.root))
-        .map_err(|e| match e {
-            MoveError::Status(e) => {
-                CliError::new(ErrorCode::StatusLogError, e.to_string()).json(json)
+    let moved =
+        transition::move_wp(&ctx, &wp, to, request, &mut Outbox::new(&ctx.root)).map_err(|e| {
+            match e {
+                MoveError::Status(e) => {
+                    CliError::new(ErrorCode::StatusLogError, e.to_string()).json(json)
+                }
+                other => rejected(other.to_string()),
             }
-            other => rejected(other.to_string()),
         })?;
     let doc = TaskMoved {
         result: "success",
@@ -343,7 +349,11 @@ fn move_task(args: &MoveArgs) -> Result<ExitCode, CliError> {
 
 fn list_tasks(args: &ListArgs) -> Result<ExitCode, CliError> {
     let json = args.json;
-    let filter = args.lane.as_deref().map(|l| parse_lane(l, json)).transpose()?;
+    let filter = args
+        .lane
+        .as_deref()
+        .map(|l| parse_lane(l, json))
+        .transpose()?;
     let ctx = mission_or_only(args.mission.as_deref(), json)?;
     let view = crate::mission::workflow::view(&ctx).map_err(|e| workflow_error(e, json))?;
     let paths: std::collections::BTreeMap<String, PathBuf> =

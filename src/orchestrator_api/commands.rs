@@ -10,8 +10,8 @@ use super::args::{ApiCommand, MissionWp, TransitionArgs};
 use super::envelope::{ApiError, CONTRACT_VERSION, MIN_PROVIDER_VERSION, Outcome};
 use super::mission_ctx::{mission_error, obj, open, with_identity};
 use super::policy::{self, Policy};
-use crate::app::workflow::{self as rules, Claim};
 use crate::app::transition::{self, MoveError, MoveRequest};
+use crate::app::workflow::{self as rules, Claim};
 use crate::app::{self, outbox::Outbox};
 use crate::contract::types::ErrorCode as Code;
 use crate::mission::lanes::{self, LanesFile};
@@ -19,8 +19,8 @@ use crate::mission::workflow::{self, MissionContext, MissionView};
 use crate::mission::{WorkPackage, WpId, load_work_package};
 use crate::repo::{self};
 use crate::status::{
-    DoneEvidence, EventStamper, Lane, LaneEvent, ReviewResult,
-    StatusError, StatusRecord, TransitionRequest, validate_transition,
+    DoneEvidence, EventStamper, Lane, LaneEvent, ReviewResult, StatusError, StatusRecord,
+    TransitionRequest, validate_transition,
 };
 
 pub fn run(cmd: &ApiCommand) -> Outcome {
@@ -433,13 +433,15 @@ fn transition(t: &TransitionArgs) -> Outcome {
         policy_metadata: policy.as_ref().map(|p| obj(p.to_value())),
         review: None,
     };
-    let moved = transition::move_wp(&ctx, &wp, to, request, &mut Outbox::new(&ctx.root))
-        .map_err(|e| match e {
-            MoveError::NoImplementationCommit { ref gate, .. } => {
-                let fields = with_identity(&ctx, json!({"wp_id": id, "lane_id": gate.lane_id}));
-                rejected(&e).with(fields)
+    let moved =
+        transition::move_wp(&ctx, &wp, to, request, &mut Outbox::new(&ctx.root)).map_err(|e| {
+            match e {
+                MoveError::NoImplementationCommit { ref gate, .. } => {
+                    let fields = with_identity(&ctx, json!({"wp_id": id, "lane_id": gate.lane_id}));
+                    rejected(&e).with(fields)
+                }
+                other => rejected(other),
             }
-            other => rejected(other),
         })?;
     Ok(with_identity(
         &ctx,

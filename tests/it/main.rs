@@ -2,6 +2,7 @@
 
 mod cli_contract;
 mod cli_mission;
+mod cli_tasks;
 mod cli_workflow;
 mod conformance;
 mod gate_props;
@@ -11,6 +12,7 @@ mod layers;
 mod legacy_names;
 mod mission_lifecycle;
 mod orchestrator_api;
+mod readme;
 mod status_flow;
 mod structure;
 mod support;

@@ -221,7 +221,11 @@ mod tests {
             event_count: 6,
             summary: Tally::default(),
             work_packages: vec![
-                wp("WP01", Lane::Planned, "A title much longer than twenty-two characters"),
+                wp(
+                    "WP01",
+                    Lane::Planned,
+                    "A title much longer than twenty-two characters",
+                ),
                 wp("WP02", Lane::Claimed, "Short"),
                 wp("WP03", Lane::InProgress, "Cart totals and taxes"),
                 wp("WP04", Lane::ForReview, "Checkout page layout work"),
@@ -253,7 +257,10 @@ mod tests {
             assert!(text.contains("  planned (1)\n    WP01 "), "{text}");
         }
         let narrow = board(Some(40)).text();
-        assert!(narrow.contains("    WP01 A title much longer than twent…"), "{narrow}");
+        assert!(
+            narrow.contains("    WP01 A title much longer than twent…"),
+            "{narrow}"
+        );
         let roomy = board(Some(300)).text();
         assert_eq!(roomy, wide, "a wide terminal keeps the columns");
     }

@@ -60,7 +60,10 @@ pub struct TaskList {
 
 impl Render for TaskList {
     fn text(&self) -> String {
-        let filter = self.lane.map(|l| format!(" in lane {l}")).unwrap_or_default();
+        let filter = self
+            .lane
+            .map(|l| format!(" in lane {l}"))
+            .unwrap_or_default();
         if self.tasks.is_empty() {
             return format!("No tasks found{filter}\n");
         }
