@@ -4,7 +4,6 @@ mod cli_contract;
 mod cli_mission;
 mod cli_tasks;
 mod cli_workflow;
-mod conformance;
 mod gate_props;
 mod generated;
 mod identity_repo;
