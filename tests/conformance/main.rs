@@ -15,7 +15,10 @@ mod upstream;
 use libtest_mimic::{Arguments, Failed, Trial};
 use std::path::Path;
 
-const CASES: [(&str, fn(&Path)); 3] = [
+/// A case, given upstream's data directory.
+type Case = fn(&Path);
+
+const CASES: [(&str, Case); 3] = [
     (
         "shape_file_equals_upstream_in_meaning",
         cases::shape_file_equals_upstream_in_meaning,
