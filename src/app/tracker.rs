@@ -70,7 +70,7 @@ pub enum TrackerAppError {
     Stale {
         binding_ref: String,
         provider: String,
-        source: TrackerError,
+        source: Box<TrackerError>,
     },
     #[error("binding ref '{binding_ref}' is not valid: {reason}. {guidance}")]
     Invalid {
@@ -365,11 +365,14 @@ pub async fn status(
     };
     let v = match client.bind_validate(provider, binding_ref, identity).await {
         Ok(v) => v,
-        Err(e) if e.server_code().is_some_and(|c| STALE_BINDING_CODES.contains(&c)) => {
+        Err(e)
+            if e.server_code()
+                .is_some_and(|c| STALE_BINDING_CODES.contains(&c)) =>
+        {
             return Err(TrackerAppError::Stale {
                 binding_ref: binding_ref.clone(),
                 provider: provider.clone(),
-                source: e,
+                source: Box::new(e),
             });
         }
         Err(e) => return Err(e.into()),

@@ -270,7 +270,11 @@ fn ask_on_terminal(resolution: &Resolution) -> Result<u32, String> {
             c.match_reason
         );
     }
-    let _ = write!(err, "\nSelect resource (1-{}): ", resolution.candidates.len());
+    let _ = write!(
+        err,
+        "\nSelect resource (1-{}): ",
+        resolution.candidates.len()
+    );
     let _ = err.flush();
     let mut line = String::new();
     std::io::stdin()
@@ -293,11 +297,11 @@ mod tests {
             TrackerAppError::Tracker(TrackerError::Server {
                 path: "/p/".into(),
                 status: 400,
-                envelope: ErrorEnvelope {
+                envelope: Box::new(ErrorEnvelope {
                     error_code: code.map(str::to_owned),
                     user_action_required: Some(action),
                     ..ErrorEnvelope::default()
-                },
+                }),
             })
         };
         let errors = [
@@ -307,7 +311,9 @@ mod tests {
             server(Some("x"), true),
             TrackerAppError::Tracker(TrackerError::NoTeam { server: "s".into() }),
             TrackerAppError::Tracker(TrackerError::MissingIdentity { path: "p".into() }),
-            TrackerAppError::Tracker(TrackerError::RateLimited { message: "m".into() }),
+            TrackerAppError::Tracker(TrackerError::RateLimited {
+                message: "m".into(),
+            }),
             TrackerAppError::Tracker(TrackerError::Unreachable {
                 url: "u".into(),
                 detail: "d".into(),
@@ -319,19 +325,24 @@ mod tests {
             TrackerAppError::Tracker(TrackerError::OperationFailed {
                 id: "1".into(),
                 message: "m".into(),
-                envelope: ErrorEnvelope::default(),
+                envelope: Box::default(),
             }),
             TrackerAppError::Tracker(TrackerError::OperationTimedOut {
                 id: "1".into(),
                 after: std::time::Duration::from_secs(1),
             }),
             TrackerAppError::Provider("p".into()),
-            TrackerAppError::NoMatch { provider: "p".into() },
+            TrackerAppError::NoMatch {
+                provider: "p".into(),
+            },
             TrackerAppError::SelectionRequired {
                 provider: "p".into(),
                 candidates: vec![],
             },
-            TrackerAppError::SelectionOutOfRange { select: 3, count: 2 },
+            TrackerAppError::SelectionOutOfRange {
+                select: 3,
+                count: 2,
+            },
             TrackerAppError::CandidateExpired("x".into()),
             TrackerAppError::NotBound(""),
             TrackerAppError::Invalid {

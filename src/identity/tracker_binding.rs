@@ -273,7 +273,10 @@ fn verify(
         };
     };
     let Some(Value::Mapping(section)) = after_top.get(SECTION) else {
-        return Err(edit_failed(path, "`tracker:` is not a mapping after the edit"));
+        return Err(edit_failed(
+            path,
+            "`tracker:` is not a mapping after the edit",
+        ));
     };
     if binding_of(section) != *binding {
         return Err(edit_failed(path, "`tracker:` does not hold the binding"));
@@ -338,7 +341,10 @@ mod tests {
         save(&path, &other).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert!(text.contains("mode: split_ownership"), "{text}");
-        assert!(!text.contains("project_slug") && !text.contains("site"), "{text}");
+        assert!(
+            !text.contains("project_slug") && !text.contains("site"),
+            "{text}"
+        );
         assert_eq!(read(&path).unwrap(), other);
         assert!(clear(&path).unwrap());
         assert_eq!(fs::read_to_string(&path).unwrap(), head);

@@ -210,17 +210,13 @@ pub enum TrackerError {
     #[error("the tracker call {path} needs a project identity; the request was not sent")]
     MissingIdentity { path: String },
     /// The login has no team.
-    #[error(
-        "no team context available for {server}: run `spec-kitty auth login` to authenticate"
-    )]
+    #[error("no team context available for {server}: run `spec-kitty auth login` to authenticate")]
     NoTeam { server: String },
     /// No login, an expired session (401 after one refresh), a refused certificate.
     #[error(transparent)]
     Auth(AuthError),
     /// Connection failed or timed out.
-    #[error(
-        "cannot connect to Spec Kitty SaaS at {url} ({detail}); check your network connection"
-    )]
+    #[error("cannot connect to Spec Kitty SaaS at {url} ({detail}); check your network connection")]
     Unreachable { url: String, detail: String },
     /// 429 twice.
     #[error("{message}")]
@@ -230,7 +226,7 @@ pub enum TrackerError {
     Server {
         path: String,
         status: u16,
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// A 2xx answer that is not the JSON object the call expects.
     #[error("the tracker's answer to {path} could not be understood: {detail}")]
@@ -240,7 +236,7 @@ pub enum TrackerError {
     OperationFailed {
         id: String,
         message: String,
-        envelope: ErrorEnvelope,
+        envelope: Box<ErrorEnvelope>,
     },
     /// The async operation did not end before the deadline.
     #[error("tracker operation {id} timed out after {} s", after.as_secs())]
@@ -265,7 +261,8 @@ fn describe_server(status: u16, path: &str, envelope: &ErrorEnvelope) -> String 
 
 /// The server's error codes that mean the stored binding no longer holds (upstream's
 /// `_STALE_BINDING_CODES`).
-pub const STALE_BINDING_CODES: &[&str] = &["binding_not_found", "mapping_disabled", "project_mismatch"];
+pub const STALE_BINDING_CODES: &[&str] =
+    &["binding_not_found", "mapping_disabled", "project_mismatch"];
 
 impl TrackerError {
     /// The server's `error_code`, when it sent one.
@@ -348,7 +345,9 @@ impl<'s> Client<'s> {
             body.insert(PROJECT_IDENTITY.to_owned(), value);
         }
         match body.get(PROJECT_IDENTITY) {
-            Some(identity) => gate(Surface::TrackerBind, identity).map_err(TrackerError::Contract)?,
+            Some(identity) => {
+                gate(Surface::TrackerBind, identity).map_err(TrackerError::Contract)?
+            }
             None if paths::BIND_CALLS.contains(&call.path.as_str()) => {
                 return Err(TrackerError::MissingIdentity {
                     path: call.path.clone(),
@@ -402,12 +401,12 @@ impl<'s> Client<'s> {
         team: &str,
     ) -> Result<(Raw, Option<Secret>), TrackerError> {
         let mut url = self.session.server().endpoint(&call.path);
-        if !call.query.is_empty() {
-            if let Ok(mut u) = reqwest::Url::parse(&url) {
-                u.query_pairs_mut()
-                    .extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
-                url = u.to_string();
-            }
+        if !call.query.is_empty()
+            && let Ok(mut u) = reqwest::Url::parse(&url)
+        {
+            u.query_pairs_mut()
+                .extend_pairs(call.query.iter().map(|(k, v)| (*k, v.as_str())));
+            url = u.to_string();
         }
         let payload = body.map(Value::to_string);
         let mut throttled = false;
@@ -516,7 +515,7 @@ impl<'s> Client<'s> {
                     return Err(TrackerError::OperationFailed {
                         id: id.to_owned(),
                         message: scrub(access.as_ref(), &message),
-                        envelope,
+                        envelope: Box::new(envelope),
                     });
                 }
                 _ => {}
@@ -554,7 +553,7 @@ fn ok_object(path: &str, raw: Raw, access: Option<&Secret>) -> Result<Value, Tra
         return Err(TrackerError::Server {
             path: path.to_owned(),
             status: raw.status,
-            envelope,
+            envelope: Box::new(envelope),
         });
     }
     json_object(path, &raw.body).map(Value::Object)
@@ -611,7 +610,7 @@ mod tests {
         let server = |status, body: Value| TrackerError::Server {
             path: paths::BIND_CONFIRM.to_owned(),
             status,
-            envelope: serde_json::from_value(body).unwrap(),
+            envelope: Box::new(serde_json::from_value(body).unwrap()),
         };
         let e = server(
             400,
