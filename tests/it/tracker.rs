@@ -594,3 +594,29 @@ fn tracker_is_shown_and_runs_only_when_saas_sync_is_on() {
     );
     assert!(net.fake.tracker_requests().is_empty());
 }
+
+#[test]
+fn a_login_without_a_team_sends_nothing() {
+    let net = project();
+    net.fake.add_user("solo@example.com", "pw-Solo-1", None);
+    let out = net
+        .cmd()
+        .args([
+            "auth",
+            "login",
+            "--username",
+            "solo@example.com",
+            "--password-stdin",
+        ])
+        .write_stdin("pw-Solo-1\n")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = tracker(&net, &["bind", "--provider", "jira", "--json"]);
+    assert_eq!((run.code, code_of(&run)), (1, "TRACKER_NO_TEAM"));
+    assert!(net.fake.tracker_requests().is_empty());
+}
