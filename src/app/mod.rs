@@ -9,11 +9,13 @@
 //! * [`outbox`]: the per-command best-effort emitter.
 //! * [`wire`]: domain records → generated payload structs.
 //! * [`transition`]: moving a work package and appending to its history (host and CLI alike).
+//! * [`tracker`]: `tracker bind / status / unbind` over the tracker client (chokepoint 5).
 
 pub mod emitting;
 pub mod mission;
 pub mod outbox;
 pub mod sync;
+pub mod tracker;
 pub mod transition;
 pub mod wire;
 pub mod workflow;

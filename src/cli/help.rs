@@ -155,6 +155,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Examples:\n  spec-kitty auth logout\n  spec-kitty auth logout --json",
     ),
     (
+        "tracker",
+        "Examples:\n  SPEC_KITTY_ENABLE_SAAS_SYNC=1 spec-kitty tracker bind --provider linear\n  SPEC_KITTY_ENABLE_SAAS_SYNC=1 spec-kitty tracker status --json",
+    ),
+    (
         "materialize",
         "Examples:\n  spec-kitty materialize\n  spec-kitty materialize --mission 001-checkout-flow --json",
     ),

@@ -23,6 +23,7 @@ mod sync_check;
 mod sync_now;
 mod sync_server;
 mod tasks;
+mod tracker;
 mod upgrade;
 
 pub mod output;
@@ -88,6 +89,9 @@ enum Command {
     },
     /// Print the man page (roff), generated from these command definitions.
     Man,
+    /// Bind this project to an issue tracker through the SaaS (shown when SaaS sync is on).
+    #[command(subcommand)]
+    Tracker(tracker::TrackerCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,11 +141,12 @@ impl CliError {
 }
 
 pub fn main() -> ExitCode {
-    let matches = help::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
+    // `tracker` is listed only when SaaS sync is on, as upstream registers it.
+    let enabled = crate::saas::settings::sync_enabled_from_env();
+    let matches = help::command()
+        .mut_subcommand("tracker", |c| c.hide(!enabled))
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let color = cli.color;
     let result = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
@@ -162,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Man => help::man()
             .map(|()| ExitCode::SUCCESS)
             .map_err(|e| CliError::usage(format!("cannot write the man page: {e}"))),
+        Command::Tracker(cmd) => tracker::run(cmd),
     };
     match result {
         Ok(code) => code,
