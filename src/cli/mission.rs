@@ -119,6 +119,8 @@ pub(crate) fn workflow_error(e: WorkflowError, json: bool) -> CliError {
     let code = match e {
         WorkflowError::Mission(m) => return mission_error(m, json),
         WorkflowError::SubtaskNotFound { .. } => ErrorCode::SubtaskNotFound,
+        WorkflowError::NoWorkPackages { .. } => ErrorCode::NoWorkPackages,
+        WorkflowError::WpFileNameInvalid { .. } => ErrorCode::WpFileNameInvalid,
         WorkflowError::InvalidSubtaskStatus { .. } => ErrorCode::InvalidInput,
         WorkflowError::Status(_) => ErrorCode::StatusLogError,
         _ => ErrorCode::MissionError,

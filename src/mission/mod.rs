@@ -7,6 +7,8 @@
 //! - [`wp`]: work package files, frontmatter and the dependency graph.
 
 pub mod create;
+pub mod finalize_files;
+pub mod frontmatter;
 pub mod handle;
 pub mod lanes;
 pub mod legacy_keys;
