@@ -150,6 +150,8 @@ error_codes! {
         "the aggregate id uses a forbidden legacy aggregate name";
     ContractUnknownEventType = "CONTRACT_UNKNOWN_EVENT_TYPE", 1,
         "the event type is not one the contract defines";
+    ContractInvalid = "CONTRACT_INVALID", 1,
+        "the shape rules pass but the full 3.0.0 validation does not (a type or format, a cutover rule, a model rule, a schema constraint)";
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -7,10 +7,11 @@
 //! * [`validate_payload`]: a payload of an event type in the registry: the `doing` lane alias,
 //!   the typed payload, the cross-field model rules and residual constraints.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::rules::{self, Require, ResidualKind, When, cutover};
-use super::types::{EnvelopePayload, Event};
+use super::types::{Envelope, EnvelopePayload, Event};
 
 /// One reason a document was refused: where (a JSON path) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +154,58 @@ pub fn validate_event(doc: &Value) -> Result<Event, Vec<Violation>> {
             Err(out)
         }
     }
+}
+
+/// Validate the CLI's wire envelope (the `envelope` surface) in full, after the gate's shape
+/// rules: the cutover rules, the generated closed `Envelope` type (every field's type and
+/// format: ULID/UUID ids, non-empty strings, `lamport_clock` ≥ 0, the timestamp), residual
+/// constraints (`data_tier` 0..=4), and the payload as the registry's type for its
+/// `event_type` with the model rules. Every failure is listed.
+pub fn validate_wire_envelope(doc: &Value) -> Result<(), Vec<Violation>> {
+    let Value::Object(obj) = doc else {
+        return Err(vec![violation(
+            Layer::Type,
+            "",
+            "an envelope must be a JSON object",
+        )]);
+    };
+    let mut out = cutover_violations(obj);
+    out.extend(residual_violations("Envelope", doc));
+    let event_type = obj.get("event_type").and_then(Value::as_str).unwrap_or("");
+    let mut payload_failed = false;
+    if let Some(payload) = obj.get("payload") {
+        match validate_payload(event_type, payload) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                payload_failed = true;
+                out.push(violation(
+                    Layer::Type,
+                    "event_type",
+                    format!("event type {event_type:?} is not in this contract's registry"),
+                ));
+            }
+            Err(violations) => {
+                payload_failed = true;
+                out.extend(violations.into_iter().map(|mut v| {
+                    v.path = if v.path.is_empty() {
+                        "payload".into()
+                    } else {
+                        format!("payload.{}", v.path)
+                    };
+                    v
+                }));
+            }
+        }
+    }
+    if let Err(e) = Envelope::deserialize(doc) {
+        let message = e.to_string();
+        // The untagged payload's error says only "no variant matched"; the payload's own
+        // violations above say why.
+        if !(payload_failed && message.contains("EnvelopePayload")) {
+            out.push(violation(Layer::Type, "", message));
+        }
+    }
+    if out.is_empty() { Ok(()) } else { Err(out) }
 }
 
 /// Validate the payload of a registered event type. `Ok(None)` when `event_type` is not in the
