@@ -6,6 +6,7 @@
 //! - [`create`]: a new mission, atomically;
 //! - [`wp`]: work package files, frontmatter and the dependency graph.
 
+pub mod coord;
 pub mod create;
 pub mod finalize_files;
 pub mod frontmatter;

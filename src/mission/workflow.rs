@@ -62,6 +62,9 @@ pub struct MissionContext {
     pub root: PathBuf,
     pub dir: PathBuf,
     pub meta: MissionMeta,
+    /// Where the status log lives when it is not `dir`: the coordination worktree of a
+    /// coordination-topology mission (see [`super::coord`]).
+    pub coord: Option<super::coord::CoordSurface>,
 }
 
 impl MissionContext {
@@ -69,11 +72,22 @@ impl MissionContext {
     pub fn open(root: &Path, handle: &str) -> Result<Self, MissionError> {
         let dir = resolve_mission(root, handle)?;
         let meta = MissionMeta::load(&dir)?;
+        let coord = super::coord::surface(root, &meta);
+        if let Some(c) = &coord {
+            c.materialize(root)?;
+        }
         Ok(Self {
             root: root.to_path_buf(),
             dir,
             meta,
+            coord,
         })
+    }
+
+    /// The directory holding the status log and status.json: the mission directory, or the
+    /// coordination worktree's copy of it.
+    pub fn status_dir(&self) -> &Path {
+        self.coord.as_ref().map_or(&self.dir, |c| &c.dir)
     }
 
     /// The mission's status log. Its lock file is upstream's,
@@ -81,7 +95,7 @@ impl MissionContext {
     /// exclude each other, and locking never leaves an untracked file in the checkout (outside
     /// git: in the mission dir).
     pub fn log(&self) -> EventLog {
-        let log = EventLog::new(&self.dir);
+        let log = EventLog::new(self.status_dir());
         let git_dir = self.root.join(".git");
         if git_dir.is_dir() {
             let locks = git_dir.join("spec-kitty-locks");
@@ -115,6 +129,18 @@ impl MissionContext {
     pub fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
         lock.append(records)?;
         lock.materialize(&self.snapshot_identity())?;
+        if let Some(c) = &self.coord {
+            // Upstream commits each status change on the coordination branch (and resets
+            // uncommitted status files there), so the change is committed before it counts.
+            let message = format!("chore: status update for {}", self.meta.mission_slug);
+            c.commit(&message).map_err(|e| {
+                StatusError::InvalidEvent(format!(
+                    "the status change was written to {} but could not be committed on {}: {e}",
+                    c.dir.display(),
+                    c.branch
+                ))
+            })?;
+        }
         Ok(())
     }
 

@@ -182,3 +182,50 @@ fn mark_status_reports_upstreams_outcomes() {
     assert_eq!(none["summary"]["not_found"], 1);
     assert_eq!(std::fs::read(&log).unwrap(), before);
 }
+
+/// A coordination-topology mission (as upstream 3.2.7 creates it): the status log is read and
+/// written in the coordination worktree and each change is committed on the coordination
+/// branch, where upstream reads it; the primary checkout's log is left alone.
+#[test]
+fn a_coord_mission_keeps_its_status_log_on_the_coordination_branch() {
+    let (_tmp, root) = fixture();
+    let meta_path = root.join(format!("kitty-specs/{MISSION}/meta.json"));
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    let branch = format!("kitty/mission-{MISSION}");
+    meta["topology"] = "coord".into();
+    meta["coordination_branch"] = branch.clone().into();
+    meta["mission_id"] = "01M8Y4GJBEZN3N5WXX3AVSGHR2".into();
+    std::fs::write(&meta_path, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+    git(&root, &["commit", "-qam", "coord topology"]);
+    git(&root, &["branch", &branch]);
+    let primary_log = root.join(format!("kitty-specs/{MISSION}/status.events.jsonl"));
+    finalize(&root).success();
+    let coord = root.join(format!(".worktrees/{MISSION}-01M8Y4GJ-coord"));
+    let coord_log = coord.join(format!(
+        "kitty-specs/{MISSION}-01M8Y4GJ/status.events.jsonl"
+    ));
+    let lines = std::fs::read_to_string(&coord_log).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    assert!(
+        !primary_log.exists(),
+        "the primary checkout's log must not be written"
+    );
+    // Committed on the coordination branch, the coordination worktree clean.
+    let rel = format!("kitty-specs/{MISSION}-01M8Y4GJ/status.events.jsonl");
+    assert_eq!(
+        git(&root, &["show", &format!("{branch}:{rel}")]).trim_end(),
+        lines.trim_end()
+    );
+    assert_eq!(git(&coord, &["status", "--porcelain"]), "");
+    // Reads come from there too.
+    let board = json(bin(&root).args(["status", "--mission", MISSION, "--json"]));
+    assert_eq!(board["summary"]["planned"], 2, "{board}");
+    let out = json(
+        bin(&root)
+            .args(["agent", "tasks", "mark-status", "T001", "--status", "done"])
+            .args(["--mission", MISSION, "--json"]),
+    );
+    assert_eq!(out["summary"]["updated"], 1);
+    assert_eq!(git(&coord, &["status", "--porcelain"]), "");
+    assert!(!primary_log.exists());
+}
