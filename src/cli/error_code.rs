@@ -66,6 +66,10 @@ error_codes! {
         "the mission has no such work package";
     SubtaskNotFound = "SUBTASK_NOT_FOUND", 1,
         "no work package of the mission lists that subtask";
+    NoWorkPackages = "NO_WORK_PACKAGES", 1,
+        "`finalize-tasks` found no `tasks/WPnn[-slug].md` file (the message lists what it found); nothing was written";
+    WpFileNameInvalid = "WP_FILE_NAME_INVALID", 1,
+        "`finalize-tasks`: a file in `tasks/` looks like a work package but is not named `WPnn.md` or `WPnn-<slug>.md`; nothing was written";
     LegacyMetadata = "LEGACY_METADATA", 1,
         "meta.json still uses pre-mission keys; run `spec-kitty upgrade`";
     StatusLogError = "STATUS_LOG_ERROR", 1,
@@ -152,6 +156,8 @@ error_codes! {
         "the aggregate id uses a forbidden legacy aggregate name";
     ContractUnknownEventType = "CONTRACT_UNKNOWN_EVENT_TYPE", 1,
         "the event type is not one the contract defines";
+    ContractInvalid = "CONTRACT_INVALID", 1,
+        "the shape rules pass but the full 3.0.0 validation does not (a type or format, a cutover rule, a model rule, a schema constraint)";
 
     // `tracker bind|status|unbind` (chokepoint 5).
     TrackerProvider = "TRACKER_PROVIDER", 2,

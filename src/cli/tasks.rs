@@ -214,26 +214,54 @@ fn work_package(ctx: &MissionContext, wp: &str, json: bool) -> Result<WorkPackag
 }
 
 fn mark(args: &MarkArgs) -> Result<ExitCode, CliError> {
+    use crate::mission::workflow::{MarkOutcome, WorkflowError};
     let ctx = open_mission(&args.mission, args.json)?;
     let mut outbox = Outbox::new(&ctx.root);
     let marked = app::mission::mark(&ctx, &args.ids, &args.status, "user", &mut outbox)
         .map_err(|e| workflow_error(e, args.json))?;
+    let count = |o: MarkOutcome| marked.iter().filter(|m| m.outcome == o).count();
     let doc = MarkedStatus {
         summary: MarkSummary {
-            updated: marked.len(),
-            not_found: 0,
+            updated: count(MarkOutcome::Updated),
+            already_satisfied: count(MarkOutcome::AlreadySatisfied),
+            not_found: count(MarkOutcome::NotFound),
         },
         results: marked
-            .into_iter()
+            .iter()
             .map(|m| MarkResult {
-                message: format!("Marked {} as {} ({})", m.id, args.status, m.wp_id),
-                id: m.id,
-                outcome: "updated",
-                format: "checkbox",
-                wp_id: m.wp_id,
+                message: match (&m.wp_id, m.outcome) {
+                    (Some(wp), MarkOutcome::Updated) => {
+                        format!("Marked {} as {} ({wp})", m.id, args.status)
+                    }
+                    (Some(wp), _) => {
+                        format!("{} is already {} ({wp})", m.id, args.status)
+                    }
+                    (None, _) => format!(
+                        "{} is not listed by any work package (frontmatter `subtasks:` or a `## WPxx` section of tasks.md)",
+                        m.id
+                    ),
+                },
+                id: m.id.clone(),
+                outcome: m.outcome.as_str(),
+                format: m.wp_id.as_ref().map(|_| "checkbox"),
+                wp_id: m.wp_id.clone(),
             })
             .collect(),
     };
+    // Nothing resolved: upstream prints the same document and exits 1.
+    if doc.summary.not_found == marked.len() {
+        if args.json {
+            emit(&doc, true);
+            return Ok(ExitCode::from(
+                super::ErrorCode::SubtaskNotFound.exit_status(),
+            ));
+        }
+        let ids = marked.into_iter().map(|m| m.id).collect();
+        return Err(workflow_error(
+            WorkflowError::SubtaskNotFound { ids },
+            false,
+        ));
+    }
     emit(&doc, args.json);
     Ok(ExitCode::SUCCESS)
 }

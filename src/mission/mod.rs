@@ -6,7 +6,10 @@
 //! - [`create`]: a new mission, atomically;
 //! - [`wp`]: work package files, frontmatter and the dependency graph.
 
+pub mod coord;
 pub mod create;
+pub mod finalize_files;
+pub mod frontmatter;
 pub mod handle;
 pub mod lanes;
 pub mod legacy_keys;

@@ -33,7 +33,9 @@ fn dossier(n: u32, path: &str) -> Value {
     let mut e = envelope(n, "MissionDossierArtifactIndexed");
     e["payload"] = json!({"namespace": {"project_uuid": "u", "mission_slug": "001-x",
         "target_branch": "main", "mission_type": "software-dev", "manifest_version": "1"},
-        "artifact_id": {"path": path, "artifact_class": "output", "mission_type": "software-dev"}});
+        "artifact_id": {"path": path, "artifact_class": "output", "mission_type": "software-dev"},
+        "content_ref": {"algorithm": "sha256", "hash": "abc"},
+        "indexed_at": "2026-04-06T12:00:00+00:00"});
     e
 }
 

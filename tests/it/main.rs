@@ -4,6 +4,7 @@ mod cli_contract;
 mod cli_mission;
 mod cli_tasks;
 mod cli_workflow;
+mod finalize_interop;
 mod gate_props;
 mod generated;
 mod identity_repo;

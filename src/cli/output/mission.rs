@@ -125,11 +125,12 @@ pub struct MarkedStatus {
 #[derive(Debug, Serialize)]
 pub struct MarkResult {
     pub id: String,
-    /// Always `updated`.
+    /// `updated`, `already_satisfied` or `not_found` (upstream's outcomes).
     pub outcome: &'static str,
-    /// Always `checkbox`.
-    pub format: &'static str,
-    pub wp_id: String,
+    /// `checkbox`; null when not found (as upstream).
+    pub format: Option<&'static str>,
+    /// The work package that lists the subtask; null when not found.
+    pub wp_id: Option<String>,
     /// `Marked T001 as done (WP01)`.
     pub message: String,
 }
@@ -137,6 +138,7 @@ pub struct MarkResult {
 #[derive(Debug, Serialize)]
 pub struct MarkSummary {
     pub updated: usize,
+    pub already_satisfied: usize,
     pub not_found: usize,
 }
 
