@@ -74,6 +74,8 @@ error_codes! {
         "another mission failure (unreadable files, a dependency cycle, a git error, ...)";
     DemoFailed = "DEMO_FAILED", 1,
         "a step of `spec-kitty demo` failed";
+    UpgradeFailed = "UPGRADE_FAILED", 1,
+        "`spec-kitty upgrade` could not read, stage or apply a change (nothing is left half done: run it again)";
 
     // The local sync state (exit 1).
     NoHome = "NO_HOME", 1,

@@ -116,6 +116,9 @@ impl CliError {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Upgrade(_)) {
+        upgrade::recover_before_command();
+    }
     let result = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Init(args) => init::run(&args),

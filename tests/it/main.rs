@@ -22,4 +22,5 @@ mod sync_support;
 mod sync_tls;
 mod sync_transport;
 mod sync_ws_unit;
+mod upgrade_legacy;
 mod upstream;

@@ -1,0 +1,78 @@
+//! Rows written before the mission cutover (a 3.0.x CLI): recognised so that no command
+//! quarantines them under a misleading reason or sends them; `spec-kitty upgrade` rewrites them.
+//!
+//! Every name comes from the compiled contract (`contract::rules`): the cutover's signal field,
+//! its legacy event and aggregate names and the feature-era keys. No list is held here.
+
+use serde_json::Value;
+
+use crate::contract::rules::{self, cutover};
+
+/// True when a stored envelope predates the cutover: it lacks the cutover's signal field
+/// (`schema_version`), names a legacy event type or aggregate, or carries a feature-era key at
+/// any depth. Such a row is left untouched until `spec-kitty upgrade` migrates it.
+pub fn is_pre_cutover(doc: &Value) -> bool {
+    let Value::Object(obj) = doc else {
+        return false;
+    };
+    if !obj.contains_key(cutover::SIGNAL_FIELD) {
+        return true;
+    }
+    if let Some(Value::String(t)) = obj.get("event_type")
+        && cutover::FORBIDDEN_LEGACY_EVENT_NAMES.contains(&t.as_str())
+    {
+        return true;
+    }
+    if let Some(Value::String(a)) = obj.get("aggregate_type")
+        && cutover::FORBIDDEN_LEGACY_AGGREGATE_NAMES.contains(&a.to_lowercase().as_str())
+    {
+        return true;
+    }
+    has_legacy_key(doc)
+}
+
+/// Whether a feature-era key of the contract appears at any depth of `doc`.
+pub fn has_legacy_key(doc: &Value) -> bool {
+    match doc {
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| rules::is_legacy_key(k) || has_legacy_key(v)),
+        Value::Array(a) => a.iter().any(has_legacy_key),
+        _ => false,
+    }
+}
+
+/// The message every command shows when it leaves pre-cutover rows alone.
+pub fn needs_upgrade_message(rows: u64) -> String {
+    format!(
+        "{rows} queued event(s) were written by a CLI from before the mission cutover; they are \
+         left untouched and are not sent. Run `spec-kitty upgrade` to migrate them."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_envelope_is_not_pre_cutover() {
+        let doc = json!({"schema_version": "3.0.0", "event_type": "WPCreated",
+            "aggregate_type": "WorkPackage", "payload": {"mission_slug": "001-a"}});
+        assert!(!is_pre_cutover(&doc));
+        assert!(!is_pre_cutover(&json!("text")));
+    }
+
+    #[test]
+    fn missing_signal_field_or_legacy_names_are_pre_cutover() {
+        assert!(is_pre_cutover(&json!({"event_type": "WPCreated"})));
+        let legacy_key = rules::LEGACY_KEYS[0];
+        let mut payload = serde_json::Map::new();
+        payload.insert(legacy_key.to_owned(), json!("x"));
+        let doc = json!({"schema_version": "3.0.0", "payload": {"namespace": payload}});
+        assert!(is_pre_cutover(&doc));
+        let doc = json!({"schema_version": "3.0.0",
+            "event_type": cutover::FORBIDDEN_LEGACY_EVENT_NAMES[0]});
+        assert!(is_pre_cutover(&doc));
+    }
+}
