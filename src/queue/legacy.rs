@@ -8,14 +8,22 @@ use serde_json::Value;
 
 use crate::contract::rules::{self, cutover};
 
-/// True when a stored envelope predates the cutover: it lacks the cutover's signal field
-/// (`schema_version`), names a legacy event type or aggregate, or carries a feature-era key at
-/// any depth. Such a row is left untouched until `spec-kitty upgrade` migrates it.
+/// True when a stored envelope was written before the cutover: an object without the cutover's
+/// signal field (`schema_version`), as every 3.0.x CLI wrote them. Such a row is left untouched
+/// (not judged, not sent) until `spec-kitty upgrade` migrates it; the gate would refuse it for
+/// the missing field, which tells the user nothing useful.
 pub fn is_pre_cutover(doc: &Value) -> bool {
+    matches!(doc, Value::Object(obj) if !obj.contains_key(cutover::SIGNAL_FIELD))
+}
+
+/// [`is_pre_cutover`], or any other mark of the feature era: a legacy event type or aggregate
+/// name, or a feature-era key at any depth. `spec-kitty upgrade` rewrites every such row (the
+/// quarantine pass judges those that carry the signal field, and names the legacy field).
+pub fn has_legacy_marks(doc: &Value) -> bool {
     let Value::Object(obj) = doc else {
         return false;
     };
-    if !obj.contains_key(cutover::SIGNAL_FIELD) {
+    if is_pre_cutover(doc) {
         return true;
     }
     if let Some(Value::String(t)) = obj.get("event_type")
@@ -64,15 +72,17 @@ mod tests {
     }
 
     #[test]
-    fn missing_signal_field_or_legacy_names_are_pre_cutover() {
+    fn missing_signal_field_is_pre_cutover_and_legacy_names_are_marks() {
         assert!(is_pre_cutover(&json!({"event_type": "WPCreated"})));
+        assert!(has_legacy_marks(&json!({"event_type": "WPCreated"})));
         let legacy_key = rules::LEGACY_KEYS[0];
         let mut payload = serde_json::Map::new();
         payload.insert(legacy_key.to_owned(), json!("x"));
         let doc = json!({"schema_version": "3.0.0", "payload": {"namespace": payload}});
-        assert!(is_pre_cutover(&doc));
+        assert!(!is_pre_cutover(&doc));
+        assert!(has_legacy_marks(&doc));
         let doc = json!({"schema_version": "3.0.0",
             "event_type": cutover::FORBIDDEN_LEGACY_EVENT_NAMES[0]});
-        assert!(is_pre_cutover(&doc));
+        assert!(has_legacy_marks(&doc));
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::envelope::{Fill, Unmappable, rewrite};
 use crate::contract::Timestamp;
-use crate::queue::legacy::is_pre_cutover;
+use crate::queue::legacy::has_legacy_marks;
 use crate::queue::{QUARANTINE_TABLE, body_queue_columns, coalesce_key};
 
 /// The body queue's pre-cutover columns and their canonical names (seed decision 4).
@@ -103,7 +103,7 @@ fn legacy_rows(conn: &Connection, table: &str, id_col: &str) -> rusqlite::Result
     let mut out = Vec::new();
     for row in rows {
         let row = row?;
-        let legacy = serde_json::from_str::<Value>(&row.data).is_ok_and(|d| is_pre_cutover(&d));
+        let legacy = serde_json::from_str::<Value>(&row.data).is_ok_and(|d| has_legacy_marks(&d));
         if legacy {
             out.push(row);
         }
