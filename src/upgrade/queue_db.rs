@@ -183,8 +183,9 @@ fn unmappable(event_id: &str, u: Unmappable) -> UnmappableEvent {
     }
 }
 
-/// Upgrade the queue at `path` in one `BEGIN IMMEDIATE` transaction. `progress(done, total)` is
-/// called as event rows are rewritten.
+/// Upgrade the queue at `path` in one `BEGIN IMMEDIATE` transaction (what it finds then, which
+/// after a kill may be less than [`inspect`] planned). `progress(done, total)` is called as
+/// event rows are rewritten. The body rows are not counted here (the rename touches none).
 pub fn apply(
     path: &Path,
     fill: &Fill,
@@ -196,12 +197,16 @@ pub fn apply(
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let report = survey(&tx, path, fill)?;
+    let mut report = QueueReport {
+        path: path.to_path_buf(),
+        ..QueueReport::default()
+    };
     // 1. The body queue, before anything creates tables: rename each legacy column present.
     for (from, to) in body_renames(&tx)? {
         tx.execute_batch(&format!(
             "ALTER TABLE body_upload_queue RENAME COLUMN {from} TO {to}"
         ))?;
+        report.body_columns.push(to.to_owned());
     }
     // 2. Legacy events in the queue: rewritten in place (same id), or quarantined.
     let queued = legacy_rows(&tx, "queue", "id")?;
@@ -217,6 +222,7 @@ pub fn apply(
         let doc: Value = serde_json::from_str(&row.data).unwrap_or(Value::Null);
         match rewrite(&doc, fill) {
             Ok(new) => {
+                report.events_rewritten += 1;
                 let data = serde_json::to_string(&new).unwrap_or_default();
                 let event_type = new["event_type"].as_str().unwrap_or_default().to_owned();
                 tx.execute(
@@ -231,6 +237,9 @@ pub fn apply(
                 }
             }
             Err(u) => {
+                report
+                    .events_unmappable
+                    .push(unmappable(&row.event_id, u.clone()));
                 if !quarantine_ready {
                     tx.execute_batch(QUARANTINE_TABLE)?;
                     quarantine_ready = true;
@@ -259,9 +268,15 @@ pub fn apply(
     for row in &quarantined {
         let doc: Value = serde_json::from_str(&row.data).unwrap_or(Value::Null);
         match rewrite(&doc, fill) {
-            Ok(new) => return_to_queue(&tx, row, &new, has_coalesce)?,
-            Err(u) if already_recorded(row, &u) => {}
+            Ok(new) => {
+                report.events_returned += 1;
+                return_to_queue(&tx, row, &new, has_coalesce)?;
+            }
+            Err(u) if already_recorded(row, &u) => report.events_still_quarantined += 1,
             Err(u) => {
+                report
+                    .events_unmappable
+                    .push(unmappable(&row.event_id, u.clone()));
                 tx.execute(
                     "UPDATE quarantine SET code = ?2, field = ?3, reason = ?4 WHERE id = ?1",
                     params![row.id, CODE_LEGACY_UNMAPPABLE, u.field, u.reason],
