@@ -322,7 +322,10 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
             by_type: stats
                 .by_type
                 .into_iter()
-                .map(|(event_type, count)| TypeCount { event_type, count })
+                .map(|(event_type, count)| TypeCount {
+                    event_type: crate::queue::legacy::display_event_type(event_type),
+                    count,
+                })
                 .collect(),
         },
         quarantine: QuarantineDoc {

@@ -50,6 +50,16 @@ pub fn has_legacy_key(doc: &Value) -> bool {
     }
 }
 
+/// An event type as commands print it: a legacy event name of the contract is not repeated
+/// (no output speaks the feature era) but named for what it is.
+pub fn display_event_type(event_type: String) -> String {
+    if cutover::FORBIDDEN_LEGACY_EVENT_NAMES.contains(&event_type.as_str()) {
+        "(pre-cutover event: run `spec-kitty upgrade`)".to_owned()
+    } else {
+        event_type
+    }
+}
+
 /// The message every command shows when it leaves pre-cutover rows alone.
 pub fn needs_upgrade_message(rows: u64) -> String {
     format!(

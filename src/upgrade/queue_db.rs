@@ -334,3 +334,83 @@ fn return_to_queue(
     tx.execute("DELETE FROM quarantine WHERE id = ?1", [row.id])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn legacy_table(conn: &Connection, first: &str, second: &str) {
+        conn.execute_batch(&format!(
+            "CREATE TABLE body_upload_queue (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+             project_uuid TEXT NOT NULL, {first} TEXT NOT NULL, target_branch TEXT NOT NULL, \
+             {second} TEXT NOT NULL, content_hash TEXT NOT NULL, \
+             UNIQUE(project_uuid, {first}, target_branch, {second}, content_hash)); \
+             CREATE INDEX idx_body_queue_namespace ON body_upload_queue(project_uuid, {first}, target_branch); \
+             INSERT INTO body_upload_queue (project_uuid, {first}, target_branch, {second}, content_hash) \
+             VALUES ('u', '001-a', 'main', 'software-dev', 'h');"
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn half_renamed_table_is_finished_and_a_second_run_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let conn = Connection::open(&path).unwrap();
+        // Killed upstream-style between the two renames: the slug column is done already.
+        legacy_table(&conn, "mission_slug", BODY_QUEUE_RENAMES[1].0);
+        drop(conn);
+        let fill = Fill::default();
+        let plan = inspect(&path, &fill).unwrap();
+        assert_eq!(plan.body_columns, vec!["mission_type".to_owned()]);
+        assert_eq!(plan.body_rows, 1);
+        let done = apply(&path, &fill, &mut |_, _| {}).unwrap();
+        assert_eq!(done.body_columns, vec!["mission_type".to_owned()]);
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(
+            body_queue_columns(&conn).unwrap(),
+            [
+                "id",
+                "project_uuid",
+                "mission_slug",
+                "target_branch",
+                "mission_type",
+                "content_hash"
+            ]
+        );
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'body_upload_queue'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("UNIQUE(project_uuid, mission_slug, target_branch, mission_type"));
+        drop(conn);
+        assert!(inspect(&path, &fill).unwrap().is_empty());
+        assert!(apply(&path, &fill, &mut |_, _| {}).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let conn = Connection::open(&path).unwrap();
+        legacy_table(&conn, BODY_QUEUE_RENAMES[0].0, BODY_QUEUE_RENAMES[1].0);
+        // Another connection holds the write lock: the upgrade cannot begin, nothing changes.
+        conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let mut other = Connection::open(&path).unwrap();
+        other.busy_timeout(std::time::Duration::ZERO).unwrap();
+        let tx = other.transaction().unwrap();
+        assert!(
+            tx.execute_batch("ALTER TABLE body_upload_queue RENAME COLUMN id TO x")
+                .is_err()
+        );
+        drop(tx);
+        conn.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(
+            inspect(&path, &Fill::default()).unwrap().body_columns.len(),
+            2
+        );
+    }
+}

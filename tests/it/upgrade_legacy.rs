@@ -558,6 +558,54 @@ fn upgrade_migrates_every_legacy_artifact_and_a_second_run_changes_nothing() {
         .success();
 }
 
+/// The audit: no feature-era name in what the CLI prints about a legacy project and queue,
+/// before the upgrade (where it only says that `spec-kitty upgrade` is needed) or after.
+#[test]
+fn no_feature_era_name_in_the_cli_output_before_or_after_the_upgrade() {
+    let sb = Sandbox::new();
+    build_fixture(&sb);
+    let names = [
+        legacy("slug"),
+        legacy("number"),
+        legacy_mission_key(),
+        format!("{}Created", "Feature"),
+    ];
+    let check = |args: &[&str]| {
+        let out = sb.bin().args(args).output().unwrap();
+        for text in [
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        ] {
+            for name in &names {
+                assert!(
+                    !text.contains(name.as_str()),
+                    "`{}` printed {name}: {text}",
+                    args.join(" ")
+                );
+            }
+        }
+    };
+    for args in [
+        &["sync", "status"][..],
+        &["sync", "status", "--json"],
+        &["upgrade", "--dry-run"],
+        &["upgrade", "--dry-run", "--json"],
+    ] {
+        check(args);
+    }
+    sb.bin().args(["upgrade"]).assert().success();
+    for args in [
+        &["sync", "status"][..],
+        &["sync", "status", "--json"],
+        &["status", "--mission", MISSION],
+        &["status", "--mission", MISSION, "--json"],
+        &["upgrade"],
+        &["upgrade", "--json"],
+    ] {
+        check(args);
+    }
+}
+
 /// A cheap pseudo-random sequence (no dependency): xorshift seeded by the clock.
 struct Rng(u64);
 impl Rng {
@@ -604,9 +652,31 @@ fn kill_loop(points: usize) {
             "point {point}: a file was left in the working tree"
         );
         let mid = state(&sb);
-        // Either nothing changed, or the journal is committed and any command finishes it.
-        if mid != before {
-            let _ = sb.bin().args(["status", "--mission", MISSION]).assert();
+        // Either nothing changed, or the journal is committed (and any command finishes it), or
+        // the run completed.
+        let committed = sb
+            .project
+            .join(".git/spec-kitty/upgrade/manifest.json")
+            .is_file();
+        assert!(
+            mid == before || committed || mid == expected,
+            "point {point}: a half-upgraded project without a committed journal"
+        );
+        if committed {
+            sb.bin()
+                .args(["status", "--mission", MISSION])
+                .assert()
+                .success();
+            assert!(
+                !sb.project
+                    .join(".git/spec-kitty/upgrade/manifest.json")
+                    .exists()
+            );
+            assert_eq!(
+                state(&sb),
+                expected,
+                "point {point}: another command did not finish it"
+            );
         }
         sb.bin().args(["upgrade"]).assert().success();
         assert_eq!(
