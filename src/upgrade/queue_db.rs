@@ -259,7 +259,7 @@ pub fn apply(
             }
         }
         done += 1;
-        if done % 1024 == 0 {
+        if done.is_multiple_of(1024) {
             progress(done, total);
         }
     }
@@ -284,7 +284,7 @@ pub fn apply(
             }
         }
         done += 1;
-        if done % 1024 == 0 {
+        if done.is_multiple_of(1024) {
             progress(done, total);
         }
     }

@@ -318,15 +318,7 @@ pub fn apply(plan: &Plan, progress: &mut dyn FnMut(u64, u64)) -> Result<(), Upgr
     if plan.is_empty() {
         return Ok(());
     }
-    let mut staging = Staging::begin(&plan.journal)?;
-    for f in &plan.files {
-        staging.stage(&f.path, &f.contents)?;
-    }
-    for q in &plan.queues {
-        staging.queue(&q.path);
-    }
-    staging.set_fill(serde_json::to_value(&plan.fill).unwrap_or(Value::Null));
-    staging.commit()?;
+    stage_and_commit(plan)?;
     journal::roll_forward(&plan.journal, |q: &Path, _fill: &Value| {
         queue_db::apply(q, &plan.fill, progress)
             .map(|_| ())
@@ -336,4 +328,20 @@ pub fn apply(plan: &Plan, progress: &mut dyn FnMut(u64, u64)) -> Result<(), Upgr
             })
     })?;
     Ok(())
+}
+
+/// The first half of [`apply`]: every new file staged and the journal committed (its
+/// directory is returned); nothing in the project or the queues has changed yet. From here on
+/// the upgrade is decided: [`recover`] (any next command) finishes it.
+pub fn stage_and_commit(plan: &Plan) -> Result<PathBuf, UpgradeError> {
+    let mut staging = Staging::begin(&plan.journal)?;
+    for f in &plan.files {
+        staging.stage(&f.path, &f.contents)?;
+    }
+    for q in &plan.queues {
+        staging.queue(&q.path);
+    }
+    staging.set_fill(serde_json::to_value(&plan.fill).unwrap_or(Value::Null));
+    staging.commit()?;
+    Ok(plan.journal.clone())
 }

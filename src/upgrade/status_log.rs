@@ -31,7 +31,14 @@ pub fn rename_keys(v: &mut Value) -> bool {
             }
             changed
         }
-        Value::Array(a) => a.iter_mut().fold(false, |c, x| rename_keys(x) || c),
+        Value::Array(a) => {
+            // Every element, not only up to the first change.
+            let mut changed = false;
+            for x in a {
+                changed |= rename_keys(x);
+            }
+            changed
+        }
         _ => false,
     }
 }

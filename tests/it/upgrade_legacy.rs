@@ -75,10 +75,16 @@ fn legacy_envelope(
 }
 
 fn write_queue(path: &Path, body_rows: usize, events: bool) {
+    write_queue_with(path, body_rows, events, 0);
+}
+
+/// [`write_queue`] plus `bulk` legacy status-change events of this project.
+fn write_queue_with(path: &Path, body_rows: usize, events: bool, bulk: usize) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     let conn = Connection::open(path).unwrap();
     conn.execute_batch(QUEUE_DDL).unwrap();
     conn.execute_batch(&body_ddl()).unwrap();
+    conn.execute_batch("BEGIN").unwrap();
     for i in 0..body_rows {
         conn.execute(
             &format!(
@@ -108,6 +114,7 @@ fn write_queue(path: &Path, body_rows: usize, events: bool) {
         )
         .unwrap();
     }
+    conn.execute_batch("COMMIT").unwrap();
     // A deleted row: sqlite_sequence is ahead of max(id) and must stay so.
     conn.execute(
         "DELETE FROM body_upload_queue WHERE id = (SELECT MAX(id) FROM body_upload_queue)",
@@ -162,6 +169,14 @@ fn write_queue(path: &Path, body_rows: usize, events: bool) {
             "11111111-e29b-41d4-a716-446655440000",
         ),
     ];
+    let mut rows = rows.to_vec();
+    for i in 0..bulk {
+        let mut env = rows[0].clone();
+        env["event_id"] = json!(format!("01JMBY7K8N3QRVX2DP{i:08}"));
+        env["lamport_clock"] = json!(100 + i);
+        rows.push(env);
+    }
+    conn.execute_batch("BEGIN").unwrap();
     for (i, env) in rows.iter().enumerate() {
         conn.execute(
             "INSERT INTO queue (event_id, event_type, data, timestamp, retry_count) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -175,9 +190,15 @@ fn write_queue(path: &Path, body_rows: usize, events: bool) {
         )
         .unwrap();
     }
+    conn.execute_batch("COMMIT").unwrap();
 }
 
 fn build_fixture(sb: &Sandbox) {
+    build_fixture_with(sb, 0);
+}
+
+/// The fixture plus a second legacy mission with `bulk` legacy status lines (0: none).
+fn build_fixture_with(sb: &Sandbox, bulk: usize) {
     let p = &sb.project;
     fs::create_dir_all(p.join(".kittify/dossiers").join(MISSION)).unwrap();
     fs::write(
@@ -233,9 +254,37 @@ fn build_fixture(sb: &Sandbox) {
         format!("{{\"{slug}\": \"{MISSION}\", \"artifacts\": []}}\n"),
     )
     .unwrap();
+    if bulk > 0 {
+        let m2 = p.join("kitty-specs").join("002-bulk");
+        fs::create_dir_all(&m2).unwrap();
+        let mut meta2 = meta.clone();
+        meta2.insert(legacy("slug"), json!("002-bulk"));
+        meta2.insert(legacy("number"), json!("002"));
+        meta2.insert("slug".into(), json!("002-bulk"));
+        fs::write(
+            m2.join("meta.json"),
+            serde_json::to_string_pretty(&meta2).unwrap() + "\n",
+        )
+        .unwrap();
+        let lanes = [
+            ("planned", "claimed"),
+            ("claimed", "doing"),
+            ("doing", "for_review"),
+            ("for_review", "planned"),
+        ];
+        let mut log = String::new();
+        for i in 0..bulk {
+            let (from, to) = lanes[i % 4];
+            log.push_str(&format!(
+                "{{\"actor\": \"claude\", \"at\": \"2026-01-01T00:00:00+00:00\", \"event_id\": \"01HY{i:022}\", \"evidence\": null, \"execution_mode\": \"worktree\", \"{slug}\": \"002-bulk\", \"force\": false, \"from_lane\": \"{from}\", \"reason\": null, \"review_ref\": null, \"to_lane\": \"{to}\", \"wp_id\": \"WP{:02}\"}}\n",
+                (i / 4) % 50 + 1
+            ));
+        }
+        fs::write(m2.join("status.events.jsonl"), log).unwrap();
+    }
     git(p, &["add", "-A"]);
     git(p, &["commit", "--quiet", "-m", "3.0.x project"]);
-    write_queue(&sb.queue_db(), 16, true);
+    write_queue_with(&sb.queue_db(), 16, true, bulk);
     write_queue(
         &sb.spec_kitty().join("queues/queue-0123456789abcdef.db"),
         4,
@@ -267,9 +316,9 @@ fn dump_db(path: &Path) -> String {
         let rows = stmt
             .query_map([], |r| {
                 let mut v = Vec::new();
-                for i in 0..n {
+                for (i, col) in cols.iter().enumerate().take(n) {
                     let cell: rusqlite::types::Value = r.get(i)?;
-                    v.push(if cols[i] == "quarantined_at" {
+                    v.push(if col == "quarantined_at" {
                         "<t>".to_owned()
                     } else {
                         format!("{cell:?}")
@@ -624,18 +673,23 @@ impl Rng {
     }
 }
 
+/// Legacy status lines of the kill loop's second mission: enough work that kills land inside
+/// the upgrade, not only around the process start.
+const KILL_LOOP_BULK: usize = 600;
+
 fn kill_loop(points: usize) {
     // The reference: an uninterrupted run.
     let reference = Sandbox::new();
-    build_fixture(&reference);
+    build_fixture_with(&reference, KILL_LOOP_BULK);
     let t = Instant::now();
     reference.bin().args(["upgrade"]).assert().success();
     let span = t.elapsed().as_micros() as u64;
     let expected = state(&reference);
     let mut rng = Rng::new();
+    let (mut untouched, mut rolled_forward, mut finished) = (0, 0, 0);
     for point in 0..points {
         let sb = Sandbox::new();
-        build_fixture(&sb);
+        build_fixture_with(&sb, KILL_LOOP_BULK);
         let before = state(&sb);
         let mut child = sb
             .std_bin()
@@ -646,11 +700,14 @@ fn kill_loop(points: usize) {
         std::thread::sleep(Duration::from_micros(rng.below(span + span / 4)));
         let _ = child.kill();
         let _ = child.wait();
-        assert_eq!(
-            untracked(&sb),
-            "",
-            "point {point}: a file was left in the working tree"
-        );
+        // Nothing but the upgrade's own outputs may appear (no temporary file, ever).
+        for line in untracked(&sb).lines() {
+            let rel = line.trim_start_matches("?? ");
+            assert!(
+                reference.project.join(rel).is_file(),
+                "point {point}: {rel} was left in the working tree"
+            );
+        }
         let mid = state(&sb);
         // Either nothing changed, or the journal is committed (and any command finishes it), or
         // the run completed.
@@ -662,6 +719,13 @@ fn kill_loop(points: usize) {
             mid == before || committed || mid == expected,
             "point {point}: a half-upgraded project without a committed journal"
         );
+        if mid == before {
+            untouched += 1;
+        } else if committed {
+            rolled_forward += 1;
+        } else {
+            finished += 1;
+        }
         if committed {
             sb.bin()
                 .args(["status", "--mission", MISSION])
@@ -685,6 +749,11 @@ fn kill_loop(points: usize) {
             "point {point}: the re-run differs from an uninterrupted run"
         );
     }
+    // Where the kills landed (informational: the points are random).
+    eprintln!(
+        "kill points: {untouched} before the commit, {rolled_forward} after it (rolled forward), \
+         {finished} after the run"
+    );
 }
 
 #[test]
@@ -697,4 +766,69 @@ fn kill_minus_9_at_five_points_then_a_rerun_ends_as_an_uninterrupted_run() {
 #[ignore]
 fn kill_minus_9_at_fifty_points_then_a_rerun_ends_as_an_uninterrupted_run() {
     kill_loop(50);
+}
+
+/// Every point inside the roll forward, deterministically (random kills rarely land there:
+/// planning dominates the run): the journal committed and then 0, 1, … of its files renamed
+/// into place, with or without the queues upgraded. Each state is finished by the next
+/// command and ends as an uninterrupted run.
+#[test]
+fn a_committed_journal_is_finished_from_every_point_of_its_roll_forward() {
+    use spec_kitty::home::SpecKittyHome;
+    use spec_kitty::upgrade::{journal, run};
+    let reference = Sandbox::new();
+    build_fixture(&reference);
+    reference.bin().args(["upgrade"]).assert().success();
+    let expected = state(&reference);
+    let files = {
+        let sb = Sandbox::new();
+        build_fixture(&sb);
+        let home = SpecKittyHome::at(sb.spec_kitty());
+        run::plan(&sb.project, Some(&home)).unwrap().files.len()
+    };
+    assert!(files >= 5, "{files}");
+    for renamed in 0..=files {
+        for queues_done in [false, true] {
+            let sb = Sandbox::new();
+            build_fixture(&sb);
+            let home = SpecKittyHome::at(sb.spec_kitty());
+            let plan = run::plan(&sb.project, Some(&home)).unwrap();
+            let dir = run::stage_and_commit(&plan).unwrap();
+            let manifest = journal::read_manifest(&dir).unwrap();
+            if queues_done {
+                for q in &manifest.queues {
+                    let fill = serde_json::from_value(manifest.fill.clone()).unwrap();
+                    spec_kitty::upgrade::queue_db::apply(q, &fill, &mut |_, _| {}).unwrap();
+                }
+            }
+            for f in manifest.files.iter().take(renamed) {
+                fs::rename(dir.join("stage").join(&f.stage), &f.target).unwrap();
+            }
+            // Killed here. Nothing temporary is in the working tree; any command finishes it.
+            for line in untracked(&sb).lines() {
+                let rel = line.trim_start_matches("?? ");
+                assert!(reference.project.join(rel).is_file(), "{rel} left behind");
+            }
+            sb.bin()
+                .args(["status", "--mission", MISSION])
+                .assert()
+                .success();
+            assert!(!journal::pending(&dir));
+            assert_eq!(
+                state(&sb),
+                expected,
+                "renamed {renamed}, queues {queues_done}"
+            );
+            let again: Value = serde_json::from_slice(
+                &sb.bin()
+                    .args(["upgrade", "--json"])
+                    .assert()
+                    .success()
+                    .get_output()
+                    .stdout,
+            )
+            .unwrap();
+            assert_eq!(again["changed"], false);
+        }
+    }
 }
