@@ -8,10 +8,12 @@
 //! * [`emitting`]: opening the emitter (identity, home, queue, clock) and the live socket.
 //! * [`outbox`]: the per-command best-effort emitter.
 //! * [`wire`]: domain records → generated payload structs.
+//! * [`tracker`]: `tracker bind / status / unbind` over the tracker client (chokepoint 5).
 
 pub mod emitting;
 pub mod mission;
 pub mod outbox;
 pub mod sync;
+pub mod tracker;
 pub mod wire;
 pub mod workflow;

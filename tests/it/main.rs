@@ -22,5 +22,6 @@ mod sync_support;
 mod sync_tls;
 mod sync_transport;
 mod sync_ws_unit;
+mod tracker;
 mod upgrade_legacy;
 mod upstream;
