@@ -84,6 +84,8 @@ error_codes! {
         "`agent tasks move-task`: a dependency of the work package is not approved or done yet (`--force --note` overrides)";
     LaneAllocationFailed = "LANE_ALLOCATION_FAILED", 1,
         "`agent tasks move-task`: the lane worktree under `.worktrees/` could not be created";
+    UpgradeFailed = "UPGRADE_FAILED", 1,
+        "`spec-kitty upgrade` could not read, stage or apply a change (nothing is left half done: run it again)";
 
     // The local sync state (exit 1).
     NoHome = "NO_HOME", 1,

@@ -148,6 +148,9 @@ pub fn main() -> ExitCode {
         .get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let color = cli.color;
+    if !matches!(cli.command, Command::Upgrade(_)) {
+        upgrade::recover_before_command();
+    }
     let result = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Init(args) => init::run(&args),

@@ -301,6 +301,13 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
         queue.quarantine_new()
     }
     .map_err(err)?;
+    let pre_cutover = queue.pre_cutover_rows().map_err(err)?;
+    if pre_cutover > 0 {
+        eprintln!(
+            "warning: {}",
+            crate::queue::legacy::needs_upgrade_message(pre_cutover)
+        );
+    }
     let stats = queue.stats().map_err(err)?;
     let rows = queue.list_quarantine().map_err(err)?;
     let rejections = queue.rejections().map_err(err)?;
@@ -319,7 +326,10 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
             by_type: stats
                 .by_type
                 .into_iter()
-                .map(|(event_type, count)| TypeCount { event_type, count })
+                .map(|(event_type, count)| TypeCount {
+                    event_type: crate::queue::legacy::display_event_type(event_type),
+                    count,
+                })
                 .collect(),
         },
         quarantine: QuarantineDoc {

@@ -170,6 +170,12 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         ))
         .map_err(|e| queue_error(e, json))?;
     bar.finish_and_clear();
+    if report.needs_upgrade > 0 {
+        eprintln!(
+            "warning: {}",
+            crate::queue::legacy::needs_upgrade_message(report.needs_upgrade)
+        );
+    }
 
     if let Some(file) = &args.report {
         if report.failures.is_empty() {

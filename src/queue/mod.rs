@@ -155,6 +155,7 @@ use crate::repo::Durability;
 
 mod adopt;
 mod enqueue;
+pub mod legacy;
 mod quarantine;
 mod schema;
 mod send;
@@ -163,7 +164,9 @@ mod stats;
 #[allow(unused_imports)]
 use self::{enqueue::*, quarantine::*, schema::*, send::*};
 pub use enqueue::coalesce_key;
-pub use schema::{BODY_QUEUE_TABLE, SCHEMA_VERSION, body_queue_columns, body_queue_is_legacy};
+pub use schema::{
+    BODY_QUEUE_TABLE, QUARANTINE_TABLE, SCHEMA_VERSION, body_queue_columns, body_queue_is_legacy,
+};
 
 /// SQLite's busy timeout: how long an enqueue waits for another writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -25,4 +25,5 @@ mod sync_tls;
 mod sync_transport;
 mod sync_ws_unit;
 mod tracker;
+mod upgrade_legacy;
 mod upstream;
