@@ -7,11 +7,13 @@
 //!
 //! * [`emitting`]: opening the emitter (identity, home, queue, clock) and the live socket.
 //! * [`outbox`]: the per-command best-effort emitter.
+//! * [`relay`]: the status log as the outbox (log lines → queue, exactly once).
 //! * [`wire`]: domain records → generated payload structs.
 
 pub mod emitting;
 pub mod mission;
 pub mod outbox;
+pub mod relay;
 pub mod sync;
 pub mod wire;
 pub mod workflow;

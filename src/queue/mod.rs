@@ -156,6 +156,7 @@ use crate::repo::Durability;
 mod adopt;
 mod enqueue;
 mod quarantine;
+mod relay;
 mod schema;
 mod send;
 mod stats;
@@ -163,6 +164,7 @@ mod stats;
 #[allow(unused_imports)]
 use self::{enqueue::*, quarantine::*, schema::*, send::*};
 pub use enqueue::coalesce_key;
+pub use relay::RelayCommit;
 pub use schema::{BODY_QUEUE_TABLE, SCHEMA_VERSION, body_queue_columns, body_queue_is_legacy};
 
 /// SQLite's busy timeout: how long an enqueue waits for another writer.

@@ -60,6 +60,20 @@ pub enum StatusError {
         reason: String,
     },
 
+    /// A change the sync contract cannot carry (for example `done` without review evidence):
+    /// refused before it is recorded, so nothing is recorded and left unsent.
+    #[error(
+        "refusing to record {what}: the sync event contract cannot carry it ({reason}); \
+         nothing was written. Moving to approved or done needs --evidence-json with \
+         review.reviewer, review.verdict and review.reference"
+    )]
+    NotSendable {
+        /// The change ("WP01 for_review -> done").
+        what: String,
+        /// Why the contract refuses it.
+        reason: String,
+    },
+
     /// An event or annotation handed to the writer is not valid.
     #[error("refusing to write status event: {0}")]
     InvalidEvent(String),
