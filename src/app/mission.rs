@@ -22,11 +22,26 @@ pub fn record(
     outbox: &mut Outbox,
 ) -> Result<(), StatusError> {
     sendable(&ctx.root, records)?;
-    ctx.persist(lock, records)?;
-    if !records.is_empty() {
-        outbox.relay(&ctx.dir);
+    let before = log_len(&ctx.dir);
+    let persisted = ctx.persist(lock, records);
+    relay_after(outbox, &ctx.dir, before, persisted.is_ok());
+    persisted
+}
+
+fn log_len(dir: &Path) -> Option<u64> {
+    std::fs::metadata(dir.join(crate::status::store::EVENTS_FILENAME))
+        .ok()
+        .map(|m| m.len())
+}
+
+/// Relay the log after a command that succeeded (lines an earlier, killed command left are
+/// queued too), or that appended to it and then failed (status.json on a full disk, a
+/// commit): what is recorded is queued, or left for the next command. A command that failed
+/// without writing opens nothing.
+fn relay_after(outbox: &mut Outbox, dir: &Path, before: Option<u64>, succeeded: bool) {
+    if succeeded || log_len(dir) != before {
+        outbox.relay(dir);
     }
-    Ok(())
 }
 
 /// Refuse, before anything is written, a lane change whose 3.0.0 event the contract would
@@ -127,10 +142,11 @@ pub fn finalize(
     ctx: &MissionContext,
     outbox: &mut Outbox,
 ) -> Result<FinalizeReport, WorkflowError> {
-    let report = workflow::finalize_tasks(ctx)?;
+    let before = log_len(&ctx.dir);
+    let report = workflow::finalize_tasks(ctx);
     // The relay sends each bootstrap line as `WPCreated` then its `WPStatusChanged`.
-    outbox.relay(&ctx.dir);
-    Ok(report)
+    relay_after(outbox, &ctx.dir, before, report.is_ok());
+    report
 }
 
 /// `mark-status` (see [`workflow::mark_subtasks`]), then the annotations' events.
@@ -141,7 +157,9 @@ pub fn mark(
     actor: &str,
     outbox: &mut Outbox,
 ) -> Result<Vec<Marked>, WorkflowError> {
-    let marks = workflow::mark_subtasks(ctx, ids, status, actor)?;
-    outbox.relay(&ctx.dir);
+    let before = log_len(&ctx.dir);
+    let marks = workflow::mark_subtasks(ctx, ids, status, actor);
+    relay_after(outbox, &ctx.dir, before, marks.is_ok());
+    let marks = marks?;
     Ok(marks.marked)
 }

@@ -331,6 +331,25 @@ fn relay_once(
     }
 }
 
+/// Relay every mission's status log of the project at `root` (`sync now` does this first, so
+/// lines a killed command left unqueued are sent too). Each relay reads only past its cursor.
+pub fn relay_project(root: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(root.join("kitty-specs")) else {
+        return 0;
+    };
+    let mut dirs: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.join(crate::status::store::EVENTS_FILENAME).is_file())
+        .collect();
+    dirs.sort();
+    let mut outbox = super::outbox::Outbox::new(root);
+    for dir in &dirs {
+        outbox.relay(dir);
+    }
+    dirs.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,6 +93,9 @@ impl MissionContext {
     /// every status change. The domain persists only; the use-case (`crate::app::record`)
     /// hands the same records to its outbox.
     pub fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
+        // Checks before writes: a log that does not read (a malformed or torn line) is refused
+        // before anything is appended to it.
+        lock.reduce()?;
         lock.append(records)?;
         lock.materialize(&self.snapshot_identity())?;
         Ok(())
