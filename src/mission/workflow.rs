@@ -137,6 +137,10 @@ pub struct CreatedWp {
 /// `genesis → planned` bootstrap event (not forced) for each work package that has no event
 /// yet, write `status.json`, and commit those files. Idempotent.
 pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowError> {
+    // Checks before writes: the commit at the end needs a git identity; without one nothing is
+    // written (git's message says how to set it).
+    git::run(&ctx.root, &["var", "GIT_COMMITTER_IDENT"])?;
+    git::run(&ctx.root, &["var", "GIT_AUTHOR_IDENT"])?;
     let wps = list_work_packages(&ctx.dir)?;
     let graph = DependencyGraph::from_work_packages(&wps);
     if let Some((wp, dep)) = graph.missing_dependencies().first() {

@@ -76,6 +76,10 @@ pub enum StatusError {
         reason: String,
     },
 
+    /// The status lock stayed held by another process for the whole bounded wait.
+    #[error(transparent)]
+    Lock(#[from] crate::repo::lock::LockError),
+
     /// An event or annotation handed to the writer is not valid.
     #[error("refusing to write status event: {0}")]
     InvalidEvent(String),
