@@ -277,6 +277,16 @@ pub(crate) fn commit_paths(
     if paths.is_empty() {
         return Ok(None);
     }
+    // Stage, check and commit as one step under the repository lock: a parallel command's
+    // commit cannot slip in between.
+    git::with_repo_lock(root, || commit_paths_locked(root, paths, message))
+}
+
+fn commit_paths_locked(
+    root: &Path,
+    paths: &[String],
+    message: &str,
+) -> Result<Option<String>, repo::RepoError> {
     let mut add = vec!["add", "--"];
     add.extend(paths.iter().map(String::as_str));
     git::run(root, &add)?;

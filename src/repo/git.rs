@@ -135,6 +135,21 @@ fn write_guard<S: AsRef<OsStr>>(
     Ok(Some(lock))
 }
 
+/// Run `f` holding the repository lock of the checkout `dir` is in, so a sequence of git
+/// commands (stage, check, commit) is not interleaved with another spec-kitty process's.
+pub fn with_repo_lock<T>(
+    dir: &Path,
+    f: impl FnOnce() -> Result<T, RepoError>,
+) -> Result<T, RepoError> {
+    let _lock = match super::gitfs::layout(dir) {
+        super::gitfs::Answer::Known(layout) => Some(super::lock::repo_lock(
+            &super::lock::repo_lock_path(&layout.common_dir),
+        )?),
+        super::gitfs::Answer::Unsure => None,
+    };
+    f()
+}
+
 fn output<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Output, RepoError> {
     let _guard = write_guard(dir, args)?;
     let mut cmd = command(dir);

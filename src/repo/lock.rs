@@ -143,10 +143,27 @@ pub fn lock_bounded(
     }
 }
 
-/// The repository lock, held until dropped.
+/// The repository lock, held until dropped. Re-entrant within the process: a command that
+/// holds it around a sequence of git commands ([`super::git::with_repo_lock`]) runs each of them
+/// without taking it again (flock would block on itself). Commands are single-threaded.
 #[derive(Debug)]
 pub struct RepoLock {
-    _file: File,
+    path: PathBuf,
+}
+
+/// Repository locks this process holds: the lock file, its open handle, how many guards.
+static HELD: std::sync::Mutex<Vec<(PathBuf, File, usize)>> = std::sync::Mutex::new(Vec::new());
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = held.iter().position(|(p, _, _)| *p == self.path) {
+            held[i].2 -= 1;
+            if held[i].2 == 0 {
+                held.swap_remove(i);
+            }
+        }
+    }
 }
 
 /// The repository lock's file for a checkout whose git common dir is `common_dir`.
@@ -156,9 +173,20 @@ pub fn repo_lock_path(common_dir: &Path) -> PathBuf {
 
 /// Take the repository lock at `path` (bounded wait).
 pub fn repo_lock(path: &Path) -> Result<RepoLock, LockError> {
-    let mut file = open_lock_file(path)?;
-    lock_bounded(&mut file, path, true, "repository")?;
-    Ok(RepoLock { _file: file })
+    let path = path.to_path_buf();
+    {
+        let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = held.iter_mut().find(|(p, _, _)| *p == path) {
+            entry.2 += 1;
+            return Ok(RepoLock { path });
+        }
+    }
+    let mut file = open_lock_file(&path)?;
+    lock_bounded(&mut file, &path, true, "repository")?;
+    HELD.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((path.clone(), file, 1));
+    Ok(RepoLock { path })
 }
 
 /// Wait (bounded) until git's `index.lock` at `path` is gone.
@@ -190,7 +218,9 @@ mod tests {
     fn a_held_lock_times_out_naming_the_file_and_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("locks/x.lock");
-        let _held = repo_lock(&path).unwrap();
+        let held = repo_lock(&path).unwrap();
+        // Re-entrant in the process.
+        drop(repo_lock(&path).unwrap());
         let mut other = open_lock_file(&path).unwrap();
         // flock is per open file: a second open of the same file conflicts in-process too.
         let started = Instant::now();
@@ -215,6 +245,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("SPEC_KITTY_LOCK_TIMEOUT_MS"), "{text}");
+        drop(held);
+        other.try_lock().unwrap();
     }
 
     #[test]

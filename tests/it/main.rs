@@ -11,6 +11,7 @@ mod layers;
 mod legacy_names;
 mod mission_lifecycle;
 mod orchestrator_api;
+mod outbox_relay;
 mod status_flow;
 mod structure;
 mod support;
