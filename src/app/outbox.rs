@@ -94,6 +94,11 @@ impl Outbox {
     /// append, and by commands that open the queue; a relay that cannot run now (no home, a
     /// busy or damaged queue) leaves the lines for the next one, with one warning line.
     pub fn relay(&mut self, mission_dir: &Path) {
+        // Temp files a killed command left in the project's own directories go first.
+        crate::repo::atomic::sweep_stale_temps(mission_dir);
+        if let Some(kittify) = crate::identity::config_path(&self.root).parent() {
+            crate::repo::atomic::sweep_stale_temps(kittify);
+        }
         let events = mission_dir.join(crate::status::store::EVENTS_FILENAME);
         if !events.exists() {
             return;
