@@ -420,25 +420,37 @@ fn a_torn_tail_is_named_with_the_repair_command_which_fixes_it() {
 fn finalize_without_a_git_identity_writes_nothing() {
     let sb = Sandbox::new();
     write_mission(&sb.project, SLUG, 1, 2);
+    // No identity anywhere and no guessing from the host name.
+    super::support::git(&sb.project, &["config", "user.useConfigOnly", "true"]);
     let before = super::support::snapshot(&sb.project);
     let out = sb
         .std_bin()
         .args(strs(&finalize_args(SLUG)))
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("EMAIL", "")
+        .env_remove("EMAIL")
         .env_remove("GIT_AUTHOR_NAME")
         .env_remove("GIT_AUTHOR_EMAIL")
         .env_remove("GIT_COMMITTER_NAME")
         .env_remove("GIT_COMMITTER_EMAIL")
-        .env("GIT_AUTHOR_NAME", "")
         .output()
         .unwrap();
-    if out.status.success() {
-        // git found an identity anyway (from the host name): nothing to check here.
-        return;
-    }
-    assert_eq!(super::support::snapshot(&sb.project), before);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "finalize succeeded without an identity: {stderr}"
+    );
+    assert!(
+        stderr.contains("GIT_COMMITTER_IDENT") || stderr.contains("identity"),
+        "{stderr}"
+    );
+    assert_eq!(
+        super::support::snapshot(&sb.project),
+        before,
+        "files changed"
+    );
+    // With an identity the same command then works (nothing half done to trip over).
+    run_ok(&sb, &strs(&finalize_args(SLUG)));
 }
 
 #[test]
