@@ -7,6 +7,7 @@
 //!
 //! * [`emitting`]: opening the emitter (identity, home, queue, clock) and the live socket.
 //! * [`outbox`]: the per-command best-effort emitter.
+//! * [`relay`]: the status log as the outbox (log lines → queue, exactly once).
 //! * [`wire`]: domain records → generated payload structs.
 //! * [`transition`]: moving a work package and appending to its history (host and CLI alike).
 //! * [`tracker`]: `tracker bind / status / unbind` over the tracker client (chokepoint 5).
@@ -14,6 +15,7 @@
 pub mod emitting;
 pub mod mission;
 pub mod outbox;
+pub mod relay;
 pub mod sync;
 pub mod tracker;
 pub mod transition;

@@ -7,6 +7,16 @@
 //! its exit status and meaning: [`ErrorCode`] (and the table in README.md). Every JSON document
 //! is a struct in [`output`], whose text is the human output.
 
+// Every `print!`/`println!` of the CLI goes through `output::write_stdout`: a closed stdout
+// ends the process quietly with status 141 instead of panicking.
+macro_rules! print {
+    ($($t:tt)*) => { $crate::cli::output::write_stdout(format_args!($($t)*)) };
+}
+macro_rules! println {
+    () => { $crate::cli::output::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 mod auth;
 mod color;
 mod contract;
@@ -18,6 +28,7 @@ mod init;
 mod materialize;
 mod mission;
 mod status;
+mod status_repair;
 mod sync;
 mod sync_check;
 mod sync_now;
@@ -102,6 +113,9 @@ enum AgentCommand {
     /// Work on a mission's tasks.
     #[command(subcommand)]
     Tasks(tasks::TasksCommand),
+    /// Maintain a mission's status log.
+    #[command(subcommand)]
+    Status(status_repair::StatusCommand),
 }
 
 /// A failure the CLI reports with an exit status: on stderr as `error: <message>`, and, for a
@@ -156,6 +170,7 @@ pub fn main() -> ExitCode {
         Command::Init(args) => init::run(&args),
         Command::Agent(AgentCommand::Mission(cmd)) => mission::run(cmd),
         Command::Agent(AgentCommand::Tasks(cmd)) => tasks::run(cmd, color),
+        Command::Agent(AgentCommand::Status(cmd)) => status_repair::run(cmd),
         Command::Status(args) => status::run(&args, color),
         Command::Demo(args) => demo::run(&args),
         Command::Upgrade(args) => upgrade::run(&args),

@@ -101,6 +101,10 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         .clone()
         .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     let adopted = adopt_pre_login_events(&home, json)?;
+    // Status lines a killed command left in a log are queued before the drain.
+    if let Ok(root) = crate::repo::locate_project_root_from_cwd() {
+        crate::app::relay::relay_project(&root);
+    }
     let (path, queue) = open_existing(&home, json)?;
     let mut queue = match queue {
         Some(q) if !q.is_empty().map_err(|e| queue_error(e, json))? => q,

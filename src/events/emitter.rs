@@ -35,7 +35,7 @@ use crate::contract::types::{
 };
 use crate::contract::validate::{Violation, validate_payload};
 use crate::contract::{ContractViolation, Surface, gate};
-use crate::queue::{EnqueueOutcome, Queue, QueueError};
+use crate::queue::{EnqueueOutcome, Queue, QueueError, RelayCommit};
 
 /// Errors of [`Emitter::emit`] and of opening an emitter.
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +129,6 @@ pub struct Emitter {
     clock: LamportClock,
     queue: Queue,
     live: Option<Box<dyn LiveSink>>,
-    /// Envelopes queued in the open batch, offered to the live client once it commits.
-    pending_live: Option<Vec<serde_json::Value>>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -152,7 +150,6 @@ impl Emitter {
             clock,
             queue,
             live: None,
-            pending_live: None,
         }
     }
 
@@ -182,6 +179,23 @@ impl Emitter {
 
     /// Build, validate, gate and queue one event (see the module docs).
     pub fn emit(&mut self, draft: EventDraft) -> Result<Receipt, EmitError> {
+        let (doc, event_id, event_type, lamport) = self.prepare(draft)?;
+        let outcome = self.queue.enqueue_with_floor(&doc, self.clock.reserved())?;
+        let sent_live = self.send_live(&doc);
+        Ok(Receipt {
+            event_id,
+            event_type,
+            lamport_clock: lamport,
+            outcome,
+            sent_live,
+        })
+    }
+
+    /// Steps 1–4 of [`emit`](Self::emit): the envelope, validated and gated, not queued.
+    fn prepare(
+        &mut self,
+        draft: EventDraft,
+    ) -> Result<(serde_json::Value, String, &'static str, u64), EmitError> {
         let lamport = self.clock.tick()?;
         let event_type = draft.payload.event_type_name();
         let envelope = envelope::build(&mut self.context, draft, lamport, self.clock.node_id())?;
@@ -195,44 +209,34 @@ impl Emitter {
             })?;
         }
         gate(Surface::Envelope, &doc).map_err(EmitError::Contract)?;
-        let outcome = self.queue.enqueue_with_floor(&doc, self.clock.reserved())?;
-        let sent_live = match &mut self.pending_live {
-            // In a batch nothing is committed yet: the live offer waits for the commit.
-            Some(pending) => {
-                if self.live.is_some() {
-                    pending.push(doc);
-                }
-                false
+        Ok((doc, envelope.event_id.to_string(), event_type, lamport))
+    }
+
+    /// Steps 1–4 for an event of a relayed batch: the checked envelope, to hand to
+    /// [`commit_relayed`](Self::commit_relayed).
+    pub fn prepare_relayed(&mut self, draft: EventDraft) -> Result<serde_json::Value, EmitError> {
+        Ok(self.prepare(draft)?.0)
+    }
+
+    /// Step 5 for a relayed batch: queue `docs` and move the relay cursor `key` from `expected`
+    /// to `cursor` in one transaction ([`Queue::enqueue_relayed`]), then step 6 for each.
+    pub fn commit_relayed(
+        &mut self,
+        docs: &[serde_json::Value],
+        key: &str,
+        expected: Option<&str>,
+        cursor: &str,
+    ) -> Result<RelayCommit, EmitError> {
+        let reserved = self.clock.reserved();
+        let done = self
+            .queue
+            .enqueue_relayed(docs, reserved, key, expected, cursor)?;
+        if matches!(done, RelayCommit::Committed { .. }) {
+            for doc in docs {
+                self.send_live(doc);
             }
-            None => self.send_live(&doc),
-        };
-        Ok(Receipt {
-            event_id: envelope.event_id.to_string(),
-            event_type,
-            lamport_clock: lamport,
-            outcome,
-            sent_live,
-        })
-    }
-
-    /// Open a batch: the events emitted until [`commit_batch`](Self::commit_batch) are queued
-    /// in one transaction (one commit and one sync for all of them, see
-    /// [`Queue::begin_batch`]); they are offered to the live client after the commit.
-    pub fn begin_batch(&mut self) -> Result<(), EmitError> {
-        self.queue.begin_batch()?;
-        self.pending_live.get_or_insert_with(Vec::new);
-        Ok(())
-    }
-
-    /// Commit the open batch, then offer its events to the live client. On failure none of
-    /// the batch's events are queued (their receipts were provisional).
-    pub fn commit_batch(&mut self) -> Result<(), EmitError> {
-        let pending = self.pending_live.take().unwrap_or_default();
-        self.queue.commit_batch()?;
-        for doc in &pending {
-            self.send_live(doc);
         }
-        Ok(())
+        Ok(done)
     }
 
     /// Step 6: offer the queued envelope to the live client, if any. Never an error.

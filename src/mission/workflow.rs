@@ -127,6 +127,9 @@ impl MissionContext {
     /// every status change. The domain persists only; the use-case (`crate::app::record`)
     /// hands the same records to its outbox.
     pub fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
+        // Checks before writes: a log that does not read (a malformed or torn line) is refused
+        // before anything is appended to it.
+        lock.reduce()?;
         lock.append(records)?;
         lock.materialize(&self.snapshot_identity())?;
         if let Some(c) = &self.coord {
@@ -180,6 +183,10 @@ pub struct CreatedWp {
 /// `genesis → planned` bootstrap event (not forced) for each work package that has no event
 /// yet, write `status.json`, and commit those files. Idempotent.
 pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowError> {
+    // Checks before writes: the commit at the end needs a git identity; without one nothing is
+    // written (git's message says how to set it).
+    git::run(&ctx.root, &["var", "GIT_COMMITTER_IDENT"])?;
+    git::run(&ctx.root, &["var", "GIT_AUTHOR_IDENT"])?;
     let tasks_dir = ctx.rel(&ctx.dir.join(super::TASKS_DIR));
     let (found, invalid) = finalize_files::scan_tasks_dir(&ctx.dir)?;
     if !invalid.is_empty() {
@@ -334,6 +341,16 @@ pub(crate) fn commit_paths(
     if paths.is_empty() {
         return Ok(None);
     }
+    // Stage, check and commit as one step under the repository lock: a parallel command's
+    // commit cannot slip in between.
+    git::with_repo_lock(root, || commit_paths_locked(root, paths, message))
+}
+
+fn commit_paths_locked(
+    root: &Path,
+    paths: &[String],
+    message: &str,
+) -> Result<Option<String>, repo::RepoError> {
     let mut add = vec!["add", "--"];
     add.extend(paths.iter().map(String::as_str));
     git::run(root, &add)?;

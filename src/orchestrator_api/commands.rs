@@ -73,7 +73,11 @@ fn read_err(e: workflow::WorkflowError) -> ApiError {
 }
 
 fn write_err(e: StatusError) -> ApiError {
-    ApiError::new(Code::TransitionRejected, e.to_string())
+    let code = match e {
+        StatusError::NotSendable { .. } => Code::WorkflowEvidenceRequired,
+        _ => Code::TransitionRejected,
+    };
+    ApiError::new(code, e.to_string())
 }
 
 fn require_policy(policy: Option<&str>, why: &str) -> Result<Policy, ApiError> {

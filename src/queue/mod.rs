@@ -157,6 +157,7 @@ mod adopt;
 mod enqueue;
 pub mod legacy;
 mod quarantine;
+mod relay;
 mod schema;
 mod send;
 mod stats;
@@ -164,6 +165,7 @@ mod stats;
 #[allow(unused_imports)]
 use self::{enqueue::*, quarantine::*, schema::*, send::*};
 pub use enqueue::coalesce_key;
+pub use relay::RelayCommit;
 pub use schema::{
     BODY_QUEUE_TABLE, QUARANTINE_TABLE, SCHEMA_VERSION, body_queue_columns, body_queue_is_legacy,
 };

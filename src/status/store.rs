@@ -148,11 +148,12 @@ impl EventLog {
             .map_err(|e| StatusError::io("open lock file", &self.lock_path, e))
     }
 
-    /// Takes the exclusive lock, waiting for other holders.
+    /// Takes the exclusive lock, waiting for other holders at most
+    /// `SPEC_KITTY_LOCK_TIMEOUT_MS` (default 10 s; then [`StatusError::Lock`] names the lock
+    /// file and its holder's pid).
     pub fn lock(&self) -> Result<LogLock<'_>> {
-        let file = self.open_lock_file()?;
-        file.lock()
-            .map_err(|e| StatusError::io("lock", &self.lock_path, e))?;
+        let mut file = self.open_lock_file()?;
+        crate::repo::lock::lock_bounded(&mut file, &self.lock_path, true, "mission's status log")?;
         Ok(LogLock {
             log: self,
             _file: file,
@@ -176,8 +177,8 @@ impl EventLog {
             }
             Err(e) => return Err(e),
         };
-        file.lock_shared()
-            .map_err(|e| StatusError::io("lock", &self.lock_path, e))?;
+        let mut file = file;
+        crate::repo::lock::lock_bounded(&mut file, &self.lock_path, false, "mission's status log")?;
         Ok(Some(file))
     }
 

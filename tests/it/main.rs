@@ -13,6 +13,7 @@ mod legacy_names;
 mod mission_lifecycle;
 mod orchestrator_api;
 mod readme;
+mod outbox_relay;
 mod status_flow;
 mod structure;
 mod support;
