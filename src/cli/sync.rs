@@ -132,6 +132,8 @@ pub(super) fn queue_error(e: QueueError, json: bool) -> CliError {
         QueueError::Corrupt { .. } => ErrorCode::QueueCorrupt,
         QueueError::NewerSchema { .. } => ErrorCode::QueueNewerSchema,
         QueueError::Incompatible { .. } => ErrorCode::QueueIncompatible,
+        QueueError::LegacyBodyQueue { .. } => ErrorCode::BodyQueueLegacy,
+        QueueError::BodyRefused(v) => ErrorCode::from(&v.reason),
         QueueError::Sqlite { .. } | QueueError::Io { .. } | QueueError::InvalidEnvelope { .. } => {
             ErrorCode::QueueError
         }

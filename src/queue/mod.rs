@@ -154,6 +154,7 @@ use crate::home::DEFAULT_MAX_QUEUE_SIZE;
 use crate::repo::Durability;
 
 mod adopt;
+mod body;
 mod enqueue;
 mod quarantine;
 mod schema;
@@ -162,6 +163,10 @@ mod stats;
 
 #[allow(unused_imports)]
 use self::{enqueue::*, quarantine::*, schema::*, send::*};
+pub use body::{
+    BodyAck, BodyArtifact, BodyCursor, BodyEnqueued, BodyStats, BodyTask, MAX_BODY_BACKOFF_SECS,
+    MAX_BODY_RETRIES, StaleBody, body_backoff_secs, now_seconds,
+};
 pub use enqueue::coalesce_key;
 pub use schema::{BODY_QUEUE_TABLE, SCHEMA_VERSION, body_queue_columns, body_queue_is_legacy};
 
@@ -221,6 +226,16 @@ pub enum QueueError {
         ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     NotQuarantined { ids: Vec<i64> },
+    /// Chokepoint 3: the contract gate refused a body task's namespace; nothing was written.
+    #[error("cannot queue the artifact body: {0}")]
+    BodyRefused(crate::contract::ContractViolation),
+    /// The body upload queue still has its pre-cutover columns.
+    #[error(
+        "the body upload queue in {} still has its pre-cutover columns; it was left untouched. \
+         Run `spec-kitty upgrade` to rename them",
+        path.display()
+    )]
+    LegacyBodyQueue { path: PathBuf },
 }
 
 /// Settings of an open queue.
@@ -394,6 +409,8 @@ pub struct Queue {
     path: PathBuf,
     options: QueueOptions,
     count: Option<CachedCount>,
+    /// The body upload queue's row count (see `body`).
+    body_count: Option<CachedCount>,
     /// The Lamport floor this connection last committed (see [`Queue::enqueue_with_floor`]).
     recorded_floor: u64,
 }
@@ -453,6 +470,7 @@ impl Queue {
             path,
             options,
             count: None,
+            body_count: None,
             recorded_floor: 0,
         };
         queue.configure()?;
