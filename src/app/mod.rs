@@ -8,7 +8,9 @@
 //! * [`emitting`]: opening the emitter (identity, home, queue, clock) and the live socket.
 //! * [`outbox`]: the per-command best-effort emitter.
 //! * [`wire`]: domain records → generated payload structs.
+//! * [`sync`], [`body_sync`]: `sync now`'s drains of the event queue and the body queue.
 
+pub mod body_sync;
 pub mod emitting;
 pub mod mission;
 pub mod outbox;
