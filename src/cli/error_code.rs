@@ -124,6 +124,8 @@ error_codes! {
         "429, 5xx, timeouts or connection errors outlasted the retries; the queue is untouched";
     EventsRejected = "EVENTS_REJECTED", 1,
         "`sync now` (strict, the default): the server rejected events or the gate quarantined some";
+    BodiesRejected = "BODIES_REJECTED", 1,
+        "`sync now` (strict, the default): the server refused artifact bodies for good, or the gate held some";
 
     // `contract check` violations (the command exits 1).
     InvalidJson = "INVALID_JSON", 1,

@@ -41,6 +41,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output::body_queue::BodyQueueDoc;
 use super::output::CodeMessage;
 use super::output::emit;
 use super::output::sync::{
@@ -277,6 +278,7 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
                 newest_enqueued_at: None,
                 by_type: Vec::new(),
             },
+            bodies: BodyQueueDoc::default(),
             quarantine: QuarantineDoc {
                 count: 0,
                 newly_quarantined: 0,
@@ -303,6 +305,17 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
     let rows = queue.list_quarantine().map_err(err)?;
     let rejections = queue.rejections().map_err(err)?;
     let schema = queue.schema_version().map_err(err)?;
+    let bodies = match queue.check_body_queue() {
+        Err(QueueError::LegacyBodyQueue { .. }) => BodyQueueDoc {
+            legacy: true,
+            ..BodyQueueDoc::default()
+        },
+        Err(e) => return Err(err(e)),
+        Ok(()) => BodyQueueDoc::new(
+            queue.body_stats(crate::queue::now_seconds()).map_err(err)?,
+            when,
+        ),
+    };
     let sync = sync_section(&home, Some(&queue), json)?;
     let doc = SyncStatus {
         queue: QueueDoc {
@@ -320,6 +333,7 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
                 .map(|(event_type, count)| TypeCount { event_type, count })
                 .collect(),
         },
+        bodies,
         quarantine: QuarantineDoc {
             count: rows.len(),
             newly_quarantined: newly.len(),
