@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::dossier::{self, Trigger};
 use super::outbox::Outbox;
 use crate::identity::{self, IdentityError};
 use crate::mission::workflow::{self, FinalizeReport, Marked, MissionContext, WorkflowError};
@@ -21,6 +22,13 @@ pub fn record(
     ctx.persist(lock, records)?;
     if !records.is_empty() {
         outbox.status_records(records);
+        dossier::after(
+            Trigger::StatusChanged,
+            &ctx.root,
+            &ctx.dir,
+            &ctx.meta,
+            outbox,
+        );
     }
     Ok(())
 }
@@ -77,6 +85,7 @@ pub fn create(
         &meta.mission_type,
         meta.mission_id.as_deref(),
     );
+    dossier::after(Trigger::Created, root, &created.dir, meta, outbox);
     Ok(Created {
         mission: created,
         commit,
@@ -95,6 +104,7 @@ pub fn finalize(
         outbox.wp_created(&ctx.meta.mission_slug, &wp.wp_id, &wp.title, &deps);
     }
     outbox.status_records(&report.records);
+    dossier::after(Trigger::Finalized, &ctx.root, &ctx.dir, &ctx.meta, outbox);
     Ok(report)
 }
 

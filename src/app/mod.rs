@@ -8,9 +8,13 @@
 //! * [`emitting`]: opening the emitter (identity, home, queue, clock) and the live socket.
 //! * [`outbox`]: the per-command best-effort emitter.
 //! * [`wire`]: domain records → generated payload structs.
+//! * [`dossier`] (with [`dossier_manifest`]): index a mission's artifacts, emit the dossier
+//!   events, queue the artifact bodies.
 //! * [`sync`], [`body_sync`]: `sync now`'s drains of the event queue and the body queue.
 
 pub mod body_sync;
+pub mod dossier;
+pub mod dossier_manifest;
 pub mod emitting;
 pub mod mission;
 pub mod outbox;

@@ -19,8 +19,13 @@ use std::path::{Path, PathBuf};
 
 use super::emitting::{live_client, open_emitter};
 use super::wire::{self, CheckoutRef};
-use crate::contract::types::HistoryAddedPayloadEntryType;
+use crate::contract::types::{
+    BodySyncNamespace, EnvelopePayload, HistoryAddedPayloadEntryType,
+    MissionDossierArtifactIndexedPayload, MissionDossierArtifactMissingPayload,
+    MissionDossierSnapshotComputedPayload,
+};
 use crate::events::{EmitError, Emitter};
+use crate::queue::{BodyArtifact, BodyEnqueued};
 use crate::repo::git;
 use crate::status::{LaneEvent, StatusRecord};
 
@@ -105,6 +110,48 @@ impl Outbox {
         if let Err(e) = emitter.emit_wp_created(mission_slug, wp_id, title, dependencies) {
             warn("WPCreated", &e);
         }
+    }
+
+    /// Emit one dossier payload (`MissionDossier*`); `false` when it was not queued (warned).
+    fn dossier(&mut self, what: &str, payload: impl Into<EnvelopePayload>) -> bool {
+        let Some(emitter) = self.emitter() else {
+            return false;
+        };
+        match emitter.emit_payload(payload) {
+            Ok(_) => true,
+            Err(e) => {
+                warn(what, &e);
+                false
+            }
+        }
+    }
+
+    pub fn dossier_indexed(&mut self, p: MissionDossierArtifactIndexedPayload) -> bool {
+        self.dossier("MissionDossierArtifactIndexed", p)
+    }
+
+    pub fn dossier_missing(&mut self, p: MissionDossierArtifactMissingPayload) -> bool {
+        self.dossier("MissionDossierArtifactMissing", p)
+    }
+
+    pub fn dossier_snapshot(&mut self, p: MissionDossierSnapshotComputedPayload) -> bool {
+        self.dossier("MissionDossierSnapshotComputed", p)
+    }
+
+    /// Queue a mission's artifact bodies in one transaction (chokepoint 3) on the emitter's
+    /// queue connection.
+    pub fn enqueue_bodies(
+        &mut self,
+        namespace: &BodySyncNamespace,
+        artifacts: &[BodyArtifact<'_>],
+    ) -> Result<Vec<BodyEnqueued>, String> {
+        let Some(emitter) = self.emitter() else {
+            return Err("the queue could not be opened (see the warning above)".to_owned());
+        };
+        emitter
+            .queue_mut()
+            .enqueue_bodies(namespace, artifacts)
+            .map_err(|e| e.to_string())
     }
 
     /// Emit the events for records just appended to a status log.

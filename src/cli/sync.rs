@@ -41,8 +41,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::output::body_queue::BodyQueueDoc;
 use super::output::CodeMessage;
+use super::output::body_queue::BodyQueueDoc;
 use super::output::emit;
 use super::output::sync::{
     CheckDoc, LoginDoc, QuarantineDoc, QuarantineDropped, QuarantineList, QuarantineRetried,

@@ -275,8 +275,10 @@ fn progress_bar(json: bool, total: u64, what: &str) -> indicatif::ProgressBar {
     if json {
         return indicatif::ProgressBar::hidden();
     }
-    let bar =
-        indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
         "{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, {{eta}} left)"
     )) {
