@@ -196,12 +196,13 @@ impl Queue {
         let doc = serde_json::to_value(namespace).map_err(|e| QueueError::InvalidEnvelope {
             detail: format!("cannot serialize the body-sync namespace: {e}"),
         })?;
-        self.enqueue_bodies_gated(&doc, artifacts)
+        self.enqueue_bodies_doc(&doc, artifacts)
     }
 
     /// Chokepoint 3 proper: gate `namespace` (a JSON object), then insert. Nothing is written
-    /// when the gate refuses.
-    pub(crate) fn enqueue_bodies_gated(
+    /// when the gate refuses. Public so that tests can hand it a document the typed namespace
+    /// could never produce (a legacy-shaped one).
+    pub fn enqueue_bodies_doc(
         &mut self,
         namespace: &serde_json::Value,
         artifacts: &[BodyArtifact<'_>],

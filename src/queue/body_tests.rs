@@ -113,14 +113,14 @@ fn the_gate_runs_before_any_insert() {
     // A legacy-shaped namespace: a feature-era key beside the canonical ones.
     doc[crate::contract::rules::LEGACY_KEYS[0]] = json!("001-demo");
     let e = q
-        .enqueue_bodies_gated(&doc, &[art("spec.md", "aa")])
+        .enqueue_bodies_doc(&doc, &[art("spec.md", "aa")])
         .unwrap_err();
     assert!(matches!(e, QueueError::BodyRefused(_)), "{e}");
     // A namespace without a required field.
     let mut missing = serde_json::to_value(namespace()).unwrap();
     missing.as_object_mut().unwrap().remove("binding_audience");
     let e = q
-        .enqueue_bodies_gated(&missing, &[art("spec.md", "aa")])
+        .enqueue_bodies_doc(&missing, &[art("spec.md", "aa")])
         .unwrap_err();
     assert!(matches!(e, QueueError::BodyRefused(_)), "{e}");
     assert_eq!(q.body_len().unwrap(), 0, "a refused namespace wrote a row");

@@ -90,11 +90,12 @@ pub async fn push_content(
 ) -> Result<UploadOutcome, PushRefused> {
     // A generated struct always serializes; were it not to, the gate refuses `null`.
     let doc = serde_json::to_value(body).unwrap_or(Value::Null);
-    push_gated(requests, &doc).await
+    push_content_doc(requests, &doc).await
 }
 
-/// Chokepoint 4 proper: gate the JSON document, then POST it.
-pub(crate) async fn push_gated(
+/// Chokepoint 4 proper: gate the JSON document, then POST it. Public so that tests can hand
+/// it a document the typed body could never produce (a legacy-shaped one).
+pub async fn push_content_doc(
     requests: &mut RequestLoop<'_>,
     doc: &Value,
 ) -> Result<UploadOutcome, PushRefused> {

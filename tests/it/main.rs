@@ -1,5 +1,6 @@
 //! Integration tests, one binary (one link step). Modules by area.
 
+mod body_sync;
 mod cli_contract;
 mod cli_mission;
 mod cli_workflow;
