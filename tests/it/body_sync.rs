@@ -643,12 +643,13 @@ fn kill_points(points: usize) {
     let mut rng = Rng::new();
     let mut expected = BTreeSet::new();
     let mut killed = 0;
+    let mut mid_drain = 0;
     for round in 0..points {
         expected.extend(enqueue(&net, 8, &format!("kill{round}")));
         for _ in 0..8 {
             net.fake.push_fault(
                 Route::PushContent,
-                Fault::Delay(Duration::from_millis(rng.below(25))),
+                Fault::Delay(Duration::from_millis(rng.below(80))),
             );
         }
         let mut cmd = net.sb.std_bin();
@@ -658,7 +659,7 @@ fn kill_points(points: usize) {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut proc = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(rng.below(200)));
+        std::thread::sleep(Duration::from_millis(50 + rng.below(1200)));
         let _ = proc.kill();
         if proc.wait().unwrap().signal() == Some(9) {
             killed += 1;
@@ -678,8 +679,29 @@ fn kill_points(points: usize) {
                 "{item:?} lost after a kill"
             );
         }
+        let round_items = expected
+            .iter()
+            .filter(|(p, _)| p.ends_with(&format!("kill{round}.md")));
+        let (mut on_server, mut waiting) = (0, 0);
+        for item in round_items {
+            if stored.contains(item) {
+                on_server += 1;
+            }
+            if queued.contains(item) {
+                waiting += 1;
+            }
+        }
+        if on_server > 0 && waiting > 0 {
+            mid_drain += 1;
+        }
     }
-    eprintln!("{killed} of {points} runs were killed before they finished");
+    eprintln!(
+        "{killed} of {points} runs were killed before they finished, {mid_drain} in mid-drain"
+    );
+    assert!(killed >= 1, "no kill landed; the test proves nothing");
+    if points >= 50 {
+        assert!(mid_drain >= 5, "only {mid_drain} kills landed mid-drain");
+    }
     drain_until_empty(&net);
     assert_stored_exactly_once(&net, &expected);
     assert_eq!(net.fake.bodies_stored().len(), expected.len());
