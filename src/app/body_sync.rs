@@ -86,7 +86,7 @@ pub struct BodyFailure {
 }
 
 /// What one body drain did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct BodyDrainReport {
     /// Tasks queued when the drain began (after removing stale ones).
     pub queued_at_start: u64,
@@ -110,6 +110,12 @@ pub struct BodyDrainReport {
     pub requests: u64,
     /// Every failure of this drain, in order.
     pub failures: Vec<BodyFailure>,
+    /// Time from sending each request to having its answer (not in the JSON output).
+    #[serde(skip)]
+    pub network: std::time::Duration,
+    /// Time in the queue's calls (not in the JSON output).
+    #[serde(skip)]
+    pub queue_time: std::time::Duration,
 }
 
 /// The contract's push-content body for a queued task.
@@ -174,7 +180,9 @@ pub async fn drain_bodies(
     let mut handled = 0u64;
     let mut stop = None;
     while stop.is_none() {
+        let t = std::time::Instant::now();
         let page = queue.ready_bodies(start, cursor, PAGE)?;
+        report.queue_time += t.elapsed();
         let Some(last) = page.last() else {
             break;
         };
@@ -243,10 +251,13 @@ pub async fn drain_bodies(
                 Decision::Held(error) => BodyAck::Held { id: *id, error },
             })
             .collect();
+        let t = std::time::Instant::now();
         queue.apply_body_results(&acks, now_seconds())?;
+        report.queue_time += t.elapsed();
         progress(handled.min(report.ready_at_start), report.ready_at_start);
     }
     report.requests = requests.requests;
+    report.network = requests.network;
     report.left = queue.body_len()?;
     Ok((report, stop))
 }
