@@ -11,12 +11,19 @@
 //! rejected by the server (kept, with the reason, see `sync status`), quarantined by the gate,
 //! unacknowledged (in flight or no result), and what is left in the queue.
 //!
+//! Then, only when the event drain did not stop, the body upload queue
+//! ([`crate::app::body_sync::drain_bodies`]): stale tasks removed, each ready task pushed to
+//! `/api/dossier/push-content/`; the summary adds uploaded, already present, failed (removed),
+//! retry later, held by the gate, stale removed and left, with each failure's reason.
+//!
 //! # Exit statuses (stable)
 //!
 //! | status | code | when |
 //! |---|---|---|
 //! | 0 | | drained (or disabled, or nothing queued); with `--no-strict` also when events were rejected or quarantined |
 //! | 1 | `EVENTS_REJECTED` | (strict, the default) the server rejected events or the gate quarantined some |
+//! | 1 | `BODIES_REJECTED` | (strict, the default) the server refused artifact bodies for good, or the gate held some |
+//! | 1 | `BODY_QUEUE_LEGACY` | the body upload queue has pre-cutover columns (`spec-kitty upgrade`); nothing sent |
 //! | 1 | `NOT_AUTHENTICATED`, `SESSION_EXPIRED` | no login for this server, or the refresh was refused |
 //! | 1 | `SERVER_UNAVAILABLE` | 429/5xx/timeouts/connection errors outlasted the retries; rows untouched |
 //! | 1 | `SERVER_ERROR` | another HTTP status (403, 404, …); rows untouched |
@@ -24,7 +31,8 @@
 //! | 1 | `INSECURE_SERVER_URL`, `INVALID_SERVER_URL` | the configured server cannot be given a token |
 //! | 1 | `CREDENTIALS_INVALID`, `CREDENTIALS_UNAVAILABLE`, `QUEUE_*`, `NO_HOME` | local files |
 //!
-//! With `--json` the one document on stdout carries the summary and, when the drain stopped,
+//! With `--json` the one document on stdout carries the summary, `bodies` (the body drain's
+//! report, `null` when it did not run) and, when a drain stopped,
 //! `"error": {"code", "message"}`. No output ever contains a token.
 
 use std::process::ExitCode;
