@@ -11,8 +11,6 @@
 //! Upstream's figures to compare with: 3.1.0 enqueues ~1,000 tasks/s; 3.2.7 ~90 tasks/s at
 //! 5,000 tasks, growing quadratically.
 
-
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -126,14 +124,15 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let floor = fsync_floor(dir.path());
     let floor_us = floor.as_secs_f64() * 1e6;
-    let admission =
-        Admission::for_server(&ServerUrl::parse("https://saas.example").expect("url")).expect("admission");
+    let admission = Admission::for_server(&ServerUrl::parse("https://saas.example").expect("url"))
+        .expect("admission");
     let ns = namespace(&admission, "001-bench");
 
     // At 2,000 queued tasks.
     let small_path = dir.path().join("small.db");
     let mut q = open(&small_path, Durability::Normal);
-    q.enqueue_bodies(&ns, &artifacts(&tasks("fill", 2_000))).expect("prefill");
+    q.enqueue_bodies(&ns, &artifacts(&tasks("fill", 2_000)))
+        .expect("prefill");
     drop(q);
     let mut q = open(&small_path, Durability::Full);
     let (small_single, small_batch) = measure(&mut q, &ns, "small", 1_000);
@@ -214,7 +213,8 @@ fn main() {
             }
         })
         .collect();
-    q.enqueue_bodies(&drain_ns, &artifacts(&bodies)).expect("prefill");
+    q.enqueue_bodies(&drain_ns, &artifacts(&bodies))
+        .expect("prefill");
     drop(q);
     let mut q = open(&drain_path, Durability::Full);
     let transport = TransportOptions::default();

@@ -363,7 +363,7 @@ fn wp_id_of(path: &str) -> Option<String> {
     (!digits.is_empty()).then(|| format!("WP{digits}"))
 }
 
-fn files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -375,7 +375,7 @@ fn files(dir: &Path, base: &Path, out: &mut Vec<PathBuf>) {
         }
         let path = entry.path();
         match entry.file_type() {
-            Ok(t) if t.is_dir() => files(&path, base, out),
+            Ok(t) if t.is_dir() => files(&path, out),
             Ok(t) if t.is_file() => out.push(path),
             _ => {}
         }
@@ -407,7 +407,7 @@ fn classify(path: &str, manifest: Option<&Manifest>) -> ArtifactClass {
 /// Index the mission directory (see the module docs).
 pub fn index(dir: &Path, manifest: Option<&Manifest>, step: Option<&str>) -> Vec<Artifact> {
     let mut paths = Vec::new();
-    files(dir, dir, &mut paths);
+    files(dir, &mut paths);
     let mut out: Vec<Artifact> = paths
         .iter()
         .filter_map(|p| {
