@@ -719,3 +719,33 @@ fn sigkill_during_body_drain_loses_and_duplicates_nothing() {
 fn sigkill_50_points_during_body_drain() {
     kill_points(50);
 }
+
+#[test]
+fn a_full_body_queue_is_reported_once_and_the_command_succeeds() {
+    let net = Net::new();
+    let config = net.sb.spec_kitty().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("[sync]\n", "[sync]\nmax_queue_size = 2\n"),
+    )
+    .unwrap();
+    let (_tmp, root) = super::support::fixture();
+    let out = net.finalize_tasks(&root);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("queue is full"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("warning: dossier sync of 099-orchestrator-e2e:"),
+        "{stderr}"
+    );
+    assert_eq!(body_len(&net), 2);
+}
