@@ -658,12 +658,20 @@ fn kill_points(points: usize) {
             .args(["sync", "now", "--json"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // Kill once the server has seen a random number of this run's pushes (progress, not
+        // time), then after a random extra moment: mid-request or between requests.
+        let seen = net.fake.pushes_received().len();
+        let wanted = seen + 1 + rng.below(7) as usize;
         let mut proc = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(50 + rng.below(1200)));
+        net.fake.wait_until(Duration::from_secs(30), |f| {
+            f.pushes_received().len() >= wanted
+        });
+        std::thread::sleep(Duration::from_millis(rng.below(40)));
         let _ = proc.kill();
         if proc.wait().unwrap().signal() == Some(9) {
             killed += 1;
         }
+        let pushed_this_run = net.fake.pushes_received().len() > seen;
         // Nothing lost: each expected body is on the server or still queued.
         let queued: BTreeSet<(String, String)> = net
             .queue()
@@ -679,29 +687,17 @@ fn kill_points(points: usize) {
                 "{item:?} lost after a kill"
             );
         }
-        let round_items = expected
-            .iter()
-            .filter(|(p, _)| p.ends_with(&format!("kill{round}.md")));
-        let (mut on_server, mut waiting) = (0, 0);
-        for item in round_items {
-            if stored.contains(item) {
-                on_server += 1;
-            }
-            if queued.contains(item) {
-                waiting += 1;
-            }
-        }
-        if on_server > 0 && waiting > 0 {
+        if pushed_this_run && !queued.is_empty() {
             mid_drain += 1;
         }
     }
     eprintln!(
         "{killed} of {points} runs were killed before they finished, {mid_drain} in mid-drain"
     );
-    assert!(killed >= 1, "no kill landed; the test proves nothing");
-    if points >= 50 {
-        assert!(mid_drain >= 5, "only {mid_drain} kills landed mid-drain");
-    }
+    assert!(
+        mid_drain * 2 >= points,
+        "only {mid_drain} of {points} kills landed mid-drain; the test proves little"
+    );
     drain_until_empty(&net);
     assert_stored_exactly_once(&net, &expected);
     assert_eq!(net.fake.bodies_stored().len(), expected.len());
