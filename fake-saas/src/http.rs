@@ -149,6 +149,9 @@ pub(crate) fn bearer_of(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn entry(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if request.uri().path().starts_with("/api/v1/tracker/") {
+        return crate::tracker::handle(shared, request).await;
+    }
     let Some(route) = route_of(request.method(), request.uri().path()) else {
         return (
             StatusCode::NOT_FOUND,

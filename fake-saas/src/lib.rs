@@ -21,6 +21,7 @@
 //! | `POST /api/v1/ws-token/` with `Authorization: Bearer <access>` | 200 `{"ws_token"}`, good for exactly one WebSocket upgrade; bad or missing bearer: 401 |
 //! | `POST /api/v1/events/batch/` with `Authorization: Bearer <access>`, `Content-Encoding: gzip`, body gzip(`{"events":[...]}`) | 200 `{"results":[{"event_id","status":"success"\|"duplicate"\|"rejected","error"?}, ...]}` |
 //! | `GET /ws/v1/events/` upgrade with `Authorization: Bearer <ws_token>` | 101; the server first sends `{"type":"snapshot","work_packages":[]}` |
+//! | `/api/v1/tracker/bind-resolve/`, `bind-confirm/`, `bind-validate/`, `operations/{id}/` | see the `tracker` module: bind answers, faults ([`TrackerFault`]) per [`TrackerEndpoint`], every request in [`FakeSaas::tracker_requests`] |
 //! | anything else (including a wrong method on a known path) | 404 |
 //!
 //! Batch details, checked in this order: an invalid access token gives 401
@@ -97,7 +98,10 @@ mod push_content;
 pub use push_content::PUSH_KEYS;
 mod state;
 mod tls;
+mod tracker;
 mod ws;
+
+pub use tracker::{TrackerEndpoint, TrackerFault, TrackerRequest, TrackerResolution};
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};

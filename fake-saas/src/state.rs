@@ -19,6 +19,8 @@ pub(crate) const REFRESH_LIFETIME: u64 = 604_800;
 #[derive(Default)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// The tracker endpoints' state (`crate::tracker`), under its own lock.
+    pub(crate) tracker: Mutex<crate::tracker::TrackerState>,
 }
 
 impl Shared {

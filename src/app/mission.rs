@@ -99,11 +99,13 @@ pub fn finalize(
     outbox: &mut Outbox,
 ) -> Result<FinalizeReport, WorkflowError> {
     let report = workflow::finalize_tasks(ctx)?;
-    for wp in &report.created {
-        let deps: Vec<&str> = wp.dependencies.iter().map(String::as_str).collect();
-        outbox.wp_created(&ctx.meta.mission_slug, &wp.wp_id, &wp.title, &deps);
-    }
-    outbox.status_records(&report.records);
+    outbox.batch(|outbox| {
+        for wp in &report.created {
+            let deps: Vec<&str> = wp.dependencies.iter().map(String::as_str).collect();
+            outbox.wp_created(&ctx.meta.mission_slug, &wp.wp_id, &wp.title, &deps);
+        }
+        outbox.status_records(&report.records);
+    });
     dossier::after(Trigger::Finalized, &ctx.root, &ctx.dir, &ctx.meta, outbox);
     Ok(report)
 }

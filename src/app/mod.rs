@@ -11,6 +11,7 @@
 //! * [`dossier`] (with [`dossier_manifest`]): index a mission's artifacts, emit the dossier
 //!   events, queue the artifact bodies.
 //! * [`sync`], [`body_sync`]: `sync now`'s drains of the event queue and the body queue.
+//! * [`tracker`]: `tracker bind / status / unbind` over the tracker client (chokepoint 5).
 
 pub mod body_sync;
 pub mod dossier;
@@ -19,5 +20,6 @@ pub mod emitting;
 pub mod mission;
 pub mod outbox;
 pub mod sync;
+pub mod tracker;
 pub mod wire;
 pub mod workflow;

@@ -39,6 +39,8 @@ enum Slot {
 pub struct Outbox {
     root: PathBuf,
     slot: Slot,
+    /// Inside [`Outbox::batch`] (a nested batch joins the open one).
+    batching: bool,
 }
 
 fn warn(what: &str, e: &EmitError) {
@@ -51,6 +53,7 @@ impl Outbox {
         Self {
             root: root.to_path_buf(),
             slot: Slot::Unopened,
+            batching: false,
         }
     }
 
@@ -155,7 +158,43 @@ impl Outbox {
     }
 
     /// Emit the events for records just appended to a status log.
+    /// Run `f` with every event it emits queued in one transaction (one commit and one sync
+    /// for the lot). If the batch cannot be opened the events are queued one by one; if it
+    /// cannot be committed, one `warning:` line says that none of them were queued.
+    pub fn batch(&mut self, f: impl FnOnce(&mut Outbox)) {
+        if self.batching {
+            return f(self);
+        }
+        let opened = match self.emitter() {
+            Some(emitter) => match emitter.begin_batch() {
+                Ok(()) => true,
+                Err(e) => {
+                    warn("a batch of events (they are queued one by one)", &e);
+                    false
+                }
+            },
+            None => false,
+        };
+        self.batching = true;
+        f(self);
+        self.batching = false;
+        if opened
+            && let Slot::Open(emitter) = &mut self.slot
+            && let Err(e) = emitter.commit_batch()
+        {
+            warn("this command's batch of events", &e);
+        }
+    }
+
+    /// Emit the events for records just appended to a status log (in one batch).
     pub fn status_records(&mut self, records: &[StatusRecord]) {
+        if records.len() > 1 {
+            return self.batch(|outbox| outbox.status_records_one_by_one(records));
+        }
+        self.status_records_one_by_one(records);
+    }
+
+    fn status_records_one_by_one(&mut self, records: &[StatusRecord]) {
         for record in records {
             match record {
                 StatusRecord::Lane(event) => self.lane_event(event),

@@ -59,7 +59,7 @@ error_codes! {
     InitFailed = "INIT_FAILED", 1,
         "`init` could not create or read the directory, the git repository or `.kittify/config.yaml`";
     IdentityError = "IDENTITY_ERROR", 1,
-        "`agent mission create`: the project identity in `.kittify/config.yaml` could not be read or created";
+        "`agent mission create`, `tracker`: the project identity in `.kittify/config.yaml` could not be read or created";
     MissionNotFound = "MISSION_NOT_FOUND", 1,
         "no mission matches the handle, or more than one does";
     WpNotFound = "WP_NOT_FOUND", 1,
@@ -150,6 +150,44 @@ error_codes! {
         "the aggregate id uses a forbidden legacy aggregate name";
     ContractUnknownEventType = "CONTRACT_UNKNOWN_EVENT_TYPE", 1,
         "the event type is not one the contract defines";
+
+    // `tracker bind|status|unbind` (chokepoint 5).
+    TrackerProvider = "TRACKER_PROVIDER", 2,
+        "`tracker bind --provider` named a provider the SaaS does not serve (SaaS providers: linear, jira, github, gitlab)";
+    TrackerSelectionInvalid = "TRACKER_SELECTION_INVALID", 2,
+        "`tracker bind`: the chosen candidate number is out of range, or the prompt was cancelled";
+    TrackerSelectionRequired = "TRACKER_SELECTION_REQUIRED", 1,
+        "`tracker bind`: several candidates match and none was chosen (no terminal): use `--select N` or `--candidate-token T`";
+    TrackerNoMatch = "TRACKER_NO_MATCH", 1,
+        "`tracker bind`: the SaaS found no bindable resource for the provider";
+    TrackerCandidateExpired = "TRACKER_CANDIDATE_EXPIRED", 1,
+        "`tracker bind`: the candidate token expired again after one re-resolve; nothing was stored";
+    TrackerNotBound = "TRACKER_NOT_BOUND", 1,
+        "`tracker status`: the project has no binding with a `binding_ref`";
+    TrackerBindingInvalid = "TRACKER_BINDING_INVALID", 1,
+        "`tracker status`: the SaaS says the stored binding is not valid (reason and guidance in the message)";
+    TrackerBindingStale = "TRACKER_BINDING_STALE", 1,
+        "the SaaS no longer knows the stored binding (`binding_not_found`, `mapping_disabled`, `project_mismatch`): bind again";
+    TrackerConfig = "TRACKER_CONFIG", 1,
+        "the `tracker:` section of `.kittify/config.yaml` could not be read or written losslessly; the file is unchanged";
+    TrackerIdentityMissing = "TRACKER_IDENTITY_MISSING", 1,
+        "a tracker bind call carried no `project_identity`; nothing was sent";
+    TrackerNoTeam = "TRACKER_NO_TEAM", 1,
+        "the login has no team (`X-Team-Slug`); run `spec-kitty auth login`";
+    TrackerUnreachable = "TRACKER_UNREACHABLE", 1,
+        "the tracker API could not be reached (connection failed or timed out)";
+    TrackerRateLimited = "TRACKER_RATE_LIMITED", 1,
+        "the tracker API answered 429 again after waiting its `retry_after_seconds` once";
+    TrackerActionRequired = "TRACKER_ACTION_REQUIRED", 1,
+        "the tracker API refused with `user_action_required`: act in the Spec Kitty dashboard";
+    TrackerServerError = "TRACKER_SERVER_ERROR", 1,
+        "the tracker API refused the call (its `error_code` and message are in the message)";
+    TrackerInvalidResponse = "TRACKER_INVALID_RESPONSE", 1,
+        "the tracker API's answer could not be understood";
+    TrackerOperationFailed = "TRACKER_OPERATION_FAILED", 1,
+        "a tracker operation answered 202 and then ended `failed`";
+    TrackerOperationTimeout = "TRACKER_OPERATION_TIMEOUT", 1,
+        "a tracker operation answered 202 and did not end before the deadline (300 s)";
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -19,13 +19,14 @@ mod sync;
 mod sync_check;
 mod sync_now;
 mod tasks;
+mod tracker;
 mod upgrade;
 
 pub mod output;
 
 pub use error_code::ErrorCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Contract-first implementation of spec-kitty's mission-identity core.
@@ -66,6 +67,9 @@ enum Command {
     /// Log in to the sync server (tokens in ~/.spec-kitty/credentials, mode 0600).
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Bind this project to an issue tracker through the SaaS (shown when SaaS sync is on).
+    #[command(subcommand)]
+    Tracker(tracker::TrackerCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,7 +119,12 @@ impl CliError {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `tracker` is listed only when SaaS sync is on, as upstream registers it.
+    let enabled = crate::saas::settings::sync_enabled_from_env();
+    let matches = Cli::command()
+        .mut_subcommand("tracker", |c| c.hide(!enabled))
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Init(args) => init::run(&args),
@@ -127,6 +136,7 @@ pub fn main() -> ExitCode {
         Command::OrchestratorApi { args } => return crate::orchestrator_api::run(&args),
         Command::Sync(cmd) => sync::run(cmd),
         Command::Auth(cmd) => auth::run(cmd),
+        Command::Tracker(cmd) => tracker::run(cmd),
     };
     match result {
         Ok(code) => code,

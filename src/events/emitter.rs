@@ -129,6 +129,8 @@ pub struct Emitter {
     clock: LamportClock,
     queue: Queue,
     live: Option<Box<dyn LiveSink>>,
+    /// Envelopes queued in the open batch, offered to the live client once it commits.
+    pending_live: Option<Vec<serde_json::Value>>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -150,6 +152,7 @@ impl Emitter {
             clock,
             queue,
             live: None,
+            pending_live: None,
         }
     }
 
@@ -198,7 +201,16 @@ impl Emitter {
         }
         gate(Surface::Envelope, &doc).map_err(EmitError::Contract)?;
         let outcome = self.queue.enqueue_with_floor(&doc, self.clock.reserved())?;
-        let sent_live = self.send_live(&doc);
+        let sent_live = match &mut self.pending_live {
+            // In a batch nothing is committed yet: the live offer waits for the commit.
+            Some(pending) => {
+                if self.live.is_some() {
+                    pending.push(doc);
+                }
+                false
+            }
+            None => self.send_live(&doc),
+        };
         Ok(Receipt {
             event_id: envelope.event_id.to_string(),
             event_type,
@@ -206,6 +218,26 @@ impl Emitter {
             outcome,
             sent_live,
         })
+    }
+
+    /// Open a batch: the events emitted until [`commit_batch`](Self::commit_batch) are queued
+    /// in one transaction (one commit and one sync for all of them, see
+    /// [`Queue::begin_batch`]); they are offered to the live client after the commit.
+    pub fn begin_batch(&mut self) -> Result<(), EmitError> {
+        self.queue.begin_batch()?;
+        self.pending_live.get_or_insert_with(Vec::new);
+        Ok(())
+    }
+
+    /// Commit the open batch, then offer its events to the live client. On failure none of
+    /// the batch's events are queued (their receipts were provisional).
+    pub fn commit_batch(&mut self) -> Result<(), EmitError> {
+        let pending = self.pending_live.take().unwrap_or_default();
+        self.queue.commit_batch()?;
+        for doc in &pending {
+            self.send_live(doc);
+        }
+        Ok(())
     }
 
     /// Step 6: offer the queued envelope to the live client, if any. Never an error.

@@ -32,6 +32,7 @@
 
 mod build_id;
 pub mod config;
+pub mod tracker_binding;
 
 use std::fs;
 use std::io;

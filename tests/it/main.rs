@@ -23,4 +23,5 @@ mod sync_support;
 mod sync_tls;
 mod sync_transport;
 mod sync_ws_unit;
+mod tracker;
 mod upstream;
