@@ -94,6 +94,8 @@
 
 mod http;
 pub mod pki;
+mod push_content;
+pub use push_content::PUSH_KEYS;
 mod state;
 mod tls;
 mod tracker;
@@ -166,6 +168,8 @@ pub enum Route {
     Batch,
     /// `GET /ws/v1/events/` (the upgrade request)
     WebSocket,
+    /// `POST /api/dossier/push-content/` (see `push_content`)
+    PushContent,
 }
 
 /// A scripted misbehaviour for one request; see the crate docs for the table.
@@ -205,6 +209,10 @@ pub enum Fault {
     WsRejectUpgrade(u16),
     /// WebSocket: after this many text frames, drop the connection without a close frame.
     WsDropAfter(usize),
+    /// push-content: 404 `{"error": <this>}`; nothing stored.
+    PushNotFound(String),
+    /// push-content: 400 with DRF field errors; nothing stored.
+    PushFieldErrors,
 }
 
 impl FakeSaas {

@@ -74,6 +74,8 @@ pub(crate) struct State {
     pub(crate) sockets: HashMap<u64, UnboundedSender<String>>,
     /// Every token ever minted (access, refresh, ws), for leak checks.
     pub(crate) minted: Vec<String>,
+    /// push-content's store and request record.
+    pub(crate) pushes: crate::push_content::PushStore,
     next_id: u64,
 }
 

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::dossier::{self, Trigger};
 use super::outbox::Outbox;
 use super::{relay, wire};
 use crate::contract::validate::validate_payload;
@@ -25,6 +26,15 @@ pub fn record(
     let before = log_len(&ctx.dir);
     let persisted = ctx.persist(lock, records);
     relay_after(outbox, &ctx.dir, before, persisted.is_ok());
+    if persisted.is_ok() && !records.is_empty() {
+        dossier::after(
+            Trigger::StatusChanged,
+            &ctx.root,
+            &ctx.dir,
+            &ctx.meta,
+            outbox,
+        );
+    }
     persisted
 }
 
@@ -132,6 +142,7 @@ pub fn create(
         &meta.mission_type,
         meta.mission_id.as_deref(),
     );
+    dossier::after(Trigger::Created, root, &created.dir, meta, outbox);
     Ok(Created {
         mission: created,
         commit,
@@ -157,6 +168,9 @@ pub fn finalize(
     let report = workflow::finalize_tasks(ctx);
     // The relay sends each bootstrap line as `WPCreated` then its `WPStatusChanged`.
     relay_after(outbox, &ctx.dir, before, report.is_ok());
+    if report.is_ok() {
+        dossier::after(Trigger::Finalized, &ctx.root, &ctx.dir, &ctx.meta, outbox);
+    }
     report
 }
 

@@ -10,8 +10,14 @@
 //! * [`relay`]: the status log as the outbox (log lines → queue, exactly once).
 //! * [`wire`]: domain records → generated payload structs.
 //! * [`transition`]: moving a work package and appending to its history (host and CLI alike).
+//! * [`dossier`] (with [`dossier_manifest`]): index a mission's artifacts, emit the dossier
+//!   events, queue the artifact bodies.
+//! * [`sync`], [`body_sync`]: `sync now`'s drains of the event queue and the body queue.
 //! * [`tracker`]: `tracker bind / status / unbind` over the tracker client (chokepoint 5).
 
+pub mod body_sync;
+pub mod dossier;
+pub mod dossier_manifest;
 pub mod emitting;
 pub mod mission;
 pub mod outbox;

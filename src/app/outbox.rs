@@ -19,7 +19,12 @@ use std::path::{Path, PathBuf};
 
 use super::emitting::{live_client, open_emitter};
 use super::relay::relay_log;
+use crate::contract::types::{
+    BodySyncNamespace, EnvelopePayload, MissionDossierArtifactIndexedPayload,
+    MissionDossierArtifactMissingPayload, MissionDossierSnapshotComputedPayload,
+};
 use crate::events::{EmitError, Emitter};
+use crate::queue::{BodyArtifact, BodyEnqueued};
 
 enum Slot {
     Unopened,
@@ -119,5 +124,47 @@ impl Outbox {
                 events.display()
             );
         }
+    }
+
+    /// Emit one dossier payload (`MissionDossier*`); `false` when it was not queued (warned).
+    fn dossier(&mut self, what: &str, payload: impl Into<EnvelopePayload>) -> bool {
+        let Some(emitter) = self.emitter() else {
+            return false;
+        };
+        match emitter.emit_payload(payload) {
+            Ok(_) => true,
+            Err(e) => {
+                warn(what, &e);
+                false
+            }
+        }
+    }
+
+    pub fn dossier_indexed(&mut self, p: MissionDossierArtifactIndexedPayload) -> bool {
+        self.dossier("MissionDossierArtifactIndexed", p)
+    }
+
+    pub fn dossier_missing(&mut self, p: MissionDossierArtifactMissingPayload) -> bool {
+        self.dossier("MissionDossierArtifactMissing", p)
+    }
+
+    pub fn dossier_snapshot(&mut self, p: MissionDossierSnapshotComputedPayload) -> bool {
+        self.dossier("MissionDossierSnapshotComputed", p)
+    }
+
+    /// Queue a mission's artifact bodies in one transaction (chokepoint 3) on the emitter's
+    /// queue connection.
+    pub fn enqueue_bodies(
+        &mut self,
+        namespace: &BodySyncNamespace,
+        artifacts: &[BodyArtifact<'_>],
+    ) -> Result<Vec<BodyEnqueued>, String> {
+        let Some(emitter) = self.emitter() else {
+            return Err("the queue could not be opened (see the warning above)".to_owned());
+        };
+        emitter
+            .queue_mut()
+            .enqueue_bodies(namespace, artifacts)
+            .map_err(|e| e.to_string())
     }
 }

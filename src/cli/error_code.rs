@@ -98,6 +98,8 @@ error_codes! {
         "the queue's `queue` table is not upstream's; it is left untouched";
     QueueError = "QUEUE_ERROR", 1,
         "an I/O or SQLite error on the queue (for example a lock held longer than 5 s)";
+    BodyQueueLegacy = "BODY_QUEUE_LEGACY", 1,
+        "the body upload queue still has its pre-cutover columns; run `spec-kitty upgrade`";
     CredentialsInvalid = "CREDENTIALS_INVALID", 1,
         "the credentials file is not valid or lacks a field; run `spec-kitty auth login` again";
     CredentialsUnavailable = "CREDENTIALS_UNAVAILABLE", 1,
@@ -134,6 +136,8 @@ error_codes! {
         "429, 5xx, timeouts or connection errors outlasted the retries; the queue is untouched";
     EventsRejected = "EVENTS_REJECTED", 1,
         "`sync now` (strict, the default): the server rejected events or the gate quarantined some";
+    BodiesRejected = "BODIES_REJECTED", 1,
+        "`sync now` (strict, the default): the server refused artifact bodies for good, or the gate held some";
 
     // `contract check` violations (the command exits 1).
     InvalidJson = "INVALID_JSON", 1,

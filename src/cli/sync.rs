@@ -42,6 +42,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::output::CodeMessage;
+use super::output::body_queue::BodyQueueDoc;
 use super::output::emit;
 use super::output::sync::{
     CheckDoc, LoginDoc, QuarantineDoc, QuarantineDropped, QuarantineList, QuarantineRetried,
@@ -136,6 +137,8 @@ pub(super) fn queue_error(e: QueueError, json: bool) -> CliError {
         QueueError::Corrupt { .. } => ErrorCode::QueueCorrupt,
         QueueError::NewerSchema { .. } => ErrorCode::QueueNewerSchema,
         QueueError::Incompatible { .. } => ErrorCode::QueueIncompatible,
+        QueueError::LegacyBodyQueue { .. } => ErrorCode::BodyQueueLegacy,
+        QueueError::BodyRefused(v) => ErrorCode::from(&v.reason),
         QueueError::Sqlite { .. } | QueueError::Io { .. } | QueueError::InvalidEnvelope { .. } => {
             ErrorCode::QueueError
         }
@@ -279,6 +282,7 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
                 newest_enqueued_at: None,
                 by_type: Vec::new(),
             },
+            bodies: BodyQueueDoc::default(),
             quarantine: QuarantineDoc {
                 count: 0,
                 newly_quarantined: 0,
@@ -312,6 +316,17 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
     let rows = queue.list_quarantine().map_err(err)?;
     let rejections = queue.rejections().map_err(err)?;
     let schema = queue.schema_version().map_err(err)?;
+    let bodies = match queue.check_body_queue() {
+        Err(QueueError::LegacyBodyQueue { .. }) => BodyQueueDoc {
+            legacy: true,
+            ..BodyQueueDoc::default()
+        },
+        Err(e) => return Err(err(e)),
+        Ok(()) => BodyQueueDoc::new(
+            queue.body_stats(crate::queue::now_seconds()).map_err(err)?,
+            when,
+        ),
+    };
     let sync = sync_section(&home, Some(&queue), json)?;
     let doc = SyncStatus {
         queue: QueueDoc {
@@ -332,6 +347,7 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
                 })
                 .collect(),
         },
+        bodies,
         quarantine: QuarantineDoc {
             count: rows.len(),
             newly_quarantined: newly.len(),

@@ -173,6 +173,11 @@ impl Emitter {
         &self.queue
     }
 
+    /// The queue, for writes beside events in the same file (the body upload queue).
+    pub fn queue_mut(&mut self) -> &mut Queue {
+        &mut self.queue
+    }
+
     pub fn clock(&self) -> &LamportClock {
         &self.clock
     }

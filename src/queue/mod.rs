@@ -154,6 +154,7 @@ use crate::home::DEFAULT_MAX_QUEUE_SIZE;
 use crate::repo::Durability;
 
 mod adopt;
+mod body;
 mod enqueue;
 pub mod legacy;
 mod quarantine;
@@ -164,6 +165,10 @@ mod stats;
 
 #[allow(unused_imports)]
 use self::{enqueue::*, quarantine::*, schema::*, send::*};
+pub use body::{
+    BodyAck, BodyArtifact, BodyCursor, BodyEnqueued, BodyStats, BodyTask, MAX_BODY_BACKOFF_SECS,
+    MAX_BODY_RETRIES, StaleBody, body_backoff_secs, now_seconds,
+};
 pub use enqueue::coalesce_key;
 pub use relay::RelayCommit;
 pub use schema::{
@@ -226,6 +231,16 @@ pub enum QueueError {
         ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     NotQuarantined { ids: Vec<i64> },
+    /// Chokepoint 3: the contract gate refused a body task's namespace; nothing was written.
+    #[error("cannot queue the artifact body: {0}")]
+    BodyRefused(crate::contract::ContractViolation),
+    /// The body upload queue still has its pre-cutover columns.
+    #[error(
+        "the body upload queue in {} still has its pre-cutover columns; it was left untouched. \
+         Run `spec-kitty upgrade` to rename them",
+        path.display()
+    )]
+    LegacyBodyQueue { path: PathBuf },
 }
 
 /// Settings of an open queue.
@@ -399,6 +414,8 @@ pub struct Queue {
     path: PathBuf,
     options: QueueOptions,
     count: Option<CachedCount>,
+    /// The body upload queue's row count (see `body`).
+    body_count: Option<CachedCount>,
     /// The Lamport floor this connection last committed (see [`Queue::enqueue_with_floor`]).
     recorded_floor: u64,
     /// An open batch ([`Queue::begin_batch`]).
@@ -460,6 +477,7 @@ impl Queue {
             path,
             options,
             count: None,
+            body_count: None,
             recorded_floor: 0,
             batch: None,
         };

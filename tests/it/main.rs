@@ -1,5 +1,6 @@
 //! Integration tests, one binary (one link step). Modules by area.
 
+mod body_sync;
 mod cli_contract;
 mod cli_mission;
 mod cli_tasks;
@@ -12,8 +13,8 @@ mod layers;
 mod legacy_names;
 mod mission_lifecycle;
 mod orchestrator_api;
-mod readme;
 mod outbox_relay;
+mod readme;
 mod status_flow;
 mod structure;
 mod support;

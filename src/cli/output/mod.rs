@@ -2,6 +2,7 @@
 //! text of the same struct ([`Render`]). Field order is the JSON key order.
 
 pub mod auth;
+pub mod body_queue;
 pub mod contract;
 pub mod mission;
 pub mod status;
