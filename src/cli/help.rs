@@ -98,6 +98,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "Examples:\n  spec-kitty agent tasks list-tasks\n  spec-kitty agent tasks move-task WP01 --to claimed",
     ),
     (
+        "agent status",
+        "Examples:\n  spec-kitty agent status repair --mission 001-checkout-flow",
+    ),
+    (
+        "agent status repair",
+        "Removes the incomplete last line a crash left in the mission's status log (it is printed), then queues the log for sync; an intact log is left unchanged.\n\nExamples:\n  spec-kitty agent status repair --mission 001-checkout-flow\n  spec-kitty agent status repair --mission 001-checkout-flow --json",
+    ),
+    (
         "upgrade",
         "Examples:\n  spec-kitty upgrade --dry-run\n  spec-kitty upgrade --json",
     ),
