@@ -129,9 +129,7 @@ impl MissionContext {
     pub fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
         // Checks before writes: a log that does not read (a malformed or torn line) is refused
         // before anything is appended to it.
-        lock.reduce()?;
-        lock.append(records)?;
-        lock.materialize(&self.snapshot_identity())?;
+        lock.append_and_materialize(records, &self.snapshot_identity())?;
         if let Some(c) = &self.coord {
             // Upstream commits each status change on the coordination branch (and resets
             // uncommitted status files there), so the change is committed before it counts.
@@ -236,12 +234,10 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         file.save(&ctx.dir)?;
     }
 
-    for (path, text) in &edits {
-        repo::write_atomic(path, text.as_bytes()).map_err(|source| MissionError::Write {
-            path: path.clone(),
-            source,
-        })?;
-    }
+    // One sweep and one directory sync for all the files (each file is still fsynced before
+    // its rename).
+    repo::write_atomic_all(&edits)
+        .map_err(|(path, source)| MissionError::Write { path, source })?;
 
     let log = ctx.log();
     let lock = log.lock()?;
@@ -276,9 +272,10 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
     crate::identity::ensure(&ctx.root)
         .map_err(|e| StatusError::InvalidEvent(format!("project identity: {e}")))?;
     ctx.persist(&lock, &records)?;
+    let fresh: std::collections::HashSet<&str> = bootstrapped.iter().map(String::as_str).collect();
     let created = wps
         .iter()
-        .filter(|w| bootstrapped.iter().any(|b| b == w.id.as_str()))
+        .filter(|w| fresh.contains(w.id.as_str()))
         .map(|wp| CreatedWp {
             wp_id: wp.id.as_str().to_string(),
             title: wp

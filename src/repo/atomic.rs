@@ -24,6 +24,38 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// [`write_atomic`] for many files at once, with the same guarantees per file: each directory
+/// is swept once, every file's temp copy is written and fsynced before its rename, and each
+/// directory is synced once at the end (not once per file). A failure stops at that file (its
+/// path is returned with the error); files renamed before it keep their new contents, as a
+/// sequence of `write_atomic` would.
+pub fn write_atomic_all(files: &[(PathBuf, String)]) -> Result<(), (PathBuf, io::Error)> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (path, _) in files {
+        let dir = parent_dir(path).map_err(|e| (path.clone(), e))?;
+        if !dirs.contains(&dir) {
+            sweep_stale_temps(dir);
+            dirs.push(dir);
+        }
+    }
+    for (path, contents) in files {
+        let one = || -> io::Result<()> {
+            let dir = parent_dir(path)?;
+            let mut tmp = temp_builder(path).tempfile_in(dir)?;
+            hold_temp(tmp.as_file());
+            tmp.write_all(contents.as_bytes())?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        one().map_err(|e| (path.clone(), e))?;
+    }
+    for dir in dirs {
+        sync_dir(dir);
+    }
+    Ok(())
+}
+
 /// Replace `path` with `contents` atomically, readable and writable by the owner only (`0600` on
 /// Unix, whatever the old file's mode was). The temp file has that mode from its creation, so the
 /// contents are never readable by others, not even for an instant.
