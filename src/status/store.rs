@@ -378,7 +378,7 @@ impl LogLock<'_> {
             return self.materialize(identity);
         }
         if let Some(mark) = checkpoint::mark(&self.log.events_path) {
-            checkpoint::save(&self.log.events_path, &fold, &mark);
+            checkpoint::save_exclusive(&self.log.events_path, &fold, &mark);
         }
         let reduction = fold.reduction();
         let status_json = render_status_json(&reduction, identity);
