@@ -348,16 +348,23 @@ fn commit_paths_locked(
     paths: &[String],
     message: &str,
 ) -> Result<Option<String>, repo::RepoError> {
+    // When nothing was staged before (the usual case), the index after the add differs from
+    // HEAD by exactly `paths`, and a plain commit takes them: a commit with the paths as
+    // pathspecs builds a second index and matches every entry against every path (O(files x
+    // paths): 0.4 s for finalize-tasks on 2,500 work packages). Otherwise the user's staged
+    // changes stay out of the commit by naming the paths, as before.
+    let nothing_staged = git::run_optional(root, &["diff", "--cached", "--quiet"])?.is_some();
     let mut add = vec!["add", "--"];
     add.extend(paths.iter().map(String::as_str));
     git::run(root, &add)?;
+    let pathspecs: &[String] = if nothing_staged { &[] } else { paths };
     let mut diff = vec!["diff", "--cached", "--quiet", "--"];
-    diff.extend(paths.iter().map(String::as_str));
+    diff.extend(pathspecs.iter().map(String::as_str));
     if git::run_optional(root, &diff)?.is_some() {
         return Ok(None);
     }
     let mut commit = vec!["commit", "--quiet", "--no-verify", "-m", message, "--"];
-    commit.extend(paths.iter().map(String::as_str));
+    commit.extend(pathspecs.iter().map(String::as_str));
     git::run(root, &commit)?;
     Ok(Some(
         git::run(root, &["rev-parse", "HEAD"])?.trim().to_string(),

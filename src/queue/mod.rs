@@ -400,8 +400,6 @@ pub struct RetryOutcome {
     pub still_refused: Vec<QuarantinedRow>,
 }
 
-/// Bytes a WAL file is truncated to after a checkpoint reset it.
-const WAL_SIZE_LIMIT: u64 = 1 << 20;
 /// A WAL file larger than this is checkpointed and truncated when the connection closes.
 const WAL_TRUNCATE_AT: u64 = 512 * 1024;
 
@@ -567,11 +565,6 @@ impl Queue {
         self.conn
             .file_control(Some(rusqlite::MAIN_DB), FileControl::PersistWal(&mut 1))
             .map_err(sqlite_err(&path, "keep the WAL file"))?;
-        // A WAL grown by a long catch-up is truncated back to WAL_SIZE_LIMIT bytes when this
-        // connection resets it after a checkpoint (see also `Drop`).
-        self.conn
-            .execute_batch(&format!("PRAGMA journal_size_limit={WAL_SIZE_LIMIT}"))
-            .map_err(sqlite_err(&path, "bound the WAL"))?;
         let sync = match self.options.durability {
             Durability::Full => "PRAGMA synchronous=FULL",
             Durability::Normal => "PRAGMA synchronous=NORMAL",

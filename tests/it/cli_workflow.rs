@@ -61,6 +61,31 @@ fn finalize_bootstraps_once_and_commits_a_clean_checkout() {
 }
 
 #[test]
+fn finalize_commits_its_files_and_leaves_what_the_user_staged_staged() {
+    let (_tmp, root) = fixture();
+    std::fs::write(root.join("notes.txt"), "mine\n").unwrap();
+    git(&root, &["add", "notes.txt"]);
+    json(bin(&root).args([
+        "agent",
+        "mission",
+        "finalize-tasks",
+        "--mission",
+        MISSION,
+        "--json",
+    ]));
+    let committed = git(&root, &["show", "--name-only", "--format=", "HEAD"]);
+    assert!(
+        committed.contains(&format!("kitty-specs/{MISSION}/status.events.jsonl")),
+        "{committed}"
+    );
+    assert!(!committed.contains("notes.txt"), "{committed}");
+    assert_eq!(
+        git(&root, &["diff", "--cached", "--name-only"]).trim(),
+        "notes.txt"
+    );
+}
+
+#[test]
 fn mark_status_from_a_lane_worktree_records_against_the_main_repository() {
     let (_tmp, root) = fixture();
     bin(&root)
