@@ -11,9 +11,13 @@ set -euo pipefail
 client=${1:?usage: $0 /path/to/spec-kitty-orchestrator}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cargo build --release --locked --manifest-path "$here/Cargo.toml"
-venv=$(mktemp -d)/venv
-python3 -m venv "$venv"
-"$venv/bin/pip" install -q filelock typer rich pydantic pytest pytest-asyncio pytest-mock
+# SPEC_KITTY_E2E_VENV: an existing venv with the client's test dependencies (else a new one).
+venv=${SPEC_KITTY_E2E_VENV:-}
+if [ -z "$venv" ]; then
+    venv=$(mktemp -d)/venv
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q filelock typer rich pydantic pytest pytest-asyncio pytest-mock
+fi
 cd "$client"
 # Every host call goes through a shim that records its wall time (bench/e2e_timing_shim.sh);
 # the sum is the host's share of the run. The floor beside it: the same number of spawns of
@@ -31,8 +35,8 @@ import collections, sys
 def load(path):
     rows = []
     for line in open(path):
-        start, end, *args = line.split(" ", 2)
-        rows.append((float(end) - float(start), " ".join(args).split(" ")[:2]))
+        start, end, *args = line.rstrip("\n").split(" ", 2)
+        rows.append((float(end) - float(start), " ".join(args).split(" ")[:3]))
     return rows
 calls, floor = load(sys.argv[1]), load(sys.argv[2])
 total = sum(t for t, _ in calls)

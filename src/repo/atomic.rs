@@ -24,10 +24,13 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Files from which [`write_atomic_all`] syncs them with one `syncfs` (Linux).
+const SYNCFS_FROM: usize = 64;
+
 /// [`write_atomic`] for many files at once, with the same guarantee per file (its new contents
 /// are on disk before its rename): each directory is swept once, every temp copy is written,
-/// then all of them are synced (on Linux with one `syncfs(2)` of their file system instead of
-/// one `fsync` per file; elsewhere file by file), then each is renamed into place, and each
+/// then all of them are synced (on Linux, from 64 files on, with one `syncfs(2)` of their file
+/// system instead of one `fsync` per file; otherwise file by file), then each is renamed into place, and each
 /// directory is synced once at the end. A failure stops at that file (its path is returned
 /// with the error): files renamed before it keep their new contents, the rest are unchanged.
 pub fn write_atomic_all(files: &[(PathBuf, String)]) -> Result<(), (PathBuf, io::Error)> {
@@ -41,6 +44,9 @@ pub fn write_atomic_all(files: &[(PathBuf, String)]) -> Result<(), (PathBuf, io:
     }
     // The temp files are closed once written (thousands of them would exceed the descriptor
     // limit); a fresh temp file is never swept (only those older than a minute are).
+    // One `syncfs` flushes everything dirty on the file system (other processes' writes too),
+    // so it only pays off for many files.
+    let one_syncfs = cfg!(target_os = "linux") && files.len() >= SYNCFS_FROM;
     let mut temps = Vec::with_capacity(files.len());
     for (path, contents) in files {
         let one = || -> io::Result<tempfile::TempPath> {
@@ -48,7 +54,7 @@ pub fn write_atomic_all(files: &[(PathBuf, String)]) -> Result<(), (PathBuf, io:
             let mut tmp = temp_builder(path).tempfile_in(dir)?;
             hold_temp(tmp.as_file());
             tmp.write_all(contents.as_bytes())?;
-            if !cfg!(target_os = "linux") {
+            if !one_syncfs {
                 tmp.as_file().sync_all()?;
             }
             Ok(tmp.into_temp_path())
@@ -56,7 +62,7 @@ pub fn write_atomic_all(files: &[(PathBuf, String)]) -> Result<(), (PathBuf, io:
         temps.push(one().map_err(|e| (path.clone(), e))?);
     }
     #[cfg(target_os = "linux")]
-    for dir in &dirs {
+    for dir in dirs.iter().filter(|_| one_syncfs) {
         let synced =
             fs::File::open(dir).and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from));
         synced.map_err(|e| (dir.to_path_buf(), e))?;
@@ -291,6 +297,25 @@ fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_many_files_and_leaves_no_temp_files() {
+        for n in [3, SYNCFS_FROM + 1] {
+            let dir = tempfile::tempdir().unwrap();
+            let files: Vec<(PathBuf, String)> = (0..n)
+                .map(|i| (dir.path().join(format!("f{i}.md")), format!("v{i}")))
+                .collect();
+            fs::write(&files[0].0, "old").unwrap();
+            write_atomic_all(&files).unwrap();
+            for (p, text) in &files {
+                assert_eq!(&fs::read_to_string(p).unwrap(), text);
+            }
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), n);
+        }
+        let missing = Path::new("/nonexistent-dir-for-spec-kitty/f.md").to_path_buf();
+        let err = write_atomic_all(&[(missing.clone(), "x".into())]).unwrap_err();
+        assert_eq!(err.0, missing);
+    }
 
     #[test]
     fn replaces_and_creates() {
