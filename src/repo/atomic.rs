@@ -257,6 +257,51 @@ pub fn replace_without_sync(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Replace `path` (which must exist) atomically, without fsync, by writing `contents` into
+/// `spare` (a private file on the same file system, reused from call to call) and exchanging
+/// the two (`renameat2(RENAME_EXCHANGE)`); `spare` then holds the previous contents. No file
+/// is created, renamed over or freed per call. `Ok(false)` (nothing replaced) when `path` does
+/// not exist, the two are on different file systems, exchange is unsupported or this is not
+/// Linux: the caller then replaces the file its usual way. Callers serialize writers of
+/// `spare` (they hold an exclusive lock).
+pub fn replace_via_spare(path: &Path, spare: &Path, contents: &[u8]) -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+
+        if !path.exists() {
+            return Ok(false);
+        }
+        if let Some(dir) = spare.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(spare)?;
+        file.write_all_at(contents, 0)?;
+        file.set_len(contents.len() as u64)?;
+        drop(file);
+        match renameat_with(CWD, spare, CWD, path, RenameFlags::EXCHANGE) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT | Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, spare, contents);
+        Ok(false)
+    }
+}
+
 /// The Linux path of [`replace_without_sync`]; `Ok(false)` when exchange is unsupported.
 #[cfg(target_os = "linux")]
 fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
@@ -315,6 +360,24 @@ mod tests {
         let missing = Path::new("/nonexistent-dir-for-spec-kitty/f.md").to_path_buf();
         let err = write_atomic_all(&[(missing.clone(), "x".into())]).unwrap_err();
         assert_eq!(err.0, missing);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_spare_is_exchanged_in_and_keeps_the_previous_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        let spare = dir.path().join("private").join("spare");
+        // No file yet: nothing replaced, nothing created.
+        assert!(!replace_via_spare(&p, &spare, b"one").unwrap());
+        assert!(!p.exists());
+        fs::write(&p, "zero").unwrap();
+        assert!(replace_via_spare(&p, &spare, b"one").unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(fs::read(&spare).unwrap(), b"zero");
+        assert!(replace_via_spare(&p, &spare, b"longer two").unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"longer two");
+        assert_eq!(fs::read(&spare).unwrap(), b"one");
     }
 
     #[test]

@@ -107,6 +107,14 @@ pub(crate) fn path_for(log: &Path) -> Option<PathBuf> {
     )
 }
 
+/// The private spare file `status.json` of `log`'s mission is exchanged with (see
+/// `snapshot::write_if_changed_with_spare`), beside the checkpoint.
+pub(crate) fn snapshot_spare_for(log: &Path) -> Option<PathBuf> {
+    let mut p = path_for(log)?.into_os_string();
+    p.push(".status-json.next");
+    Some(PathBuf::from(p))
+}
+
 /// The state of `log` from its checkpoint, folding appended lines when needed; `None` when the
 /// checkpoint is missing, stale or unusable (reduce the whole log). The second value says
 /// whether the checkpoint should be rewritten, with the mark to record.

@@ -48,6 +48,7 @@ use super::line::{ParsedLine, parse_line, parse_record};
 use super::reducer::{Reduction, fold_batches};
 use super::snapshot::{
     SNAPSHOT_FILENAME, SnapshotIdentity, render_status_json, sync_dir, write_if_changed,
+    write_if_changed_with_spare,
 };
 use super::stamp::is_ulid;
 use super::stream::{ScanError, ScanTuning, fold_in_order, read_for_reduce};
@@ -382,7 +383,9 @@ impl LogLock<'_> {
         }
         let reduction = fold.reduction();
         let status_json = render_status_json(&reduction, identity);
-        let written = write_if_changed(&self.log.snapshot_path(), &status_json)?;
+        let spare = checkpoint::snapshot_spare_for(&self.log.events_path);
+        let written =
+            write_if_changed_with_spare(&self.log.snapshot_path(), &status_json, spare.as_deref())?;
         Ok(Materialized {
             reduction,
             status_json,
