@@ -165,7 +165,7 @@ impl SpecKittyHome {
             return Ok(());
         }
         let write = |p: &Path| -> io::Result<()> {
-            fs::create_dir_all(&self.dir)?;
+            crate::repo::create_private_dir(&self.dir)?;
             write_atomic(p, scope.as_bytes())
         };
         write(&path).map_err(|source| HomeError::Write { path, source })

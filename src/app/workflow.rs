@@ -200,7 +200,7 @@ pub fn for_review_commit_gate(
     };
     let ws = lanes::workspace(&ctx.root, &file, lane);
     let range = format!("{}..{}", ws.base_ref, ws.branch);
-    let commits = git::run_optional(&ctx.root, &["rev-list", "--count", &range])
+    let commits = git::run_optional(&ctx.root, &["rev-list", "--count", &range, "--"])
         .ok()
         .flatten()
         .and_then(|s| s.trim().parse::<u64>().ok())

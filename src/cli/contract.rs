@@ -53,7 +53,7 @@ pub fn run(cmd: ContractCommand) -> Result<ExitCode, CliError> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else {
-                print!("{}", doc.text());
+                print!("{}", super::output::clean::for_terminal(&doc.text()));
             }
             Ok(ExitCode::SUCCESS)
         }

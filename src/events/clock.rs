@@ -288,7 +288,7 @@ impl LamportClock {
         };
         if self.lock_file.is_none() {
             if let Some(dir) = lock_path.parent() {
-                fs::create_dir_all(dir).map_err(err)?;
+                crate::repo::create_private_dir(dir).map_err(err)?;
             }
             let file = OpenOptions::new()
                 .create(true)

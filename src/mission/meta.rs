@@ -21,7 +21,6 @@
 //! - A known optional key holding `null` reads as absent and is not written back.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -179,7 +178,7 @@ impl MissionMeta {
     /// Read `<mission_dir>/meta.json`. The directory name supplies missing identity values.
     pub fn load(mission_dir: &Path) -> Result<Self, MissionError> {
         let path = mission_dir.join(META_FILE);
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::repo::fence::read_project_file(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(MissionError::MetaMissing { path });

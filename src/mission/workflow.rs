@@ -256,7 +256,7 @@ pub(crate) fn identity_file_to_commit(root: &Path) -> Result<Option<String>, rep
         .unwrap_or(&config)
         .to_string_lossy()
         .into_owned();
-    let ignored = git::run_optional(root, &["check-ignore", "-q", &rel])?.is_some();
+    let ignored = git::run_optional(root, &["check-ignore", "-q", "--", &rel])?.is_some();
     Ok((config.exists() && !ignored).then_some(rel))
 }
 
@@ -298,7 +298,7 @@ pub fn owner_of_subtask(ctx: &MissionContext, wps: &[WorkPackage], id: &str) -> 
             return Some(wp.id.as_str().to_string());
         }
     }
-    let text = std::fs::read_to_string(ctx.dir.join("tasks.md")).ok()?;
+    let text = crate::repo::fence::read_project_text(&ctx.dir.join("tasks.md")).ok()?;
     let mut current: Option<String> = None;
     for line in text.lines() {
         if let Some(heading) = line.strip_prefix("## ") {

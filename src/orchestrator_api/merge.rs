@@ -208,6 +208,16 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
             .or_else(|| ctx.meta.target_branch.clone())
             .unwrap_or_else(|| "main".into()),
     };
+    if let Err(e) = crate::repo::fence::check_refname(&target) {
+        return Err(preflight(
+            &ctx,
+            &target,
+            vec![format!(
+                "target {e} (pass a valid branch with --target, or fix merge_target_branch / \
+                 target_branch in meta.json)"
+            )],
+        ));
+    }
     let mut errors = Vec::new();
     if !ref_exists(&root, &format!("refs/heads/{target}"))
         && !ref_exists(&root, &format!("refs/remotes/origin/{target}"))
@@ -244,13 +254,16 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
     };
     if !ref_exists(&root, &format!("refs/heads/{target}")) {
         // Only on origin: create the local branch from it.
-        git::run(&root, &["branch", &target, &format!("origin/{target}")])
+        git::run(
+            &root,
+            &["branch", "--", &target, &format!("origin/{target}")],
+        )
             .map_err(|e| preflight(&ctx, &target, vec![e.to_string()]))?;
     }
     // 1. Lanes into the mission branch.
     let mission_branch = file.mission_branch.clone();
     if !ref_exists(&root, &format!("refs/heads/{mission_branch}")) {
-        git::run(&root, &["branch", &mission_branch, &target])
+        git::run(&root, &["branch", "--", &mission_branch, &target])
             .map_err(|e| preflight(&ctx, &target, vec![e.to_string()]))?;
     }
     let mut lane_branches = Vec::new();
@@ -310,15 +323,15 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
         if ws.path.exists()
             && git::run(
                 &root,
-                &["worktree", "remove", "--force", &ws.path.to_string_lossy()],
+                &["worktree", "remove", "--force", "--", &ws.path.to_string_lossy()],
             )
             .is_ok()
         {
             removed = true;
         }
-        let _ = git::run(&root, &["branch", "-D", &ws.branch]);
+        let _ = git::run(&root, &["branch", "-D", "--", &ws.branch]);
     }
-    let _ = git::run(&root, &["branch", "-D", &mission_branch]);
+    let _ = git::run(&root, &["branch", "-D", "--", &mission_branch]);
     let mut meta = ctx.meta.clone();
     let merged_at = crate::contract::Timestamp::now().to_string();
     meta.merged_at = Some(merged_at.clone());

@@ -2,6 +2,7 @@
 //! text of the same struct ([`Render`]). Field order is the JSON key order.
 
 pub mod auth;
+pub mod clean;
 pub mod contract;
 pub mod mission;
 pub mod status;
@@ -31,7 +32,7 @@ pub fn emit<T: Render>(doc: &T, json: bool) {
     if json {
         print_json(doc);
     } else {
-        print!("{}", doc.text());
+        print!("{}", clean::for_terminal(&doc.text()));
     }
 }
 
