@@ -50,8 +50,13 @@ pub fn create(
     request: &NewMission,
     outbox: &mut Outbox,
 ) -> Result<Created, CreateError> {
+    // Checks before writes: an unreadable project identity fails before the mission exists.
+    identity::load(root)?;
     let created = mission::create_mission(root, request)?;
-    identity::ensure(root)?;
+    if let Err(e) = identity::ensure(root) {
+        let _ = std::fs::remove_dir_all(&created.dir);
+        return Err(e.into());
+    }
     let meta = &created.meta;
     let rel = created
         .dir

@@ -101,7 +101,10 @@ fn login(args: &LoginArgs) -> Result<ExitCode, CliError> {
         .block_on(session.login(args.username.trim(), &password))
         .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     if let Err(e) = home.record_active_scope() {
-        eprintln!("warning: {}", super::output::clean::for_terminal(&e.to_string()));
+        eprintln!(
+            "warning: {}",
+            super::output::clean::for_terminal(&e.to_string())
+        );
     }
     let doc = LoggedIn {
         logged_in: true,

@@ -68,8 +68,18 @@ struct Doc {
 }
 
 /// Split the input into JSON documents: one pretty-printed document, or JSON Lines.
+/// Linear in the input: line numbers are counted onward from the previous document.
 fn documents(text: &str) -> Vec<Doc> {
-    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let mut counted = (0usize, 1usize); // (offset, line at that offset)
+    let mut line_of = |offset: usize| {
+        let offset = offset.min(text.len()).max(counted.0);
+        counted.1 += text.as_bytes()[counted.0..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        counted.0 = offset;
+        counted.1
+    };
     let mut docs = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     loop {
@@ -101,8 +111,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
             .map_err(|e| CliError::usage(format!("cannot read standard input: {e}")))?;
         s
     } else {
-        std::fs::read_to_string(&args.file)
-            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", args.file)))?
+        read_input_file(&args.file)?
     };
     let docs = documents(&text);
     let mut violations = Vec::new();
@@ -135,9 +144,19 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         violations,
     };
     emit(&report, args.json);
+    if !report.violations.is_empty() && !args.json {
+        eprintln!(
+            "error: {} of {} document(s) in {} break the {} contract (fix the lines above; \
+             `spec-kitty contract show` lists the rules)",
+            report.violations.len(),
+            report.documents,
+            super::output::clean::for_terminal(&args.file),
+            report.surface
+        );
+    }
     if docs.is_empty() {
         return Err(CliError::usage(format!(
-            "{}: no JSON document found",
+            "{}: no JSON document found (pass a file with one JSON document or JSON Lines)",
             args.file
         )));
     }
@@ -146,6 +165,39 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The most `contract check` reads from a file.
+const MAX_INPUT: u64 = 1 << 30;
+
+/// Read the file to check: a regular file of at most [`MAX_INPUT`] bytes, UTF-8.
+fn read_input_file(file: &str) -> Result<String, CliError> {
+    use std::io::Read as _;
+    let fail = |why: String| CliError::usage(format!("cannot read {file}: {why}"));
+    // Checked before opening: opening a FIFO for reading blocks until a writer comes.
+    let meta = std::fs::metadata(file).map_err(|e| {
+        fail(format!(
+            "{e} (check the path, or pass `-` to read standard input)"
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(fail(
+            "not a regular file (pass a file, or `-` and pipe the documents to standard input)"
+                .into(),
+        ));
+    }
+    let handle = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(fail(
+            "larger than 1 GiB (split it into smaller files)".into(),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text (re-save it as UTF-8)".into()))
 }
 
 #[cfg(test)]

@@ -229,7 +229,10 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
     };
     emit(&doc, json);
     if let (false, Some(error)) = (json, &doc.error) {
-        eprintln!("error: {}", super::output::clean::for_terminal(&error.message));
+        eprintln!(
+            "error: {}",
+            super::output::clean::for_terminal(&error.message)
+        );
     }
     Ok(exit)
 }

@@ -125,13 +125,14 @@ impl LanesFile {
             ),
         })?;
         let dir_name = mission_dir.file_name().and_then(|n| n.to_str());
-        file.validate(dir_name).map_err(|reason| MissionError::InvalidMeta {
-            path,
-            reason: format!(
-                "{reason} (lanes.json is written by `spec-kitty agent mission finalize-tasks`: \
+        file.validate(dir_name)
+            .map_err(|reason| MissionError::InvalidMeta {
+                path,
+                reason: format!(
+                    "{reason} (lanes.json is written by `spec-kitty agent mission finalize-tasks`: \
                  restore it from git history or delete it and rerun that command)"
-            ),
-        })?;
+                ),
+            })?;
         Ok(Some(file))
     }
 

@@ -24,10 +24,13 @@ pub enum WorkflowError {
     Status(#[from] StatusError),
     #[error(transparent)]
     Git(#[from] repo::RepoError),
-    #[error("work package {wp} depends on {dependency}, which has no file in tasks/")]
+    #[error(
+        "work package {wp} depends on {dependency}, which has no file in tasks/ (add \
+         tasks/{dependency}.md or remove it from {wp}'s `dependencies:`)"
+    )]
     MissingDependency { wp: String, dependency: String },
     #[error(
-        "subtask {id} is not listed by any work package (frontmatter `subtasks:` or a `## WPxx` section of tasks.md)"
+        "subtask {id} is not listed by any work package (frontmatter `subtasks:` or a `## WPxx` section of tasks.md); check the id, or add it to one of those"
     )]
     SubtaskNotFound { id: String },
     #[error(
@@ -93,6 +96,10 @@ impl MissionContext {
     /// every status change. The domain persists only; the use-case (`crate::app::record`)
     /// hands the same records to its outbox.
     pub fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
+        // Checks before writes: a log that cannot be read (a malformed line, a link, a FIFO)
+        // is refused before anything is appended to it. With the saved reducer state this
+        // folds only the lines added since the last command.
+        lock.reduce()?;
         lock.append(records)?;
         lock.materialize(&self.snapshot_identity())?;
         Ok(())

@@ -82,10 +82,11 @@ pub fn load_work_package(mission_dir: &Path, wp: &str) -> Result<WorkPackage, Mi
 
 /// Read and parse one WP file.
 pub fn read_work_package(path: &Path) -> Result<WorkPackage, MissionError> {
-    let text = crate::repo::fence::read_project_text(path).map_err(|source| MissionError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::repo::fence::read_project_text(path).map_err(|source| MissionError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse_work_package(path, &text)
 }
 

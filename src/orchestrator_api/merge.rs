@@ -258,7 +258,7 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
             &root,
             &["branch", "--", &target, &format!("origin/{target}")],
         )
-            .map_err(|e| preflight(&ctx, &target, vec![e.to_string()]))?;
+        .map_err(|e| preflight(&ctx, &target, vec![e.to_string()]))?;
     }
     // 1. Lanes into the mission branch.
     let mission_branch = file.mission_branch.clone();
@@ -323,7 +323,13 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
         if ws.path.exists()
             && git::run(
                 &root,
-                &["worktree", "remove", "--force", "--", &ws.path.to_string_lossy()],
+                &[
+                    "worktree",
+                    "remove",
+                    "--force",
+                    "--",
+                    &ws.path.to_string_lossy(),
+                ],
             )
             .is_ok()
         {

@@ -156,10 +156,7 @@ pub fn read_project_text(path: &Path) -> io::Result<String> {
     String::from_utf8(read_project_file(path)?).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!(
-                "{} is not UTF-8 text (re-save it as UTF-8)",
-                path.display()
-            ),
+            format!("{} is not UTF-8 text (re-save it as UTF-8)", path.display()),
         )
     })
 }
@@ -167,6 +164,18 @@ pub fn read_project_text(path: &Path) -> io::Result<String> {
 /// Read a file of any size (the status log) with the link and regular-file checks.
 pub fn read_project_file_unbounded(path: &Path) -> io::Result<Vec<u8>> {
     read_project_file_limited(path, u64::MAX - 1)
+}
+
+/// Open `path` for reading: no link anywhere in the fenced chain, a regular file (a FIFO is
+/// refused without blocking).
+pub fn open_read(path: &Path) -> io::Result<File> {
+    refuse_links(path)?;
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    no_follow(&mut opts);
+    let file = opts.open(path).map_err(|e| open_error(path, e))?;
+    check_regular(path, &file)?;
+    Ok(file)
 }
 
 /// Open `path` for reading and appending (created when missing): no link anywhere in the
@@ -348,6 +357,11 @@ mod tests {
                 .success()
         );
         assert!(read_project_file(&fifo).is_err());
-        assert!(read_project_file(&specs.join("m/missing")).unwrap_err().kind() == io::ErrorKind::NotFound);
+        assert!(
+            read_project_file(&specs.join("m/missing"))
+                .unwrap_err()
+                .kind()
+                == io::ErrorKind::NotFound
+        );
     }
 }

@@ -505,7 +505,10 @@ impl Link {
             let token = self.session.ws_token().await?;
             let request = upgrade_request(&url, &token).map_err(|detail| WsError::Protocol {
                 server: self.server(),
-                detail: super::credentials::scrub_all(&self.session.secrets(), &token.scrub(&detail)),
+                detail: super::credentials::scrub_all(
+                    &self.session.secrets(),
+                    &token.scrub(&detail),
+                ),
             })?;
             let connector = if url.starts_with("wss://") {
                 Some(self.tls_connector()?)

@@ -10,9 +10,7 @@ pub use crate::saas::settings::redact_userinfo;
 /// `text` with escape sequences (CSI, OSC, DCS … and lone ESC), C0 controls other than
 /// newline and tab, DEL and C1 controls removed, and URL user info replaced by `***@`.
 pub fn for_terminal(text: &str) -> Cow<'_, str> {
-    let needs = text
-        .chars()
-        .any(|c| is_control(c) || c == '@');
+    let needs = text.chars().any(|c| is_control(c) || c == '@');
     if !needs {
         return Cow::Borrowed(text);
     }
