@@ -1020,3 +1020,85 @@ fn bad_input_corpus_keeps_every_invariant() {
         t.defects.join("\n")
     );
 }
+
+/// The defects the corpus was written for, each asserted on its own effect.
+#[test]
+fn committed_lanes_and_links_cannot_reach_git_options_or_outside_files() {
+    let (tmp, root) = template();
+    let api = |root: &Path| {
+        let out = super::support::bin(root)
+            .args([
+                "orchestrator-api",
+                "start-implementation",
+                "--mission",
+                MISSION,
+                "--wp",
+                "WP01",
+                "--actor",
+                "bot",
+                "--policy",
+                POLICY,
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v
+    };
+    let lanes = mdir(&root).join("lanes.json");
+    let original = std::fs::read(&lanes).unwrap();
+
+    // `mission_branch: "-D"` with target `victim` would run `git branch -D victim`.
+    edit_json(&lanes, |v| {
+        v["mission_branch"] = "-D".into();
+        v["target_branch"] = "victim".into();
+    });
+    let v = api(&root);
+    assert_eq!(v["success"], false, "{v}");
+    assert!(
+        v["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lanes.json"),
+        "{v}"
+    );
+    git(&root, &["rev-parse", "--verify", "refs/heads/victim"]);
+
+    // `mission_slug: "../../escaped"` would put the worktree outside the repository.
+    write(&lanes, &original);
+    edit_json(&lanes, |v| v["mission_slug"] = "../../escaped".into());
+    let v = api(&root);
+    assert_eq!(v["success"], false, "{v}");
+    let escaped: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("escaped"))
+        .collect();
+    assert!(escaped.is_empty(), "{escaped:?}");
+
+    // A committed link at the status log is refused, not appended through.
+    write(&lanes, &original);
+    let victim = tmp.path().join("victim.txt");
+    std::fs::write(&victim, "victim\n").unwrap();
+    let log = mdir(&root).join("status.events.jsonl");
+    std::fs::remove_file(&log).unwrap();
+    std::os::unix::fs::symlink(&victim, &log).unwrap();
+    let v = api(&root);
+    assert_eq!(v["success"], false, "{v}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+    let out = super::support::bin(&root)
+        .args([
+            "agent",
+            "tasks",
+            "mark-status",
+            "T001",
+            "--status",
+            "done",
+            "--mission",
+            MISSION,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "victim\n");
+}
