@@ -186,6 +186,44 @@ impl SpecKittyHome {
         }
     }
 
+    /// Set `[sync] server_url` in `config.toml` (created if missing; its other keys are kept,
+    /// its comments are not). An unparsable file is refused, never overwritten.
+    pub fn set_configured_server_url(&self, url: &str) -> Result<(), HomeError> {
+        let path = self.config_path();
+        let mut doc = match fs::read_to_string(&path) {
+            Ok(text) => text.parse::<toml::Table>().map_err(|e| HomeError::Write {
+                path: path.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("not valid TOML, left untouched ({})", e.message()),
+                ),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => toml::Table::new(),
+            Err(source) => return Err(HomeError::Write { path, source }),
+        };
+        let sync = doc
+            .entry("sync")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(sync) = sync.as_table_mut() else {
+            return Err(HomeError::Write {
+                path,
+                source: io::Error::new(io::ErrorKind::InvalidData, "`sync` is not a table"),
+            });
+        };
+        sync.insert("server_url".into(), toml::Value::String(url.to_owned()));
+        let text = toml::to_string(&doc)
+            .map_err(|e| io::Error::other(e.to_string()))
+            .map_err(|source| HomeError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        let write = |p: &Path| -> io::Result<()> {
+            fs::create_dir_all(&self.dir)?;
+            write_atomic(p, text.as_bytes())
+        };
+        write(&path).map_err(|source| HomeError::Write { path, source })
+    }
+
     /// `[sync] durability` from `config.toml`: `"normal"` gives [`Durability::Normal`] (commits
     /// survive a killed process, not a power loss; about three times the emit rate); anything
     /// else, or nothing, gives the default [`Durability::Full`].

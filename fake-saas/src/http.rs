@@ -128,6 +128,7 @@ fn route_of(method: &Method, path: &str) -> Option<Route> {
         (&Method::POST, "/api/v1/ws-token/") => Some(Route::WsToken),
         (&Method::POST, "/api/v1/events/batch/") => Some(Route::Batch),
         (&Method::GET, "/ws/v1/events/") => Some(Route::WebSocket),
+        (&Method::POST, "/api/dossier/push-content/") => Some(Route::PushContent),
         _ => None,
     }
 }
@@ -148,6 +149,9 @@ pub(crate) fn bearer_of(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn entry(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if request.uri().path().starts_with("/api/v1/tracker/") {
+        return crate::tracker::handle(shared, request).await;
+    }
     let Some(route) = route_of(request.method(), request.uri().path()) else {
         return (
             StatusCode::NOT_FOUND,
@@ -255,6 +259,9 @@ async fn handle_http(
         }
     }
 
+    if route == Route::PushContent {
+        crate::push_content::record(shared, &body);
+    }
     let count = events.len();
     if let Some(reply) = before(fault.as_ref(), route, events).await {
         return (reply, count);
@@ -265,6 +272,7 @@ async fn handle_http(
         Route::WsToken => ws_token(shared, bearer),
         Route::Batch => ingest_batch(shared, bearer, gzip, batch),
         Route::WebSocket => Reply::json(500, json!({"error": "not an HTTP route"})),
+        Route::PushContent => crate::push_content::handle(shared, bearer, &body, fault.as_ref()),
     };
     (after(fault, reply), count)
 }

@@ -21,6 +21,7 @@
 //! | `POST /api/v1/ws-token/` with `Authorization: Bearer <access>` | 200 `{"ws_token"}`, good for exactly one WebSocket upgrade; bad or missing bearer: 401 |
 //! | `POST /api/v1/events/batch/` with `Authorization: Bearer <access>`, `Content-Encoding: gzip`, body gzip(`{"events":[...]}`) | 200 `{"results":[{"event_id","status":"success"\|"duplicate"\|"rejected","error"?}, ...]}` |
 //! | `GET /ws/v1/events/` upgrade with `Authorization: Bearer <ws_token>` | 101; the server first sends `{"type":"snapshot","work_packages":[]}` |
+//! | `/api/v1/tracker/bind-resolve/`, `bind-confirm/`, `bind-validate/`, `operations/{id}/` | see the `tracker` module: bind answers, faults ([`TrackerFault`]) per [`TrackerEndpoint`], every request in [`FakeSaas::tracker_requests`] |
 //! | anything else (including a wrong method on a known path) | 404 |
 //!
 //! Batch details, checked in this order: an invalid access token gives 401
@@ -93,9 +94,14 @@
 
 mod http;
 pub mod pki;
+mod push_content;
+pub use push_content::PUSH_KEYS;
 mod state;
 mod tls;
+mod tracker;
 mod ws;
+
+pub use tracker::{TrackerEndpoint, TrackerFault, TrackerRequest, TrackerResolution};
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -162,6 +168,8 @@ pub enum Route {
     Batch,
     /// `GET /ws/v1/events/` (the upgrade request)
     WebSocket,
+    /// `POST /api/dossier/push-content/` (see `push_content`)
+    PushContent,
 }
 
 /// A scripted misbehaviour for one request; see the crate docs for the table.
@@ -201,6 +209,10 @@ pub enum Fault {
     WsRejectUpgrade(u16),
     /// WebSocket: after this many text frames, drop the connection without a close frame.
     WsDropAfter(usize),
+    /// push-content: 404 `{"error": <this>}`; nothing stored.
+    PushNotFound(String),
+    /// push-content: 400 with DRF field errors; nothing stored.
+    PushFieldErrors,
 }
 
 impl FakeSaas {

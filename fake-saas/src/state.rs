@@ -19,6 +19,8 @@ pub(crate) const REFRESH_LIFETIME: u64 = 604_800;
 #[derive(Default)]
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// The tracker endpoints' state (`crate::tracker`), under its own lock.
+    pub(crate) tracker: Mutex<crate::tracker::TrackerState>,
 }
 
 impl Shared {
@@ -72,6 +74,8 @@ pub(crate) struct State {
     pub(crate) sockets: HashMap<u64, UnboundedSender<String>>,
     /// Every token ever minted (access, refresh, ws), for leak checks.
     pub(crate) minted: Vec<String>,
+    /// push-content's store and request record.
+    pub(crate) pushes: crate::push_content::PushStore,
     next_id: u64,
 }
 

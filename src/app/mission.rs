@@ -4,23 +4,87 @@
 
 use std::path::Path;
 
+use super::dossier::{self, Trigger};
 use super::outbox::Outbox;
+use super::{relay, wire};
+use crate::contract::validate::validate_payload;
 use crate::identity::{self, IdentityError};
 use crate::mission::workflow::{self, FinalizeReport, Marked, MissionContext, WorkflowError};
 use crate::mission::{self, CreatedMission, MissionError, NewMission};
 use crate::status::{LogLock, StatusError, StatusRecord};
 
-/// Append `records` under the held lock, rewrite status.json, then queue the matching events
-/// (best effort, see [`Outbox`]). The one write path of every status change.
+/// Check that the contract can carry `records` ([`sendable`]), append them under the held
+/// lock, rewrite status.json, then relay the log to the queue ([`Outbox::relay`]). The one
+/// write path of every status change.
 pub fn record(
     ctx: &MissionContext,
     lock: &LogLock<'_>,
     records: &[StatusRecord],
     outbox: &mut Outbox,
 ) -> Result<(), StatusError> {
-    ctx.persist(lock, records)?;
-    if !records.is_empty() {
-        outbox.status_records(records);
+    sendable(&ctx.root, records)?;
+    let before = log_len(&ctx.dir);
+    let persisted = ctx.persist(lock, records);
+    relay_after(outbox, &ctx.dir, before, persisted.is_ok());
+    if persisted.is_ok() && !records.is_empty() {
+        dossier::after(
+            Trigger::StatusChanged,
+            &ctx.root,
+            &ctx.dir,
+            &ctx.meta,
+            outbox,
+        );
+    }
+    persisted
+}
+
+fn log_len(dir: &Path) -> Option<u64> {
+    std::fs::metadata(dir.join(crate::status::store::EVENTS_FILENAME))
+        .ok()
+        .map(|m| m.len())
+}
+
+/// Relay the log after a command that succeeded (lines an earlier, killed command left are
+/// queued too), or that appended to it and then failed (status.json on a full disk, a
+/// commit): what is recorded is queued, or left for the next command. A command that failed
+/// without writing opens nothing.
+fn relay_after(outbox: &mut Outbox, dir: &Path, before: Option<u64>, succeeded: bool) {
+    if succeeded || log_len(dir) != before {
+        outbox.relay(dir);
+    }
+}
+
+/// Refuse, before anything is written, a lane change whose 3.0.0 event the contract would
+/// refuse (so no change is recorded and silently never sent).
+pub fn sendable(root: &Path, records: &[StatusRecord]) -> Result<(), StatusError> {
+    for record in records {
+        let StatusRecord::Lane(e) = record else {
+            continue;
+        };
+        let what = format!(
+            "{} {} -> {}",
+            e.wp_id,
+            e.from_lane.as_str(),
+            e.to_lane.as_str()
+        );
+        let refused = |reason: String| StatusError::NotSendable {
+            what: what.clone(),
+            reason,
+        };
+        let Some(payload) = wire::status_transition(e, || relay::checkout_ref(root))
+            .map_err(|w| refused(w.to_string()))?
+        else {
+            continue;
+        };
+        let doc = serde_json::to_value(&payload).map_err(|j| refused(j.to_string()))?;
+        validate_payload("WPStatusChanged", &doc).map_err(|v| {
+            refused(
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })?;
     }
     Ok(())
 }
@@ -67,6 +131,7 @@ pub fn create(
     let mut paths = vec![rel];
     let commit = workflow::identity_file_to_commit(root).and_then(|identity| {
         paths.extend(identity);
+        paths.extend(untracked_gitignore(root)?);
         workflow::commit_paths(root, &paths, &format!("Add mission {}", meta.mission_slug))
     });
     let commit = match commit {
@@ -82,25 +147,36 @@ pub fn create(
         &meta.mission_type,
         meta.mission_id.as_deref(),
     );
+    dossier::after(Trigger::Created, root, &created.dir, meta, outbox);
     Ok(Created {
         mission: created,
         commit,
     })
 }
 
-/// `finalize-tasks` (see [`workflow::finalize_tasks`]), then `WPCreated` for each work package
-/// it bootstrapped, followed by the bootstrap events.
+/// `.gitignore` when `init` wrote it and git does not track it yet: committed with the first
+/// mission, as the identity file is, so the checkout is left clean.
+fn untracked_gitignore(root: &Path) -> Result<Option<String>, crate::repo::RepoError> {
+    if !root.join(".gitignore").is_file() {
+        return Ok(None);
+    }
+    let tracked = crate::repo::git::run(root, &["ls-files", "--", ".gitignore"])?;
+    Ok(tracked.trim().is_empty().then(|| ".gitignore".to_owned()))
+}
+
+/// `finalize-tasks` (see [`workflow::finalize_tasks`]), then the relay of its bootstrap lines.
 pub fn finalize(
     ctx: &MissionContext,
     outbox: &mut Outbox,
 ) -> Result<FinalizeReport, WorkflowError> {
-    let report = workflow::finalize_tasks(ctx)?;
-    for wp in &report.created {
-        let deps: Vec<&str> = wp.dependencies.iter().map(String::as_str).collect();
-        outbox.wp_created(&ctx.meta.mission_slug, &wp.wp_id, &wp.title, &deps);
+    let before = log_len(&ctx.dir);
+    let report = workflow::finalize_tasks(ctx);
+    // The relay sends each bootstrap line as `WPCreated` then its `WPStatusChanged`.
+    relay_after(outbox, &ctx.dir, before, report.is_ok());
+    if report.is_ok() {
+        dossier::after(Trigger::Finalized, &ctx.root, &ctx.dir, &ctx.meta, outbox);
     }
-    outbox.status_records(&report.records);
-    Ok(report)
+    report
 }
 
 /// `mark-status` (see [`workflow::mark_subtasks`]), then the annotations' events.
@@ -111,7 +187,9 @@ pub fn mark(
     actor: &str,
     outbox: &mut Outbox,
 ) -> Result<Vec<Marked>, WorkflowError> {
-    let marks = workflow::mark_subtasks(ctx, ids, status, actor)?;
-    outbox.status_records(&marks.records);
+    let before = log_len(&ctx.dir);
+    let marks = workflow::mark_subtasks(ctx, ids, status, actor);
+    relay_after(outbox, &ctx.dir, before, marks.is_ok());
+    let marks = marks?;
     Ok(marks.marked)
 }

@@ -7,11 +7,23 @@
 //!
 //! * [`emitting`]: opening the emitter (identity, home, queue, clock) and the live socket.
 //! * [`outbox`]: the per-command best-effort emitter.
+//! * [`relay`]: the status log as the outbox (log lines → queue, exactly once).
 //! * [`wire`]: domain records → generated payload structs.
+//! * [`transition`]: moving a work package and appending to its history (host and CLI alike).
+//! * [`dossier`] (with [`dossier_manifest`]): index a mission's artifacts, emit the dossier
+//!   events, queue the artifact bodies.
+//! * [`sync`], [`body_sync`]: `sync now`'s drains of the event queue and the body queue.
+//! * [`tracker`]: `tracker bind / status / unbind` over the tracker client (chokepoint 5).
 
+pub mod body_sync;
+pub mod dossier;
+pub mod dossier_manifest;
 pub mod emitting;
 pub mod mission;
 pub mod outbox;
+pub mod relay;
 pub mod sync;
+pub mod tracker;
+pub mod transition;
 pub mod wire;
 pub mod workflow;

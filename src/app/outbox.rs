@@ -18,11 +18,13 @@
 use std::path::{Path, PathBuf};
 
 use super::emitting::{live_client, open_emitter};
-use super::wire::{self, CheckoutRef};
-use crate::contract::types::HistoryAddedPayloadEntryType;
+use super::relay::relay_log;
+use crate::contract::types::{
+    BodySyncNamespace, EnvelopePayload, MissionDossierArtifactIndexedPayload,
+    MissionDossierArtifactMissingPayload, MissionDossierSnapshotComputedPayload,
+};
 use crate::events::{EmitError, Emitter};
-use crate::repo::git;
-use crate::status::{LaneEvent, StatusRecord};
+use crate::queue::{BodyArtifact, BodyEnqueued};
 
 enum Slot {
     Unopened,
@@ -92,76 +94,77 @@ impl Outbox {
         }
     }
 
-    pub fn wp_created(
-        &mut self,
-        mission_slug: &str,
-        wp_id: &str,
-        title: &str,
-        dependencies: &[&str],
-    ) {
-        let Some(emitter) = self.emitter() else {
+    /// Relay the status log of the mission at `mission_dir` (project `root`): every line past
+    /// its relay cursor is queued, exactly once (see [`super::relay`]). Called after each
+    /// append, and by commands that open the queue; a relay that cannot run now (no home, a
+    /// busy or damaged queue) leaves the lines for the next one, with one warning line.
+    pub fn relay(&mut self, mission_dir: &Path) {
+        // Temp files a killed command left in the project's own directories go first.
+        crate::repo::atomic::sweep_stale_temps(mission_dir);
+        if let Some(kittify) = crate::identity::config_path(&self.root).parent() {
+            crate::repo::atomic::sweep_stale_temps(kittify);
+        }
+        let events = mission_dir.join(crate::status::store::EVENTS_FILENAME);
+        if !events.exists() {
             return;
-        };
-        if let Err(e) = emitter.emit_wp_created(mission_slug, wp_id, title, dependencies) {
-            warn("WPCreated", &e);
         }
-    }
-
-    /// Emit the events for records just appended to a status log.
-    pub fn status_records(&mut self, records: &[StatusRecord]) {
-        for record in records {
-            match record {
-                StatusRecord::Lane(event) => self.lane_event(event),
-                StatusRecord::Annotation(a) => {
-                    if let Some(note) = a.delta.note.as_deref() {
-                        self.history(&a.wp_id, note, a.actor.identity());
-                    }
-                }
-                StatusRecord::MissionLevel(_) => {}
-            }
-        }
-    }
-
-    fn history(&mut self, wp_id: &str, note: &str, author: &str) {
-        let Some(emitter) = self.emitter() else {
-            return;
-        };
-        if let Err(e) =
-            emitter.emit_history_added(wp_id, HistoryAddedPayloadEntryType::Note, note, author)
-        {
-            warn("HistoryAdded", &e);
-        }
-    }
-
-    fn checkout_ref(root: &Path) -> CheckoutRef {
-        CheckoutRef {
-            repo: root
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            branch: git::head_abbrev(root).unwrap_or_default(),
-            commit: git::head_sha(root).unwrap_or_default(),
-        }
-    }
-
-    fn lane_event(&mut self, event: &LaneEvent) {
         let root = self.root.clone();
-        let payload = match wire::status_transition(event, || Self::checkout_ref(&root)) {
-            Ok(Some(p)) => p,
-            Ok(None) => return,
-            Err(e) => {
-                eprintln!(
-                    "warning: WPStatusChanged for {} was not queued: {e}",
-                    event.wp_id
-                );
-                return;
-            }
-        };
         let Some(emitter) = self.emitter() else {
+            eprintln!(
+                "warning: the status events of {} stay in the log, not yet queued for sync; \
+                 the next command on this mission (or `spec-kitty sync now`) queues them",
+                events.display()
+            );
             return;
         };
-        if let Err(e) = emitter.emit_wp_status_changed(payload, None) {
-            warn("WPStatusChanged", &e);
+        if let Err(e) = relay_log(emitter, &root, mission_dir, &events) {
+            eprintln!(
+                "warning: the status events of {} were not all queued for sync ({e}); they \
+                 stay in the log and the next command on this mission queues them",
+                events.display()
+            );
         }
+    }
+
+    /// Emit one dossier payload (`MissionDossier*`); `false` when it was not queued (warned).
+    fn dossier(&mut self, what: &str, payload: impl Into<EnvelopePayload>) -> bool {
+        let Some(emitter) = self.emitter() else {
+            return false;
+        };
+        match emitter.emit_payload(payload) {
+            Ok(_) => true,
+            Err(e) => {
+                warn(what, &e);
+                false
+            }
+        }
+    }
+
+    pub fn dossier_indexed(&mut self, p: MissionDossierArtifactIndexedPayload) -> bool {
+        self.dossier("MissionDossierArtifactIndexed", p)
+    }
+
+    pub fn dossier_missing(&mut self, p: MissionDossierArtifactMissingPayload) -> bool {
+        self.dossier("MissionDossierArtifactMissing", p)
+    }
+
+    pub fn dossier_snapshot(&mut self, p: MissionDossierSnapshotComputedPayload) -> bool {
+        self.dossier("MissionDossierSnapshotComputed", p)
+    }
+
+    /// Queue a mission's artifact bodies in one transaction (chokepoint 3) on the emitter's
+    /// queue connection.
+    pub fn enqueue_bodies(
+        &mut self,
+        namespace: &BodySyncNamespace,
+        artifacts: &[BodyArtifact<'_>],
+    ) -> Result<Vec<BodyEnqueued>, String> {
+        let Some(emitter) = self.emitter() else {
+            return Err("the queue could not be opened (see the warning above)".to_owned());
+        };
+        emitter
+            .queue_mut()
+            .enqueue_bodies(namespace, artifacts)
+            .map_err(|e| e.to_string())
     }
 }

@@ -150,6 +150,7 @@ fn gate_page<'a>(
     let mut not_json: Vec<(i64, String)> = Vec::new();
     for row in rows {
         match serde_json::from_str::<Value>(&row.data) {
+            Ok(doc) if crate::queue::legacy::is_pre_cutover(&doc) => report.needs_upgrade += 1,
             Ok(doc) => match gate(Surface::Envelope, &doc) {
                 Ok(()) => out.push(Outgoing {
                     event_id: &row.event_id,

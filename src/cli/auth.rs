@@ -1,19 +1,20 @@
 //! `spec-kitty auth login|status|logout`: the login sync uses, in `~/.spec-kitty/credentials`.
 //!
-//! * `auth login --username NAME --password-stdin [--json]` reads the password from the first
-//!   line of stdin (never from an argument, which other users can see in the process list),
+//! * `auth login --username NAME [--password-stdin] [--json]` asks the password on the terminal
+//!   without echo, or reads it from the first line of stdin with `--password-stdin` (never from
+//!   an argument, which other users can see in the process list),
 //!   posts it to `{server}/api/v1/token/` and stores the tokens (mode 0600). It needs
 //!   `SPEC_KITTY_ENABLE_SAAS_SYNC=1`, as upstream's, and a server URL that is https (or http to
 //!   loopback).
 //! * `auth status [--json]` shows who is logged in, on which server, and whether the tokens are
 //!   still valid. Tokens are never printed.
-//! * `auth logout [--json]` deletes the credentials file.
+//! * `auth logout [--json]` deletes the credentials file and says whether there was one.
 //!
 //! Exit statuses: 0 done; 1 `SYNC_DISABLED`, `INVALID_LOGIN`, `SERVER_UNREACHABLE`, `UNTRUSTED_CERTIFICATE`,
 //! `SERVER_ERROR`, `INVALID_SERVER_RESPONSE`, `INSECURE_SERVER_URL`, `INVALID_SERVER_URL`,
 //! `CREDENTIALS_*`; 2 usage errors (including an empty password).
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use super::output::auth::{AuthStatus, LoggedIn, LoggedOut, StoredLogin};
@@ -49,8 +50,9 @@ pub struct LoginArgs {
     /// User name or e-mail address.
     #[arg(long)]
     username: String,
-    /// Read the password from the first line of standard input.
-    #[arg(long, required = true)]
+    /// Read the password from the first line of standard input (for scripts). Without it the
+    /// password is asked on the terminal, without echo.
+    #[arg(long)]
     password_stdin: bool,
     /// Print one JSON document instead of text.
     #[arg(long)]
@@ -76,11 +78,7 @@ fn login(args: &LoginArgs) -> Result<ExitCode, CliError> {
         .server
         .clone()
         .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
-        CliError::usage(format!("cannot read the password from stdin: {e}")).json(json)
-    })?;
-    let password = Secret::new(line.trim_end_matches(['\r', '\n']));
+    let password = read_password(args.password_stdin, json)?;
     if password.expose().is_empty() || args.username.trim().is_empty() {
         return Err(CliError::usage("username and password must not be empty").json(json));
     }
@@ -113,6 +111,28 @@ fn login(args: &LoginArgs) -> Result<ExitCode, CliError> {
     };
     emit(&doc, json);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The password: the first line of stdin with `--password-stdin`, else a prompt on the
+/// terminal that does not echo. Without a terminal and without the flag: a usage error.
+fn read_password(from_stdin: bool, json: bool) -> Result<Secret, CliError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+            CliError::usage(format!("cannot read the password from stdin: {e}")).json(json)
+        })?;
+        return Ok(Secret::new(line.trim_end_matches(['\r', '\n'])));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::usage(
+            "no terminal to ask the password on: pass --password-stdin and pipe it in",
+        )
+        .json(json));
+    }
+    let password = rpassword::prompt_password("Password: ").map_err(|e| {
+        CliError::usage(format!("cannot read the password from the terminal: {e}")).json(json)
+    })?;
+    Ok(Secret::new(password.trim_end_matches(['\r', '\n'])))
 }
 
 fn status(json: bool) -> Result<ExitCode, CliError> {
@@ -148,11 +168,12 @@ fn logout(json: bool) -> Result<ExitCode, CliError> {
     let _lock = store
         .lock()
         .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
-    store
+    let removed = store
         .clear()
         .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     let doc = LoggedOut {
         logged_in: false,
+        removed,
         path: store.path().to_path_buf(),
     };
     emit(&doc, json);

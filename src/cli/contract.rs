@@ -20,15 +20,30 @@ pub enum ContractCommand {
     },
     /// Check JSON documents (one document, or JSON Lines) against a surface's rules.
     ///
+    /// The `envelope` surface (the default) judges as every chokepoint does: the shape rules,
+    /// then the full 3.0.0 validation (types and formats, cutover, typed payload, model rules).
+    /// `--surface event` checks upstream's 3.0.0 `Event` (without the CLI's extra envelope
+    /// fields); `--event-type T` checks bare payloads of type T.
+    ///
+    /// Examples:
+    ///   spec-kitty contract check queued.jsonl
+    ///   spec-kitty contract check --surface event event.json
+    ///   spec-kitty contract check --event-type WPStatusChanged payload.json
+    ///
     /// Exit 0 when every document passes, 1 with one line per violation otherwise.
     Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Surface to check against.
+    /// Surface to check against: a gate surface (see `contract show`), or `event` for the
+    /// spec-kitty-events 3.0.0 `Event`.
     #[arg(long, default_value = "envelope", value_parser = parse_surface)]
-    surface: Surface,
+    surface: CheckSurface,
+    /// Check bare payloads of this event type (e.g. WPStatusChanged) instead of documents of
+    /// a surface.
+    #[arg(long, value_name = "TYPE")]
+    event_type: Option<String>,
     /// Print a JSON report instead of text.
     #[arg(long)]
     json: bool,
@@ -36,14 +51,102 @@ pub struct CheckArgs {
     file: String,
 }
 
-fn parse_surface(s: &str) -> Result<Surface, String> {
-    Surface::from_name(s).ok_or_else(|| {
-        let names: Vec<&str> = Surface::ALL.iter().map(|s| s.name()).collect();
-        format!(
-            "unknown surface '{s}' (expected one of: {})",
-            names.join(", ")
-        )
-    })
+/// What `contract check --surface` names: a gate surface, or upstream's 3.0.0 Event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckSurface {
+    Gate(Surface),
+    Event,
+}
+
+fn parse_surface(s: &str) -> Result<CheckSurface, String> {
+    if s == "event" {
+        return Ok(CheckSurface::Event);
+    }
+    Surface::from_name(s)
+        .map(CheckSurface::Gate)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Surface::ALL.iter().map(|s| s.name()).collect();
+            format!(
+                "unknown surface '{s}' (expected one of: {}, event)",
+                names.join(", ")
+            )
+        })
+}
+
+/// A refusal: the surface that refused, the field, the code, the message.
+type Refusal = (&'static str, String, ErrorCode, String);
+
+/// The first reason `doc` is refused.
+fn judge(args: &CheckArgs, doc: &Value) -> Option<Refusal> {
+    let name = args.surface_name();
+    use crate::contract::validate;
+    let invalid = |v: Vec<validate::Violation>| {
+        let first = v.first().cloned();
+        let more = if v.len() > 1 {
+            format!(" (and {} more)", v.len() - 1)
+        } else {
+            String::new()
+        };
+        first.map(|f| {
+            let field = f.path.clone();
+            (
+                name,
+                field,
+                ErrorCode::ContractInvalid,
+                format!("{f}{more}"),
+            )
+        })
+    };
+    if let Some(event_type) = &args.event_type {
+        return match validate::validate_payload(event_type, doc) {
+            Ok(Some(_)) => None,
+            Ok(None) => Some((
+                name,
+                String::new(),
+                ErrorCode::ContractUnknownEventType,
+                format!("event type {event_type:?} is not one this contract defines"),
+            )),
+            Err(v) => invalid(v),
+        };
+    }
+    match args.surface {
+        CheckSurface::Gate(surface) => gate(surface, doc).err().map(|v| {
+            let code = ErrorCode::from(&v.reason);
+            (v.surface.name(), v.field.clone(), code, v.describe())
+        }),
+        CheckSurface::Event => {
+            let event = match validate::validate_event(doc) {
+                Ok(e) => e,
+                Err(v) => return invalid(v),
+            };
+            let event_type = event.event_type.to_string();
+            // As the library's `Event` model: the payload is an open map; a payload of a type
+            // this contract models is checked as that type too.
+            match validate::validate_payload(&event_type, &Value::Object(event.payload)) {
+                Ok(_) => None,
+                Err(v) => invalid(v).map(|(s, f, c, m)| {
+                    let f = if f.is_empty() {
+                        "payload".into()
+                    } else {
+                        format!("payload.{f}")
+                    };
+                    (s, f, c, m)
+                }),
+            }
+        }
+    }
+}
+
+impl CheckArgs {
+    fn surface_name(&self) -> &'static str {
+        if self.event_type.is_some() {
+            return "payload";
+        }
+        match self.surface {
+            CheckSurface::Gate(s) => s.name(),
+            CheckSurface::Event => "event",
+        }
+    }
 }
 
 pub fn run(cmd: ContractCommand) -> Result<ExitCode, CliError> {
@@ -106,31 +209,43 @@ fn documents(text: &str) -> Vec<Doc> {
 fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
     let text = if args.file == "-" {
         let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| CliError::usage(format!("cannot read standard input: {e}")))?;
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            CliError::usage(format!("cannot read standard input: {e}")).json(args.json)
+        })?;
         s
     } else {
         read_input_file(&args.file)?
     };
     let docs = documents(&text);
+    if docs.is_empty() {
+        // One clear message, and no report claiming the (absent) documents passed.
+        let name = if args.file == "-" {
+            "standard input"
+        } else {
+            args.file.as_str()
+        };
+        return Err(CliError::usage(format!(
+            "{name}: no JSON document found (the input is empty or only blank lines); give a JSON document or JSON Lines"
+        ))
+        .json(args.json));
+    }
     let mut violations = Vec::new();
     for doc in &docs {
         match &doc.value {
             Ok(value) => {
-                if let Err(v) = gate(args.surface, value) {
+                if let Some((surface, field, code, message)) = judge(args, value) {
                     violations.push(Violation {
                         line: doc.line,
-                        surface: v.surface.name(),
-                        message: v.describe(),
-                        code: ErrorCode::from(&v.reason),
-                        field: v.field,
+                        surface,
+                        message,
+                        code,
+                        field,
                     });
                 }
             }
             Err(message) => violations.push(Violation {
                 line: doc.line,
-                surface: args.surface.name(),
+                surface: args.surface_name(),
                 field: String::new(),
                 code: ErrorCode::InvalidJson,
                 message: message.clone(),
@@ -138,28 +253,12 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         }
     }
     let report = CheckReport {
-        surface: args.surface.name(),
+        surface: args.surface_name(),
         documents: docs.len(),
         valid: docs.len() - violations.len(),
         violations,
     };
     emit(&report, args.json);
-    if !report.violations.is_empty() && !args.json {
-        eprintln!(
-            "error: {} of {} document(s) in {} break the {} contract (fix the lines above; \
-             `spec-kitty contract show` lists the rules)",
-            report.violations.len(),
-            report.documents,
-            super::output::clean::for_terminal(&args.file),
-            report.surface
-        );
-    }
-    if docs.is_empty() {
-        return Err(CliError::usage(format!(
-            "{}: no JSON document found (pass a file with one JSON document or JSON Lines)",
-            args.file
-        )));
-    }
     Ok(if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {

@@ -59,13 +59,17 @@ error_codes! {
     InitFailed = "INIT_FAILED", 1,
         "`init` could not create or read the directory, the git repository or `.kittify/config.yaml`";
     IdentityError = "IDENTITY_ERROR", 1,
-        "`agent mission create`: the project identity in `.kittify/config.yaml` could not be read or created";
+        "`agent mission create`, `tracker`: the project identity in `.kittify/config.yaml` could not be read or created";
     MissionNotFound = "MISSION_NOT_FOUND", 1,
         "no mission matches the handle, or more than one does";
     WpNotFound = "WP_NOT_FOUND", 1,
         "the mission has no such work package";
     SubtaskNotFound = "SUBTASK_NOT_FOUND", 1,
         "no work package of the mission lists that subtask";
+    NoWorkPackages = "NO_WORK_PACKAGES", 1,
+        "`finalize-tasks` found no `tasks/WPnn[-slug].md` file (the message lists what it found); nothing was written";
+    WpFileNameInvalid = "WP_FILE_NAME_INVALID", 1,
+        "`finalize-tasks`: a file in `tasks/` looks like a work package but is not named `WPnn.md` or `WPnn-<slug>.md`; nothing was written";
     LegacyMetadata = "LEGACY_METADATA", 1,
         "meta.json still uses pre-mission keys; run `spec-kitty upgrade`";
     StatusLogError = "STATUS_LOG_ERROR", 1,
@@ -74,6 +78,14 @@ error_codes! {
         "another mission failure (unreadable files, a dependency cycle, a git error, ...)";
     DemoFailed = "DEMO_FAILED", 1,
         "a step of `spec-kitty demo` failed";
+    TransitionRejected = "TRANSITION_REJECTED", 1,
+        "`agent tasks move-task`: the lane change is not allowed from the current lane or its guard is not met (the message says which; nothing was recorded)";
+    DependenciesNotSatisfied = "DEPENDENCIES_NOT_SATISFIED", 1,
+        "`agent tasks move-task`: a dependency of the work package is not approved or done yet (`--force --note` overrides)";
+    LaneAllocationFailed = "LANE_ALLOCATION_FAILED", 1,
+        "`agent tasks move-task`: the lane worktree under `.worktrees/` could not be created";
+    UpgradeFailed = "UPGRADE_FAILED", 1,
+        "`spec-kitty upgrade` could not read, stage or apply a change (nothing is left half done: run it again)";
 
     // The local sync state (exit 1).
     NoHome = "NO_HOME", 1,
@@ -86,6 +98,8 @@ error_codes! {
         "the queue's `queue` table is not upstream's; it is left untouched";
     QueueError = "QUEUE_ERROR", 1,
         "an I/O or SQLite error on the queue (for example a lock held longer than 5 s)";
+    BodyQueueLegacy = "BODY_QUEUE_LEGACY", 1,
+        "the body upload queue still has its pre-cutover columns; run `spec-kitty upgrade`";
     CredentialsInvalid = "CREDENTIALS_INVALID", 1,
         "the credentials file is not valid or lacks a field; run `spec-kitty auth login` again";
     CredentialsUnavailable = "CREDENTIALS_UNAVAILABLE", 1,
@@ -122,6 +136,8 @@ error_codes! {
         "429, 5xx, timeouts or connection errors outlasted the retries; the queue is untouched";
     EventsRejected = "EVENTS_REJECTED", 1,
         "`sync now` (strict, the default): the server rejected events or the gate quarantined some";
+    BodiesRejected = "BODIES_REJECTED", 1,
+        "`sync now` (strict, the default): the server refused artifact bodies for good, or the gate held some";
 
     // `contract check` violations (the command exits 1).
     InvalidJson = "INVALID_JSON", 1,
@@ -146,6 +162,46 @@ error_codes! {
         "the aggregate id uses a forbidden legacy aggregate name";
     ContractUnknownEventType = "CONTRACT_UNKNOWN_EVENT_TYPE", 1,
         "the event type is not one the contract defines";
+    ContractInvalid = "CONTRACT_INVALID", 1,
+        "the shape rules pass but the full 3.0.0 validation does not (a type or format, a cutover rule, a model rule, a schema constraint)";
+
+    // `tracker bind|status|unbind` (chokepoint 5).
+    TrackerProvider = "TRACKER_PROVIDER", 2,
+        "`tracker bind --provider` named a provider the SaaS does not serve (SaaS providers: linear, jira, github, gitlab)";
+    TrackerSelectionInvalid = "TRACKER_SELECTION_INVALID", 2,
+        "`tracker bind`: the chosen candidate number is out of range, or the prompt was cancelled";
+    TrackerSelectionRequired = "TRACKER_SELECTION_REQUIRED", 1,
+        "`tracker bind`: several candidates match and none was chosen (no terminal): use `--select N` or `--candidate-token T`";
+    TrackerNoMatch = "TRACKER_NO_MATCH", 1,
+        "`tracker bind`: the SaaS found no bindable resource for the provider";
+    TrackerCandidateExpired = "TRACKER_CANDIDATE_EXPIRED", 1,
+        "`tracker bind`: the candidate token expired again after one re-resolve; nothing was stored";
+    TrackerNotBound = "TRACKER_NOT_BOUND", 1,
+        "`tracker status`: the project has no binding with a `binding_ref`";
+    TrackerBindingInvalid = "TRACKER_BINDING_INVALID", 1,
+        "`tracker status`: the SaaS says the stored binding is not valid (reason and guidance in the message)";
+    TrackerBindingStale = "TRACKER_BINDING_STALE", 1,
+        "the SaaS no longer knows the stored binding (`binding_not_found`, `mapping_disabled`, `project_mismatch`): bind again";
+    TrackerConfig = "TRACKER_CONFIG", 1,
+        "the `tracker:` section of `.kittify/config.yaml` could not be read or written losslessly; the file is unchanged";
+    TrackerIdentityMissing = "TRACKER_IDENTITY_MISSING", 1,
+        "a tracker bind call carried no `project_identity`; nothing was sent";
+    TrackerNoTeam = "TRACKER_NO_TEAM", 1,
+        "the login has no team (`X-Team-Slug`); run `spec-kitty auth login`";
+    TrackerUnreachable = "TRACKER_UNREACHABLE", 1,
+        "the tracker API could not be reached (connection failed or timed out)";
+    TrackerRateLimited = "TRACKER_RATE_LIMITED", 1,
+        "the tracker API answered 429 again after waiting its `retry_after_seconds` once";
+    TrackerActionRequired = "TRACKER_ACTION_REQUIRED", 1,
+        "the tracker API refused with `user_action_required`: act in the Spec Kitty dashboard";
+    TrackerServerError = "TRACKER_SERVER_ERROR", 1,
+        "the tracker API refused the call (its `error_code` and message are in the message)";
+    TrackerInvalidResponse = "TRACKER_INVALID_RESPONSE", 1,
+        "the tracker API's answer could not be understood";
+    TrackerOperationFailed = "TRACKER_OPERATION_FAILED", 1,
+        "a tracker operation answered 202 and then ended `failed`";
+    TrackerOperationTimeout = "TRACKER_OPERATION_TIMEOUT", 1,
+        "a tracker operation answered 202 and did not end before the deadline (300 s)";
 }
 
 impl std::fmt::Display for ErrorCode {

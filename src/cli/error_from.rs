@@ -69,6 +69,7 @@ impl From<&Reason> for ErrorCode {
             Reason::ValueForbidden { .. } => Self::ContractValueForbidden,
             Reason::ValueMismatch { .. } => Self::ContractValueMismatch,
             Reason::LegacyField => Self::ContractLegacyField,
+            Reason::Invalid { .. } => Self::ContractInvalid,
             Reason::LegacyEventType { .. } => Self::ContractLegacyEventType,
             Reason::LegacyAggregate { .. } => Self::ContractLegacyAggregate,
             Reason::UnknownEventType { .. } => Self::ContractUnknownEventType,

@@ -28,6 +28,7 @@ pub fn run(args: &InitArgs) -> Result<ExitCode, CliError> {
         git_initialized: report.git_initialized,
         config_created: report.config_created,
         keys_added: report.keys_added,
+        gitignore_updated: report.gitignore_updated,
         project: report.identity,
     };
     emit(&doc, args.json);

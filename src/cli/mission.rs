@@ -15,8 +15,15 @@ use crate::repo;
 pub enum MissionCommand {
     /// Create kitty-specs/<NNN-slug>/ with meta.json, spec.md and tasks/ on the current branch.
     Create(CreateArgs),
-    /// Validate tasks/WP*.md, compute lanes.json, bootstrap every work package into `planned`
-    /// (genesis → planned, not forced), write status.json and commit those files. Idempotent.
+    /// Validate tasks/WPnn[-slug].md, add the frontmatter fields upstream's finalize writes,
+    /// compute lanes.json, bootstrap every work package into `planned` (genesis → planned, not
+    /// forced), write status.json and commit those files with the WP files. Idempotent.
+    ///
+    /// WP files are named `tasks/WPnn.md` or `tasks/WPnn-<slug>.md` (e.g. tasks/WP01-cart.md);
+    /// a file that looks like one but is not (wp01-cart.md, WP1-cart.md) is refused
+    /// (WP_FILE_NAME_INVALID), and so is a mission without any (NO_WORK_PACKAGES).
+    ///
+    /// Example: spec-kitty agent mission finalize-tasks --mission 001-cart --json
     FinalizeTasks(FinalizeArgs),
 }
 
@@ -129,6 +136,8 @@ pub(crate) fn workflow_error(e: WorkflowError, json: bool) -> CliError {
     let code = match e {
         WorkflowError::Mission(m) => return mission_error(m, json),
         WorkflowError::SubtaskNotFound { .. } => ErrorCode::SubtaskNotFound,
+        WorkflowError::NoWorkPackages { .. } => ErrorCode::NoWorkPackages,
+        WorkflowError::WpFileNameInvalid { .. } => ErrorCode::WpFileNameInvalid,
         WorkflowError::InvalidSubtaskStatus { .. } => ErrorCode::InvalidInput,
         WorkflowError::Status(_) => ErrorCode::StatusLogError,
         _ => ErrorCode::MissionError,

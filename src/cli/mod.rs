@@ -7,31 +7,52 @@
 //! its exit status and meaning: [`ErrorCode`] (and the table in README.md). Every JSON document
 //! is a struct in [`output`], whose text is the human output.
 
+// Every `print!`/`println!` of the CLI goes through `output::write_stdout`: a closed stdout
+// ends the process quietly with status 141 instead of panicking.
+macro_rules! print {
+    ($($t:tt)*) => { $crate::cli::output::write_stdout(format_args!($($t)*)) };
+}
+macro_rules! println {
+    () => { $crate::cli::output::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 mod auth;
+mod color;
 mod contract;
 mod demo;
 pub mod error_code;
 mod error_from;
+pub mod help;
 mod init;
+mod materialize;
 mod mission;
 mod status;
+mod status_repair;
 mod sync;
 mod sync_check;
 mod sync_now;
+mod sync_server;
 mod tasks;
+mod tracker;
 mod upgrade;
 
 pub mod output;
 
+pub use color::ColorChoice;
 pub use error_code::ErrorCode;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Contract-first implementation of spec-kitty's mission-identity core.
 #[derive(Debug, Parser)]
 #[command(name = "spec-kitty", version, about, propagate_version = true)]
 pub struct Cli {
+    /// When to color the output: auto (a terminal without NO_COLOR or TERM=dumb, or
+    /// CLICOLOR_FORCE), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,6 +78,9 @@ enum Command {
     /// The JSON host contract (1.3.0) driven by spec-kitty-orchestrator: one JSON line per call.
     #[command(disable_help_flag = true)]
     OrchestratorApi {
+        /// The host command and its flags (contract-version, mission-state, list-ready,
+        /// resolve-workspace, start-implementation, start-review, transition, append-history,
+        /// accept-mission, merge-mission).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<String>,
     },
@@ -66,6 +90,19 @@ enum Command {
     /// Log in to the sync server (tokens in ~/.spec-kitty/credentials, mode 0600).
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Regenerate every mission's status.json (or one's) from its status log.
+    Materialize(materialize::MaterializeArgs),
+    /// Print a shell completion script, generated from these command definitions.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from these command definitions.
+    Man,
+    /// Bind this project to an issue tracker through the SaaS (shown when SaaS sync is on).
+    #[command(subcommand)]
+    Tracker(tracker::TrackerCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +113,9 @@ enum AgentCommand {
     /// Work on a mission's tasks.
     #[command(subcommand)]
     Tasks(tasks::TasksCommand),
+    /// Maintain a mission's status log.
+    #[command(subcommand)]
+    Status(status_repair::StatusCommand),
 }
 
 /// A failure the CLI reports with an exit status: on stderr as `error: <message>`, and, for a
@@ -115,18 +155,37 @@ impl CliError {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `tracker` is listed only when SaaS sync is on, as upstream registers it.
+    let enabled = crate::saas::settings::sync_enabled_from_env();
+    let matches = help::command()
+        .mut_subcommand("tracker", |c| c.hide(!enabled))
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let color = cli.color;
+    if !matches!(cli.command, Command::Upgrade(_)) {
+        upgrade::recover_before_command();
+    }
     let result = match cli.command {
         Command::Contract(cmd) => contract::run(cmd),
         Command::Init(args) => init::run(&args),
         Command::Agent(AgentCommand::Mission(cmd)) => mission::run(cmd),
-        Command::Agent(AgentCommand::Tasks(cmd)) => tasks::run(cmd),
-        Command::Status(args) => status::run(&args),
+        Command::Agent(AgentCommand::Tasks(cmd)) => tasks::run(cmd, color),
+        Command::Agent(AgentCommand::Status(cmd)) => status_repair::run(cmd),
+        Command::Status(args) => status::run(&args, color),
         Command::Demo(args) => demo::run(&args),
         Command::Upgrade(args) => upgrade::run(&args),
         Command::OrchestratorApi { args } => return crate::orchestrator_api::run(&args),
         Command::Sync(cmd) => sync::run(cmd),
         Command::Auth(cmd) => auth::run(cmd),
+        Command::Materialize(args) => materialize::run(&args),
+        Command::Completions { shell } => {
+            help::completions(shell);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => help::man()
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(|e| CliError::usage(format!("cannot write the man page: {e}"))),
+        Command::Tracker(cmd) => tracker::run(cmd),
     };
     match result {
         Ok(code) => code,

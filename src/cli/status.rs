@@ -1,10 +1,10 @@
 //! `spec-kitty status [--mission M] [--json]`: the work-package board.
 
 use clap::Args;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use super::CliError;
+use super::color::{ColorChoice, ColorEnv};
 use super::mission::{open_mission, project_root, workflow_error};
 use super::output::status::{Board, BoardWp, StatusDoc};
 use super::output::{Tally, emit};
@@ -12,7 +12,17 @@ use crate::mission::workflow::{self, MissionContext, MissionView};
 use crate::mission::{self as missions};
 use crate::status::Lane;
 
+const EXAMPLES: &str = "\
+The board fits the terminal: lanes side by side when they fit, else one lane under the other; titles cut short end in \"…\". Colors: --color, NO_COLOR, CLICOLOR_FORCE and TERM=dumb, as in ripgrep.
+
+Examples:
+  spec-kitty status
+  spec-kitty status --mission 001-checkout-flow
+  spec-kitty status --json
+  spec-kitty --color never status";
+
 #[derive(Debug, Args)]
+#[command(after_help = EXAMPLES)]
 pub struct StatusArgs {
     /// Mission handle (default: every mission).
     #[arg(long)]
@@ -22,7 +32,7 @@ pub struct StatusArgs {
     json: bool,
 }
 
-pub fn run(args: &StatusArgs) -> Result<ExitCode, CliError> {
+pub fn run(args: &StatusArgs, color: ColorChoice) -> Result<ExitCode, CliError> {
     let contexts = match &args.mission {
         Some(handle) => vec![open_mission(handle, args.json)?],
         None => {
@@ -38,21 +48,41 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, CliError> {
                 .collect::<Result<Vec<_>, _>>()?
         }
     };
-    let color =
-        !args.json && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    show(contexts, args.mission.is_some(), args.json, color)
+}
+
+/// The terminal's width: stdout's, else `$COLUMNS`, else none (no limit).
+fn terminal_width() -> Option<usize> {
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+        return Some(usize::from(w));
+    }
+    std::env::var("COLUMNS").ok()?.trim().parse().ok()
+}
+
+/// Print the boards of `contexts` (one board document when `single`).
+pub(crate) fn show(
+    contexts: Vec<MissionContext>,
+    single: bool,
+    json: bool,
+    color: ColorChoice,
+) -> Result<ExitCode, CliError> {
+    let color = !json && color.paint(&ColorEnv::from_process());
+    let width = terminal_width();
     let mut boards = Vec::new();
     for ctx in &contexts {
-        let view = workflow::view(ctx).map_err(|e| workflow_error(e, args.json))?;
-        boards.push(board(ctx, view, color));
+        let view = workflow::view(ctx).map_err(|e| workflow_error(e, json))?;
+        let mut b = board(ctx, view, color);
+        b.width = width;
+        boards.push(b);
     }
-    let doc = match (&args.mission, boards.len()) {
-        (Some(_), 1) => match boards.pop() {
+    let doc = match (single, boards.len()) {
+        (true, 1) => match boards.pop() {
             Some(board) => StatusDoc::One(board),
             None => StatusDoc::All { missions: boards },
         },
         _ => StatusDoc::All { missions: boards },
     };
-    emit(&doc, args.json);
+    emit(&doc, json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -89,5 +119,6 @@ fn board(ctx: &MissionContext, view: MissionView, color: bool) -> Board {
             })
             .collect(),
         color,
+        width: None,
     }
 }

@@ -42,6 +42,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::output::CodeMessage;
+use super::output::body_queue::BodyQueueDoc;
 use super::output::emit;
 use super::output::sync::{
     CheckDoc, LoginDoc, QuarantineDoc, QuarantineDropped, QuarantineList, QuarantineRetried,
@@ -81,6 +82,9 @@ pub enum SyncCommand {
     /// Queued rows the contract gate refused on read-back.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Show the sync server (and where the setting comes from), or set it in
+    /// ~/.spec-kitty/config.toml.
+    Server(super::sync_server::ServerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +126,7 @@ pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
         SyncCommand::Now(args) => super::sync_now::run(&args),
         SyncCommand::Quarantine(QuarantineCommand::Drop(args)) => drop_rows(&args),
         SyncCommand::Quarantine(QuarantineCommand::Retry(args)) => retry_rows(&args),
+        SyncCommand::Server(args) => super::sync_server::run(&args),
     }
 }
 
@@ -132,6 +137,8 @@ pub(super) fn queue_error(e: QueueError, json: bool) -> CliError {
         QueueError::Corrupt { .. } => ErrorCode::QueueCorrupt,
         QueueError::NewerSchema { .. } => ErrorCode::QueueNewerSchema,
         QueueError::Incompatible { .. } => ErrorCode::QueueIncompatible,
+        QueueError::LegacyBodyQueue { .. } => ErrorCode::BodyQueueLegacy,
+        QueueError::BodyRefused(v) => ErrorCode::from(&v.reason),
         QueueError::Sqlite { .. } | QueueError::Io { .. } | QueueError::InvalidEnvelope { .. } => {
             ErrorCode::QueueError
         }
@@ -275,6 +282,7 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
                 newest_enqueued_at: None,
                 by_type: Vec::new(),
             },
+            bodies: BodyQueueDoc::default(),
             quarantine: QuarantineDoc {
                 count: 0,
                 newly_quarantined: 0,
@@ -297,10 +305,28 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
         queue.quarantine_new()
     }
     .map_err(err)?;
+    let pre_cutover = queue.pre_cutover_rows().map_err(err)?;
+    if pre_cutover > 0 {
+        eprintln!(
+            "warning: {}",
+            crate::queue::legacy::needs_upgrade_message(pre_cutover)
+        );
+    }
     let stats = queue.stats().map_err(err)?;
     let rows = queue.list_quarantine().map_err(err)?;
     let rejections = queue.rejections().map_err(err)?;
     let schema = queue.schema_version().map_err(err)?;
+    let bodies = match queue.check_body_queue() {
+        Err(QueueError::LegacyBodyQueue { .. }) => BodyQueueDoc {
+            legacy: true,
+            ..BodyQueueDoc::default()
+        },
+        Err(e) => return Err(err(e)),
+        Ok(()) => BodyQueueDoc::new(
+            queue.body_stats(crate::queue::now_seconds()).map_err(err)?,
+            when,
+        ),
+    };
     let sync = sync_section(&home, Some(&queue), json)?;
     let doc = SyncStatus {
         queue: QueueDoc {
@@ -315,9 +341,13 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
             by_type: stats
                 .by_type
                 .into_iter()
-                .map(|(event_type, count)| TypeCount { event_type, count })
+                .map(|(event_type, count)| TypeCount {
+                    event_type: crate::queue::legacy::display_event_type(event_type),
+                    count,
+                })
                 .collect(),
         },
+        bodies,
         quarantine: QuarantineDoc {
             count: rows.len(),
             newly_quarantined: newly.len(),

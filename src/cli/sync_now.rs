@@ -11,12 +11,19 @@
 //! rejected by the server (kept, with the reason, see `sync status`), quarantined by the gate,
 //! unacknowledged (in flight or no result), and what is left in the queue.
 //!
+//! Then, only when the event drain did not stop, the body upload queue
+//! ([`crate::app::body_sync::drain_bodies`]): stale tasks removed, each ready task pushed to
+//! `/api/dossier/push-content/`; the summary adds uploaded, already present, failed (removed),
+//! retry later, held by the gate, stale removed and left, with each failure's reason.
+//!
 //! # Exit statuses (stable)
 //!
 //! | status | code | when |
 //! |---|---|---|
 //! | 0 | | drained (or disabled, or nothing queued); with `--no-strict` also when events were rejected or quarantined |
 //! | 1 | `EVENTS_REJECTED` | (strict, the default) the server rejected events or the gate quarantined some |
+//! | 1 | `BODIES_REJECTED` | (strict, the default) the server refused artifact bodies for good, or the gate held some |
+//! | 1 | `BODY_QUEUE_LEGACY` | the body upload queue has pre-cutover columns (`spec-kitty upgrade`); nothing sent |
 //! | 1 | `NOT_AUTHENTICATED`, `SESSION_EXPIRED` | no login for this server, or the refresh was refused |
 //! | 1 | `SERVER_UNAVAILABLE` | 429/5xx/timeouts/connection errors outlasted the retries; rows untouched |
 //! | 1 | `SERVER_ERROR` | another HTTP status (403, 404, …); rows untouched |
@@ -24,7 +31,8 @@
 //! | 1 | `INSECURE_SERVER_URL`, `INVALID_SERVER_URL` | the configured server cannot be given a token |
 //! | 1 | `CREDENTIALS_INVALID`, `CREDENTIALS_UNAVAILABLE`, `QUEUE_*`, `NO_HOME` | local files |
 //!
-//! With `--json` the one document on stdout carries the summary and, when the drain stopped,
+//! With `--json` the one document on stdout carries the summary, `bodies` (the body drain's
+//! report, `null` when it did not run) and, when a drain stopped,
 //! `"error": {"code", "message"}`. No output ever contains a token.
 
 use std::process::ExitCode;
@@ -33,6 +41,7 @@ use super::output::sync_now::{FailureReport, SyncDisabled, SyncNow};
 use super::output::{CodeMessage, emit};
 use super::sync::{home, open_existing, queue_error, queue_options};
 use super::{CliError, ErrorCode};
+use crate::app::body_sync::drain_bodies;
 use crate::app::sync::drain;
 use crate::home::SpecKittyHome;
 use crate::queue::Queue;
@@ -101,22 +110,37 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         .clone()
         .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     let adopted = adopt_pre_login_events(&home, json)?;
+    // Status lines a killed command left in a log are queued before the drain.
+    if let Ok(root) = crate::repo::locate_project_root_from_cwd() {
+        crate::app::relay::relay_project(&root);
+    }
     let (path, queue) = open_existing(&home, json)?;
-    let mut queue = match queue {
-        Some(q) if !q.is_empty().map_err(|e| queue_error(e, json))? => q,
-        _ => {
-            let doc = SyncNow {
-                enabled: true,
-                server: server.as_str().to_string(),
-                queue: path,
-                adopted,
-                summary: DrainReport::default(),
-                error: None,
-                nothing_queued: true,
-            };
-            emit(&doc, json);
-            return Ok(ExitCode::SUCCESS);
+    let err = |e| queue_error(e, json);
+    let (mut queue, events, bodies) = match queue {
+        Some(q) => {
+            let events = q.len().map_err(err)?;
+            let bodies = q.body_len().map_err(err)?;
+            if events == 0 && bodies == 0 {
+                (None, 0, 0)
+            } else {
+                (Some(q), events, bodies)
+            }
         }
+        None => (None, 0, 0),
+    };
+    let Some(queue) = queue.as_mut() else {
+        let doc = SyncNow {
+            enabled: true,
+            server: server.as_str().to_string(),
+            queue: path,
+            adopted,
+            summary: DrainReport::default(),
+            bodies: None,
+            error: None,
+            nothing_queued: true,
+        };
+        emit(&doc, json);
+        return Ok(ExitCode::SUCCESS);
     };
     let http = http_client(&settings.transport).map_err(|e| {
         CliError::new(
@@ -141,35 +165,53 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
             .json(json)
         })?;
 
-    let bar = if json {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let total = queue.len().map_err(|e| queue_error(e, json))?;
-        println!("Syncing {total} queued event(s) to {server}...");
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(total),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
-        ) {
-            bar.set_style(style);
+    // Events first.
+    let (report, stop) = if events > 0 {
+        if !json {
+            println!("Syncing {events} queued event(s) to {server}...");
         }
-        bar
+        let bar = progress_bar(json, events, "events");
+        let mut progress = |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        };
+        let out = runtime
+            .block_on(drain(queue, &session, &settings.transport, &mut progress))
+            .map_err(err)?;
+        bar.finish_and_clear();
+        out
+    } else {
+        (DrainReport::default(), None)
     };
-    let mut progress = |done: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(done);
+    if report.needs_upgrade > 0 {
+        eprintln!(
+            "warning: {}",
+            crate::queue::legacy::needs_upgrade_message(report.needs_upgrade)
+        );
+    }
+    // Then bodies, only when the event drain did not fail.
+    let (body_report, body_stop) = if stop.is_none() && bodies > 0 {
+        if !json {
+            println!("Uploading {bodies} queued artifact body(ies) to {server}...");
+        }
+        let bar = progress_bar(json, bodies, "bodies");
+        let mut progress = |done: u64, total: u64| {
+            bar.set_length(total);
+            bar.set_position(done);
+        };
+        let out = runtime
+            .block_on(drain_bodies(
+                queue,
+                &session,
+                &settings.transport,
+                &mut progress,
+            ))
+            .map_err(err)?;
+        bar.finish_and_clear();
+        (Some(out.0), out.1)
+    } else {
+        (None, None)
     };
-    let (report, stop) = runtime
-        .block_on(drain(
-            &mut queue,
-            &session,
-            &settings.transport,
-            &mut progress,
-        ))
-        .map_err(|e| queue_error(e, json))?;
-    bar.finish_and_clear();
 
     if let Some(file) = &args.report {
         if report.failures.is_empty() {
@@ -200,6 +242,10 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         }
     }
     let refused = report.rejected + report.quarantined;
+    let bodies_refused = body_report
+        .as_ref()
+        .map_or(0, |b| b.failed_permanent + b.held);
+    let stop = stop.or(body_stop);
     let error = match &stop {
         Some(stop) => Some(CodeMessage {
             code: stop.into(),
@@ -213,6 +259,13 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
                 report.rejected, report.quarantined
             ),
         }),
+        None if bodies_refused > 0 && !args.no_strict => Some(CodeMessage {
+            code: ErrorCode::BodiesRejected,
+            message: format!(
+                "{bodies_refused} artifact body(ies) refused by the server or not sent (held by \
+                 the contract gate); see the failures above and `spec-kitty sync status`"
+            ),
+        }),
         None => None,
     };
     let exit = error
@@ -224,6 +277,7 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         queue: path,
         adopted,
         summary: report,
+        bodies: body_report,
         error,
         nothing_queued: false,
     };
@@ -235,4 +289,21 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
         );
     }
     Ok(exit)
+}
+
+/// A progress bar on stderr (hidden with `--json`; indicatif hides it off a terminal).
+fn progress_bar(json: bool, total: u64, what: &str) -> indicatif::ProgressBar {
+    if json {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, {{eta}} left)"
+    )) {
+        bar.set_style(style);
+    }
+    bar
 }

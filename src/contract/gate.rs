@@ -9,7 +9,10 @@
 //! 4. envelope only: the event type must be one this CLI emits and not a forbidden legacy name,
 //!    the `aggregate_id` prefix must not be a forbidden legacy aggregate, the payload must be an
 //!    object and, for mission-scoped event types, pass the `payload.mission_scoped` surface
-//!    (upstream never checked payloads).
+//!    (upstream never checked payloads);
+//! 5. envelope only: the full 3.0.0 validation (`validate::validate_wire_envelope`: the closed
+//!    typed envelope with every field's format, the cutover rules, residual constraints, the
+//!    typed payload of its event type and the model rules), reported as `Reason::Invalid`.
 
 use serde_json::{Map, Value};
 use std::fmt;
@@ -43,6 +46,12 @@ pub enum Reason {
     UnknownEventType {
         value: String,
     },
+    /// The shape rules pass, the full 3.0.0 validation does not (types and formats, cutover,
+    /// model rules, residual constraints): the first failure, and how many there are.
+    Invalid {
+        message: String,
+        count: usize,
+    },
 }
 
 impl Reason {
@@ -59,6 +68,7 @@ impl Reason {
             Reason::LegacyEventType { .. } => "CONTRACT_LEGACY_EVENT_TYPE",
             Reason::LegacyAggregate { .. } => "CONTRACT_LEGACY_AGGREGATE",
             Reason::UnknownEventType { .. } => "CONTRACT_UNKNOWN_EVENT_TYPE",
+            Reason::Invalid { .. } => "CONTRACT_INVALID",
         }
     }
 }
@@ -108,6 +118,13 @@ impl ContractViolation {
             }
             Reason::UnknownEventType { value } => {
                 format!("event type {value} is not one this contract defines")
+            }
+            Reason::Invalid { message, count } => {
+                if *count > 1 {
+                    format!("{message} (and {} more)", count - 1)
+                } else {
+                    message.clone()
+                }
             }
         }
     }
@@ -172,6 +189,18 @@ pub fn gate(surface: Surface, doc: &Value) -> Result<(), ContractViolation> {
     }
     if surface == Surface::Envelope {
         envelope_extras(obj)?;
+        // 5. The full 3.0.0 validation, after the shape rules.
+        if let Err(violations) = super::validate::validate_wire_envelope(doc) {
+            let first = violations.first();
+            return Err(ContractViolation::new(
+                surface,
+                first.map(|v| v.path.clone()).unwrap_or_default(),
+                Reason::Invalid {
+                    message: first.map(ToString::to_string).unwrap_or_default(),
+                    count: violations.len(),
+                },
+            ));
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! * [`validate_payload`]: a payload of an event type in the registry: the `doing` lane alias,
 //!   the typed payload, the cross-field model rules and residual constraints.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::rules::{self, Require, ResidualKind, When, cutover};
@@ -153,6 +154,49 @@ pub fn validate_event(doc: &Value) -> Result<Event, Vec<Violation>> {
             Err(out)
         }
     }
+}
+
+/// Validate a document of the `envelope` surface in full, after the gate's shape rules: as the
+/// spec-kitty-events 3.0.0 library judges an event (every cutover rule, the typed `Event` with
+/// every field's type and format: ULID/UUID ids, non-empty `build_id` and `node_id`,
+/// `lamport_clock` ≥ 0, the timestamp, `data_tier` 0..=4), and the payload as the registry's
+/// type for its `event_type` with the model rules. Every failure is listed. The CLI's own
+/// stricter producer envelope (closed, nullable fields always written) is enforced where it
+/// is built (the generated `Envelope` struct), not here: rows another CLI wrote (upstream omits
+/// `data_tier`, adds `drain_blocked_reason`) are judged by the contract, not by our habits.
+pub fn validate_wire_envelope(doc: &Value) -> Result<(), Vec<Violation>> {
+    let Value::Object(obj) = doc else {
+        return Err(vec![violation(
+            Layer::Type,
+            "",
+            "an envelope must be a JSON object",
+        )]);
+    };
+    let mut out = cutover_violations(obj);
+    out.extend(residual_violations("Event", doc));
+    if let Err(e) = Event::deserialize(doc) {
+        out.push(violation(Layer::Type, "", e.to_string()));
+    }
+    let event_type = obj.get("event_type").and_then(Value::as_str).unwrap_or("");
+    if let Some(payload) = obj.get("payload") {
+        match validate_payload(event_type, payload) {
+            Ok(Some(_)) => {}
+            Ok(None) => out.push(violation(
+                Layer::Type,
+                "event_type",
+                format!("event type {event_type:?} is not in this contract's registry"),
+            )),
+            Err(violations) => out.extend(violations.into_iter().map(|mut v| {
+                v.path = if v.path.is_empty() {
+                    "payload".into()
+                } else {
+                    format!("payload.{}", v.path)
+                };
+                v
+            })),
+        }
+    }
+    if out.is_empty() { Ok(()) } else { Err(out) }
 }
 
 /// Validate the payload of a registered event type. `Ok(None)` when `event_type` is not in the

@@ -35,7 +35,7 @@ use crate::contract::types::{
 };
 use crate::contract::validate::{Violation, validate_payload};
 use crate::contract::{ContractViolation, Surface, gate};
-use crate::queue::{EnqueueOutcome, Queue, QueueError};
+use crate::queue::{EnqueueOutcome, Queue, QueueError, RelayCommit};
 
 /// Errors of [`Emitter::emit`] and of opening an emitter.
 #[derive(Debug, thiserror::Error)]
@@ -173,12 +173,34 @@ impl Emitter {
         &self.queue
     }
 
+    /// The queue, for writes beside events in the same file (the body upload queue).
+    pub fn queue_mut(&mut self) -> &mut Queue {
+        &mut self.queue
+    }
+
     pub fn clock(&self) -> &LamportClock {
         &self.clock
     }
 
     /// Build, validate, gate and queue one event (see the module docs).
     pub fn emit(&mut self, draft: EventDraft) -> Result<Receipt, EmitError> {
+        let (doc, event_id, event_type, lamport) = self.prepare(draft)?;
+        let outcome = self.queue.enqueue_with_floor(&doc, self.clock.reserved())?;
+        let sent_live = self.send_live(&doc);
+        Ok(Receipt {
+            event_id,
+            event_type,
+            lamport_clock: lamport,
+            outcome,
+            sent_live,
+        })
+    }
+
+    /// Steps 1–4 of [`emit`](Self::emit): the envelope, validated and gated, not queued.
+    fn prepare(
+        &mut self,
+        draft: EventDraft,
+    ) -> Result<(serde_json::Value, String, &'static str, u64), EmitError> {
         let lamport = self.clock.tick()?;
         let event_type = draft.payload.event_type_name();
         let envelope = envelope::build(&mut self.context, draft, lamport, self.clock.node_id())?;
@@ -192,15 +214,34 @@ impl Emitter {
             })?;
         }
         gate(Surface::Envelope, &doc).map_err(EmitError::Contract)?;
-        let outcome = self.queue.enqueue_with_floor(&doc, self.clock.reserved())?;
-        let sent_live = self.send_live(&doc);
-        Ok(Receipt {
-            event_id: envelope.event_id.to_string(),
-            event_type,
-            lamport_clock: lamport,
-            outcome,
-            sent_live,
-        })
+        Ok((doc, envelope.event_id.to_string(), event_type, lamport))
+    }
+
+    /// Steps 1–4 for an event of a relayed batch: the checked envelope, to hand to
+    /// [`commit_relayed`](Self::commit_relayed).
+    pub fn prepare_relayed(&mut self, draft: EventDraft) -> Result<serde_json::Value, EmitError> {
+        Ok(self.prepare(draft)?.0)
+    }
+
+    /// Step 5 for a relayed batch: queue `docs` and move the relay cursor `key` from `expected`
+    /// to `cursor` in one transaction ([`Queue::enqueue_relayed`]), then step 6 for each.
+    pub fn commit_relayed(
+        &mut self,
+        docs: &[serde_json::Value],
+        key: &str,
+        expected: Option<&str>,
+        cursor: &str,
+    ) -> Result<RelayCommit, EmitError> {
+        let reserved = self.clock.reserved();
+        let done = self
+            .queue
+            .enqueue_relayed(docs, reserved, key, expected, cursor)?;
+        if matches!(done, RelayCommit::Committed { .. }) {
+            for doc in docs {
+                self.send_live(doc);
+            }
+        }
+        Ok(done)
     }
 
     /// Step 6: offer the queued envelope to the live client, if any. Never an error.

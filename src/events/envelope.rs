@@ -58,6 +58,9 @@ pub struct EventDraft {
     pub mission_id: Option<String>,
     /// The parent event, when there is one.
     pub causation_id: Option<String>,
+    /// The event's id when it has one already (a status log line's `event_id`, so the line and
+    /// its wire event are one event); a new ULID otherwise.
+    pub event_id: Option<String>,
 }
 
 impl EventDraft {
@@ -66,7 +69,13 @@ impl EventDraft {
             payload: payload.into(),
             mission_id: None,
             causation_id: None,
+            event_id: None,
         }
+    }
+
+    pub fn with_event_id(mut self, event_id: Option<&str>) -> Self {
+        self.event_id = event_id.map(str::to_owned);
+        self
     }
 
     pub fn with_mission_id(mut self, mission_id: Option<&str>) -> Self {
@@ -230,10 +239,14 @@ pub fn build(
         })?;
     let (aggregate_type, aggregate_id) = aggregate_of(&draft.payload, draft.mission_id.as_deref())?;
     let aggregate_id = non_empty(&aggregate_id, "the aggregate id")?;
-    let event_id =
-        EventId::try_from(new_event_id().to_string()).map_err(|_| EnvelopeError::Empty {
-            what: "the event id",
-        })?;
+    let event_id = match draft.event_id.as_deref() {
+        Some(given) => normalize_event_id(given)?,
+        None => {
+            EventId::try_from(new_event_id().to_string()).map_err(|_| EnvelopeError::Empty {
+                what: "the event id",
+            })?
+        }
+    };
     let causation_id = draft
         .causation_id
         .as_deref()

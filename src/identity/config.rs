@@ -109,7 +109,7 @@ pub(crate) fn add_missing(
     Ok(to_add.into_iter().map(|(k, _)| k).collect())
 }
 
-fn read_text(path: &Path) -> Result<Option<String>, IdentityError> {
+pub(super) fn read_text(path: &Path) -> Result<Option<String>, IdentityError> {
     match crate::repo::fence::read_project_file(path) {
         Ok(bytes) => {
             String::from_utf8(bytes)
@@ -127,7 +127,7 @@ fn read_text(path: &Path) -> Result<Option<String>, IdentityError> {
     }
 }
 
-fn parse(path: &Path, text: &str) -> Result<Value, IdentityError> {
+pub(super) fn parse(path: &Path, text: &str) -> Result<Value, IdentityError> {
     crate::repo::fence::check_text_depth(text, crate::repo::fence::MAX_NESTING).map_err(|e| {
         IdentityError::MalformedConfig {
             path: path.to_path_buf(),
@@ -208,7 +208,7 @@ fn scalar_text(
     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
 }
 
-fn kind(value: &Value) -> String {
+pub(super) fn kind(value: &Value) -> String {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

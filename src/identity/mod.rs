@@ -32,6 +32,7 @@
 
 mod build_id;
 pub mod config;
+pub mod tracker_binding;
 
 use std::fs;
 use std::io;
@@ -201,6 +202,8 @@ pub struct InitReport {
     pub config_created: bool,
     /// The `project:` keys that were added.
     pub keys_added: Vec<&'static str>,
+    /// `.worktrees/` (the lane worktrees) was added to `.gitignore`.
+    pub gitignore_updated: bool,
     /// The resulting identity.
     pub identity: ProjectIdentity,
 }
@@ -228,14 +231,48 @@ pub fn init(dir: &Path) -> Result<InitReport, IdentityError> {
     };
     let config_created = !config_path(&root).exists();
     let (identity, keys_added) = ensure_reporting(&root, &root)?;
+    let gitignore_updated = ignore_worktrees(&root)?;
     Ok(InitReport {
         root,
         created_dir,
         git_initialized,
         config_created,
         keys_added,
+        gitignore_updated,
         identity,
     })
+}
+
+/// The `.gitignore` line that keeps lane worktrees out of `git add -A` (as upstream's init).
+pub const WORKTREES_IGNORE: &str = ".worktrees/";
+
+/// Append `.worktrees/` to `<root>/.gitignore` unless a line already ignores it. Returns
+/// whether the file changed.
+fn ignore_worktrees(root: &Path) -> Result<bool, IdentityError> {
+    let path = root.join(".gitignore");
+    let current = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(IdentityError::Read { path, source }),
+    };
+    let covered = current.lines().any(|l| {
+        matches!(
+            l.trim(),
+            ".worktrees" | ".worktrees/" | "/.worktrees" | "/.worktrees/"
+        )
+    });
+    if covered {
+        return Ok(false);
+    }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(WORKTREES_IGNORE);
+    text.push('\n');
+    repo::write_atomic(&path, text.as_bytes())
+        .map_err(|source| IdentityError::Write { path, source })?;
+    Ok(true)
 }
 
 /// Complete the config at `root`; the build id is that of the checkout at `checkout`.

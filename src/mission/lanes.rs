@@ -234,6 +234,11 @@ pub enum LaneError {
         found: String,
         expected: String,
     },
+    #[error(
+        "{} exists but is not a git worktree; move it aside (the lane worktree is created there)",
+        path.display()
+    )]
+    NotAWorktree { path: PathBuf },
     #[error(transparent)]
     Git(#[from] RepoError),
 }
@@ -243,6 +248,7 @@ pub enum LaneError {
 /// Returns an error naming the cause; a reused worktree must be on the lane branch.
 pub fn allocate(root: &Path, lanes: &LanesFile, lane: &Lane) -> Result<LaneWorkspace, LaneError> {
     let ws = workspace(root, lanes, lane);
+    repair_half_made(root, &ws.path)?;
     if ws.path.exists() {
         let head = git::run(&ws.path, &["rev-parse", "--abbrev-ref", "HEAD"])?;
         if head.trim() != ws.branch {
@@ -282,6 +288,58 @@ pub fn allocate(root: &Path, lanes: &LanesFile, lane: &Lane) -> Result<LaneWorks
         )?;
     }
     Ok(ws)
+}
+
+/// A lane worktree that a killed `git worktree add` left half made is removed (it was never
+/// handed out: the claim is recorded after the worktree is complete), so the next claim creates
+/// it again. Half made: an empty directory without `.git`; or a worktree git still marks
+/// `initializing`, or whose HEAD does not resolve. A non-empty directory without `.git` is not
+/// ours to remove and is reported.
+fn repair_half_made(root: &Path, path: &Path) -> Result<(), LaneError> {
+    if !path.is_dir() {
+        return Ok(());
+    }
+    let dot_git = path.join(".git");
+    let io = |source| RepoError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if !dot_git.exists() {
+        let empty = std::fs::read_dir(path).map_err(io)?.next().is_none();
+        if !empty {
+            return Err(LaneError::NotAWorktree {
+                path: path.to_path_buf(),
+            });
+        }
+        std::fs::remove_dir(path).map_err(io)?;
+        git::run(root, &["worktree", "prune"])?;
+        return Ok(());
+    }
+    let initializing = std::fs::read_to_string(&dot_git)
+        .ok()
+        .and_then(|t| t.strip_prefix("gitdir:").map(|g| PathBuf::from(g.trim())))
+        .and_then(|admin| std::fs::read_to_string(admin.join("locked")).ok())
+        .is_some_and(|reason| reason.contains("initializing"));
+    let head_ok = git::run_optional(path, &["rev-parse", "--verify", "--quiet", "HEAD"])?.is_some();
+    if initializing || !head_ok {
+        eprintln!(
+            "warning: the lane worktree {} was left half made (an interrupted `git worktree add`); \
+             removing it and creating it again",
+            path.display()
+        );
+        let p = path.to_string_lossy().into_owned();
+        if git::run_optional(
+            root,
+            &["worktree", "remove", "--force", "--force", "--", &p],
+        )?
+        .is_none()
+            && path.exists()
+        {
+            std::fs::remove_dir_all(path).map_err(io)?;
+        }
+        git::run(root, &["worktree", "prune"])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

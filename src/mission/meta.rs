@@ -12,7 +12,7 @@
 //! - Missing identity fields are derived the way upstream's baseline does, so the minimal
 //!   orchestrator e2e fixture (`mission_slug`, `mission_number`, `mission_type`, `title`,
 //!   `target_branch`) loads: `mission_slug` ← `slug` ← the directory name; `slug` ← `mission_slug`;
-//!   `friendly_name` ← `mission_slug` with `-` → space; `mission_number` ← the `NNN-` prefix;
+//!   `friendly_name` ← `title`, else `mission_slug` with `-` → space; `mission_number` ← the `NNN-` prefix;
 //!   `mission_type` ← `"software-dev"`. `created_at` and `target_branch` stay absent (they are
 //!   facts we cannot derive). Derived values are written on the next save.
 //! - Keys this type does not know are kept in [`MissionMeta::extra`] and written back unchanged.
@@ -324,10 +324,10 @@ fn derive_missing(
         map.insert("slug".to_owned(), Value::String(mission_slug.clone()));
     }
     if is_blank(map, "friendly_name") {
-        map.insert(
-            "friendly_name".to_owned(),
-            Value::String(mission_slug.replace('-', " ").trim().to_owned()),
-        );
+        let name = non_blank_str(map, "title")
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_else(|| mission_slug.replace('-', " ").trim().to_owned());
+        map.insert("friendly_name".to_owned(), Value::String(name));
     }
     if is_blank(map, "mission_type") {
         map.insert(
@@ -404,14 +404,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.slug, "099-orchestrator-e2e");
-        assert_eq!(m.friendly_name, "099 orchestrator e2e");
+        assert_eq!(m.friendly_name, "Orchestrator E2E");
         assert_eq!(m.mission_number, Some(99));
         assert_eq!(m.created_at, None);
         assert_eq!(m.extra["title"], "Orchestrator E2E");
         let text = m.to_json_string(Path::new("meta.json")).unwrap();
         assert_eq!(
             text,
-            "{\n  \"friendly_name\": \"099 orchestrator e2e\",\n  \"mission_number\": 99,\n  \"mission_slug\": \"099-orchestrator-e2e\",\n  \"mission_type\": \"software-dev\",\n  \"slug\": \"099-orchestrator-e2e\",\n  \"target_branch\": \"e2e/orchestrator\",\n  \"title\": \"Orchestrator E2E\"\n}\n"
+            "{\n  \"friendly_name\": \"Orchestrator E2E\",\n  \"mission_number\": 99,\n  \"mission_slug\": \"099-orchestrator-e2e\",\n  \"mission_type\": \"software-dev\",\n  \"slug\": \"099-orchestrator-e2e\",\n  \"target_branch\": \"e2e/orchestrator\",\n  \"title\": \"Orchestrator E2E\"\n}\n"
         );
     }
 

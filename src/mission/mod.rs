@@ -6,7 +6,10 @@
 //! - [`create`]: a new mission, atomically;
 //! - [`wp`]: work package files, frontmatter and the dependency graph.
 
+pub mod coord;
 pub mod create;
+pub mod finalize_files;
+pub mod frontmatter;
 pub mod handle;
 pub mod lanes;
 pub mod legacy_keys;
@@ -37,7 +40,10 @@ pub enum MissionError {
     #[error("invalid mission directory name {value:?}: {reason}")]
     InvalidMissionDir { value: String, reason: String },
 
-    #[error("invalid mission type {value:?}: must be lowercase kebab-case, e.g. `software-dev`")]
+    #[error(
+        "unknown mission type {value:?}: expected one of {}",
+        names::MISSION_TYPES.join(", ")
+    )]
     InvalidMissionType { value: String },
 
     #[error("invalid friendly name {value:?}: must not be blank")]

@@ -35,9 +35,12 @@ pub fn validate_slug(value: &str) -> Result<(), MissionError> {
     }
 }
 
-/// Check a mission type such as `software-dev` (same rule as slugs).
+/// The mission types upstream registers (`src/specify_cli/missions/<type>/mission.yaml`).
+pub const MISSION_TYPES: [&str; 4] = ["documentation", "plan", "research", "software-dev"];
+
+/// Check a mission type: one of [`MISSION_TYPES`].
 pub fn validate_mission_type(value: &str) -> Result<(), MissionError> {
-    if is_kebab(value) {
+    if MISSION_TYPES.contains(&value) {
         Ok(())
     } else {
         Err(MissionError::InvalidMissionType {

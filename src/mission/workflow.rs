@@ -5,6 +5,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::finalize_files;
 use super::lanes::{self, LanesFile};
 use super::meta::MissionMeta;
 use super::wp::{DependencyGraph, WorkPackage, list_work_packages};
@@ -30,9 +31,28 @@ pub enum WorkflowError {
     )]
     MissingDependency { wp: String, dependency: String },
     #[error(
-        "subtask {id} is not listed by any work package (frontmatter `subtasks:` or a `## WPxx` section of tasks.md); check the id, or add it to one of those"
+        "no subtask of {} is listed by any work package (frontmatter `subtasks:` or a `## WPxx` section of tasks.md)",
+        ids.join(", ")
     )]
-    SubtaskNotFound { id: String },
+    SubtaskNotFound { ids: Vec<String> },
+    #[error(
+        "no work packages to finalize in {tasks_dir}: found {}; expected {}",
+        if found.is_empty() { "no .md files".to_string() } else { found.join(", ") },
+        super::finalize_files::WP_FILE_PATTERN
+    )]
+    NoWorkPackages {
+        tasks_dir: String,
+        found: Vec<String>,
+    },
+    #[error(
+        "{tasks_dir} has files that look like work packages but are not named as one: {}; expected {} (rename them; nothing was finalized)",
+        invalid.join(", "),
+        super::finalize_files::WP_FILE_PATTERN
+    )]
+    WpFileNameInvalid {
+        tasks_dir: String,
+        invalid: Vec<String>,
+    },
     #[error(
         "invalid subtask status {value:?}: expected a lane such as done, planned or in_progress"
     )]
@@ -45,6 +65,9 @@ pub struct MissionContext {
     pub root: PathBuf,
     pub dir: PathBuf,
     pub meta: MissionMeta,
+    /// Where the status log lives when it is not `dir`: the coordination worktree of a
+    /// coordination-topology mission (see [`super::coord`]).
+    pub coord: Option<super::coord::CoordSurface>,
 }
 
 impl MissionContext {
@@ -52,11 +75,22 @@ impl MissionContext {
     pub fn open(root: &Path, handle: &str) -> Result<Self, MissionError> {
         let dir = resolve_mission(root, handle)?;
         let meta = MissionMeta::load(&dir)?;
+        let coord = super::coord::surface(root, &meta);
+        if let Some(c) = &coord {
+            c.materialize(root)?;
+        }
         Ok(Self {
             root: root.to_path_buf(),
             dir,
             meta,
+            coord,
         })
+    }
+
+    /// The directory holding the status log and status.json: the mission directory, or the
+    /// coordination worktree's copy of it.
+    pub fn status_dir(&self) -> &Path {
+        self.coord.as_ref().map_or(&self.dir, |c| &c.dir)
     }
 
     /// The mission's status log. Its lock file is upstream's,
@@ -64,7 +98,7 @@ impl MissionContext {
     /// exclude each other, and locking never leaves an untracked file in the checkout (outside
     /// git: in the mission dir).
     pub fn log(&self) -> EventLog {
-        let log = EventLog::new(&self.dir);
+        let log = EventLog::new(self.status_dir());
         let git_dir = self.root.join(".git");
         if git_dir.is_dir() {
             let locks = git_dir.join("spec-kitty-locks");
@@ -102,6 +136,18 @@ impl MissionContext {
         lock.reduce()?;
         lock.append(records)?;
         lock.materialize(&self.snapshot_identity())?;
+        if let Some(c) = &self.coord {
+            // Upstream commits each status change on the coordination branch (and resets
+            // uncommitted status files there), so the change is committed before it counts.
+            let message = format!("chore: status update for {}", self.meta.mission_slug);
+            c.commit(&message).map_err(|e| {
+                StatusError::InvalidEvent(format!(
+                    "the status change was written to {} but could not be committed on {}: {e}",
+                    c.dir.display(),
+                    c.branch
+                ))
+            })?;
+        }
         Ok(())
     }
 
@@ -141,7 +187,19 @@ pub struct CreatedWp {
 /// `genesis → planned` bootstrap event (not forced) for each work package that has no event
 /// yet, write `status.json`, and commit those files. Idempotent.
 pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowError> {
+    // Checks before writes: the commit at the end needs a git identity; without one nothing is
+    // written (git's message says how to set it).
+    git::run(&ctx.root, &["var", "GIT_COMMITTER_IDENT"])?;
+    git::run(&ctx.root, &["var", "GIT_AUTHOR_IDENT"])?;
+    let tasks_dir = ctx.rel(&ctx.dir.join(super::TASKS_DIR));
+    let (found, invalid) = finalize_files::scan_tasks_dir(&ctx.dir)?;
+    if !invalid.is_empty() {
+        return Err(WorkflowError::WpFileNameInvalid { tasks_dir, invalid });
+    }
     let wps = list_work_packages(&ctx.dir)?;
+    if wps.is_empty() {
+        return Err(WorkflowError::NoWorkPackages { tasks_dir, found });
+    }
     let graph = DependencyGraph::from_work_packages(&wps);
     if let Some((wp, dep)) = graph.missing_dependencies().first() {
         return Err(WorkflowError::MissingDependency {
@@ -158,6 +216,8 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         Some(b) => b.clone(),
         None => repo::current_branch(&ctx.root)?.unwrap_or_else(|| "main".to_string()),
     };
+    // Upstream's frontmatter fields, computed (and checked) before anything is written.
+    let edits = finalize_files::bootstrap_edits(&wps, &target_branch)?;
     let existing = LanesFile::load(&ctx.dir)?;
     let lanes_written = existing
         .as_ref()
@@ -178,6 +238,13 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
             planning_commit_sha: head,
         };
         file.save(&ctx.dir)?;
+    }
+
+    for (path, text) in &edits {
+        repo::write_atomic(path, text.as_bytes()).map_err(|source| MissionError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
 
     let log = ctx.log();
@@ -237,6 +304,7 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         .filter(|p| p.exists())
         .map(|p| ctx.rel(&p))
         .collect();
+    paths.extend(wps.iter().map(|w| ctx.rel(&w.path)));
     paths.extend(identity_file_to_commit(&ctx.root)?);
     let commit = commit_paths(
         &ctx.root,
@@ -277,6 +345,16 @@ pub(crate) fn commit_paths(
     if paths.is_empty() {
         return Ok(None);
     }
+    // Stage, check and commit as one step under the repository lock: a parallel command's
+    // commit cannot slip in between.
+    git::with_repo_lock(root, || commit_paths_locked(root, paths, message))
+}
+
+fn commit_paths_locked(
+    root: &Path,
+    paths: &[String],
+    message: &str,
+) -> Result<Option<String>, repo::RepoError> {
     let mut add = vec!["add", "--"];
     add.extend(paths.iter().map(String::as_str));
     git::run(root, &add)?;
@@ -328,14 +406,37 @@ pub fn owner_of_subtask(ctx: &MissionContext, wps: &[WorkPackage], id: &str) -> 
     None
 }
 
-/// One subtask mark's outcome.
+/// What became of one id given to `mark-status` (upstream's `TaskIdResolutionOutcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkOutcome {
+    /// The status was recorded.
+    Updated,
+    /// The subtask already had that status; nothing was recorded for it.
+    AlreadySatisfied,
+    /// No work package lists the id; nothing was recorded for it.
+    NotFound,
+}
+
+impl MarkOutcome {
+    /// upstream's wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MarkOutcome::Updated => "updated",
+            MarkOutcome::AlreadySatisfied => "already_satisfied",
+            MarkOutcome::NotFound => "not_found",
+        }
+    }
+}
+
+/// One subtask mark's outcome (`wp_id` is `None` when not found).
 #[derive(Debug, Clone)]
 pub struct Marked {
     pub id: String,
-    pub wp_id: String,
+    pub wp_id: Option<String>,
+    pub outcome: MarkOutcome,
 }
 
-/// What `mark-status` did: the marks, and the records appended to the log.
+/// What `mark-status` did: one outcome per id given, and the records appended to the log.
 #[derive(Debug, Clone)]
 pub struct Marks {
     pub marked: Vec<Marked>,
@@ -343,7 +444,9 @@ pub struct Marks {
 }
 
 /// `mark-status`: record subtask statuses as annotations on the main repository's log (one
-/// durable write). Every id is resolved before anything is written.
+/// durable write). Every id is resolved before anything is written; an id no work package
+/// lists is reported as `NotFound` (as upstream does), one that already has the status as
+/// `AlreadySatisfied`. Nothing is written when no id is updated.
 pub fn mark_subtasks(
     ctx: &MissionContext,
     ids: &[String],
@@ -356,21 +459,47 @@ pub fn mark_subtasks(
             value: status.to_string(),
         })?;
     let wps = list_work_packages(&ctx.dir)?;
+    let log = ctx.log();
+    let lock = log.lock()?;
+    let state = lock.reduce()?;
     let mut marked = Vec::new();
     for id in ids {
-        let wp_id = owner_of_subtask(ctx, &wps, id)
-            .ok_or_else(|| WorkflowError::SubtaskNotFound { id: id.clone() })?;
+        let Some(wp_id) = owner_of_subtask(ctx, &wps, id) else {
+            marked.push(Marked {
+                id: id.clone(),
+                wp_id: None,
+                outcome: MarkOutcome::NotFound,
+            });
+            continue;
+        };
+        let current = state
+            .work_packages
+            .get(&wp_id)
+            .and_then(|w| w.subtasks.as_ref())
+            .and_then(|s| s.get(id))
+            .copied();
+        let already = current == Some(lane)
+            || marked
+                .iter()
+                .any(|m: &Marked| m.id == *id && m.outcome == MarkOutcome::Updated);
         marked.push(Marked {
             id: id.clone(),
-            wp_id,
+            wp_id: Some(wp_id),
+            outcome: if already {
+                MarkOutcome::AlreadySatisfied
+            } else {
+                MarkOutcome::Updated
+            },
         });
     }
     let mut by_wp: BTreeMap<&str, Vec<(&str, Lane)>> = BTreeMap::new();
-    for m in &marked {
-        by_wp
-            .entry(m.wp_id.as_str())
-            .or_default()
-            .push((m.id.as_str(), lane));
+    for m in marked.iter().filter(|m| m.outcome == MarkOutcome::Updated) {
+        if let Some(wp) = &m.wp_id {
+            by_wp
+                .entry(wp.as_str())
+                .or_default()
+                .push((m.id.as_str(), lane));
+        }
     }
     let mut stamps = EventStamper::new();
     let mut records = Vec::new();
@@ -383,9 +512,9 @@ pub fn mark_subtasks(
             delta,
         )?));
     }
-    let log = ctx.log();
-    let lock = log.lock()?;
-    ctx.persist(&lock, &records)?;
+    if !records.is_empty() {
+        ctx.persist(&lock, &records)?;
+    }
     Ok(Marks { marked, records })
 }
 

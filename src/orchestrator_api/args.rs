@@ -23,6 +23,7 @@ pub struct OrchestratorCli {
 pub enum ApiCommand {
     /// Report the contract version (and check a provider version).
     ContractVersion {
+        /// The orchestrator's version; refused when older than the host's minimum.
         #[arg(long)]
         provider_version: Option<String>,
     },
@@ -36,8 +37,10 @@ pub enum ApiCommand {
     StartImplementation {
         #[command(flatten)]
         target: MissionWp,
+        /// Who claims the work package (recorded on the events).
         #[arg(long)]
         actor: String,
+        /// The orchestrator policy, one JSON object (see `spec-kitty help orchestrator-api`).
         #[arg(long)]
         policy: Option<String>,
     },
@@ -45,10 +48,13 @@ pub enum ApiCommand {
     StartReview {
         #[command(flatten)]
         target: MissionWp,
+        /// The reviewer (recorded on the event).
         #[arg(long)]
         actor: String,
+        /// The orchestrator policy, one JSON object (see `spec-kitty help orchestrator-api`).
         #[arg(long)]
         policy: Option<String>,
+        /// Review reference recorded on the event.
         #[arg(long)]
         review_ref: Option<String>,
     },
@@ -58,8 +64,10 @@ pub enum ApiCommand {
     AppendHistory {
         #[command(flatten)]
         target: MissionWp,
+        /// Who writes the note.
         #[arg(long)]
         actor: String,
+        /// The note.
         #[arg(long)]
         note: String,
     },
@@ -67,6 +75,7 @@ pub enum ApiCommand {
     AcceptMission {
         #[command(flatten)]
         mission: MissionArg,
+        /// Who accepts the mission.
         #[arg(long)]
         actor: String,
     },
@@ -74,10 +83,13 @@ pub enum ApiCommand {
     MergeMission {
         #[command(flatten)]
         mission: MissionArg,
+        /// Branch to merge into (default: the mission's target branch).
         #[arg(long)]
         target: Option<String>,
+        /// merge, squash or rebase.
         #[arg(long, default_value = "merge")]
         strategy: String,
+        /// Push the target branch afterwards.
         #[arg(long)]
         push: bool,
     },
@@ -92,6 +104,7 @@ pub struct MissionArg {
 
 #[derive(Debug, Args)]
 pub struct MissionWp {
+    /// Mission handle: slug, mission_id, or its first 8 characters.
     #[arg(long)]
     pub mission: String,
     /// Work package id, e.g. WP01.
@@ -106,26 +119,38 @@ pub struct TransitionArgs {
     /// Target lane.
     #[arg(long)]
     pub to: String,
+    /// Who moves the work package (recorded on the event).
     #[arg(long)]
     pub actor: String,
+    /// The reason (required with --force and for in_progress -> planned).
     #[arg(long)]
     pub note: Option<String>,
+    /// The orchestrator policy, one JSON object; required into an active lane (see
+    /// `spec-kitty help orchestrator-api`).
     #[arg(long)]
     pub policy: Option<String>,
+    /// Skip the lane matrix and the guards (needs --note).
     #[arg(long)]
     pub force: bool,
+    /// Review feedback reference (required to send an approved work package back).
     #[arg(long)]
     pub review_ref: Option<String>,
+    /// Approval evidence: {"review": {"reviewer", "verdict": "approved", "reference"}}.
     #[arg(long)]
     pub evidence_json: Option<String>,
+    /// Review outcome leaving in_review: {"reviewer", "verdict", "reference"}.
     #[arg(long)]
     pub review_result_json: Option<String>,
+    /// With --force: state that the subtasks are complete.
     #[arg(long, overrides_with = "no_subtasks_complete")]
     pub subtasks_complete: bool,
+    /// With --force: state that the subtasks are not complete.
     #[arg(long)]
     pub no_subtasks_complete: bool,
+    /// State that implementation evidence is present (the default).
     #[arg(long, overrides_with = "no_implementation_evidence_present")]
     pub implementation_evidence_present: bool,
+    /// State that implementation evidence is missing.
     #[arg(long)]
     pub no_implementation_evidence_present: bool,
 }
@@ -233,6 +258,23 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn every_host_command_and_flag_has_help() {
+        let cmd = OrchestratorCli::command();
+        let mut missing = Vec::new();
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none() {
+                missing.push(sub.get_name().to_string());
+            }
+            for arg in sub.get_arguments() {
+                if arg.get_id() != "help" && arg.get_help().is_none() {
+                    missing.push(format!("{} --{}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "no help text: {missing:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::args::{ApiCommand, MissionWp, TransitionArgs};
 use super::envelope::{ApiError, CONTRACT_VERSION, MIN_PROVIDER_VERSION, Outcome};
 use super::mission_ctx::{mission_error, obj, open, with_identity};
 use super::policy::{self, Policy};
+use crate::app::transition::{self, MoveError, MoveRequest};
 use crate::app::workflow::{self as rules, Claim};
 use crate::app::{self, outbox::Outbox};
 use crate::contract::types::ErrorCode as Code;
@@ -18,8 +19,8 @@ use crate::mission::workflow::{self, MissionContext, MissionView};
 use crate::mission::{WorkPackage, WpId, load_work_package};
 use crate::repo::{self};
 use crate::status::{
-    AnnotationDelta, AnnotationEvent, DoneEvidence, EventStamper, Lane, LaneEvent, ReviewResult,
-    StatusError, StatusRecord, TransitionRequest, validate_transition,
+    DoneEvidence, EventStamper, Lane, LaneEvent, ReviewResult, StatusError, StatusRecord,
+    TransitionRequest, validate_transition,
 };
 
 pub fn run(cmd: &ApiCommand) -> Outcome {
@@ -73,7 +74,11 @@ fn read_err(e: workflow::WorkflowError) -> ApiError {
 }
 
 fn write_err(e: StatusError) -> ApiError {
-    ApiError::new(Code::TransitionRejected, e.to_string())
+    let code = match e {
+        StatusError::NotSendable { .. } => Code::WorkflowEvidenceRequired,
+        _ => Code::TransitionRejected,
+    };
+    ApiError::new(code, e.to_string())
 }
 
 fn require_policy(policy: Option<&str>, why: &str) -> Result<Policy, ApiError> {
@@ -422,111 +427,43 @@ fn transition(t: &TransitionArgs) -> Outcome {
     let ctx = open(&t.target.mission)?;
     let wp = work_package(&ctx, &t.target.wp)?;
     let id = wp.id.as_str();
-    let log = ctx.log();
-    let lock = log.lock().map_err(write_err)?;
-    let state = lock.reduce().map_err(write_err)?;
-    let current = state.work_packages.get(id);
-    let from = match current.and_then(|s| s.lane) {
-        Some(l) => l,
-        None => {
-            return Err(rejected(format!(
-                "WP {id} is not finalized; run `spec-kitty agent mission finalize-tasks`"
-            )));
-        }
+    let request = MoveRequest {
+        actor: &t.actor,
+        force: t.force,
+        note: t.note.as_deref(),
+        review_ref: t.review_ref.as_deref(),
+        evidence,
+        review_result,
+        subtasks_complete: t.subtasks_complete(),
+        implementation_evidence_present: t.implementation_evidence_present(),
+        policy_metadata: policy.as_ref().map(|p| obj(p.to_value())),
+        review: None,
     };
-    // in_progress -> for_review inputs: recomputed unless forced (host HEAD).
-    let roster: Vec<String> = wp
-        .subtasks
-        .iter()
-        .filter_map(|s| {
-            s.as_str()
-                .map(str::to_string)
-                .or_else(|| s.get("id").and_then(Value::as_str).map(str::to_string))
-        })
-        .collect();
-    let marks = current.and_then(|s| s.subtasks.as_ref());
-    let computed_subtasks = rules::subtasks_complete(roster.iter().map(String::as_str), |r| {
-        marks.and_then(|m| m.get(r)) == Some(&Lane::Done)
-    });
-    let subtasks_complete = if t.force {
-        t.subtasks_complete().or(Some(computed_subtasks))
-    } else {
-        Some(computed_subtasks)
-    };
-    let implementation_evidence = t.implementation_evidence_present().or(Some(true));
-    let mut req = TransitionRequest::new(from, to);
-    req.actor = Some(&t.actor);
-    req.force = t.force;
-    req.reason = t.note.as_deref();
-    req.review_ref = t.review_ref.as_deref();
-    req.evidence = evidence.as_ref();
-    req.review_result = review_result.as_ref();
-    req.subtasks_complete = subtasks_complete;
-    req.implementation_evidence_present = implementation_evidence;
-    let context = format!("worktree:{}", ctx.root.display());
-    req.workspace_context = Some(&context);
-    validate_transition(&req).map_err(rejected)?;
-    if to == Lane::ForReview && !t.force {
-        for_review_commit_gate(&ctx, id)?;
-    }
-    let mut stamps = EventStamper::new();
-    let mut e = lane_event(&ctx, &mut stamps, id, from, to, &t.actor);
-    e.force = t.force;
-    e.reason = t.note.clone();
-    e.review_ref = t.review_ref.clone();
-    e.evidence = evidence;
-    e.review_result = review_result;
-    e.policy_metadata = policy.as_ref().map(|p| obj(p.to_value()));
-    app::mission::record(
-        &ctx,
-        &lock,
-        &[StatusRecord::Lane(e)],
-        &mut Outbox::new(&ctx.root),
-    )
-    .map_err(write_err)?;
+    let moved =
+        transition::move_wp(&ctx, &wp, to, request, &mut Outbox::new(&ctx.root)).map_err(|e| {
+            match e {
+                MoveError::NoImplementationCommit { ref gate, .. } => {
+                    let fields = with_identity(&ctx, json!({"wp_id": id, "lane_id": gate.lane_id}));
+                    rejected(&e).with(fields)
+                }
+                other => rejected(other),
+            }
+        })?;
     Ok(with_identity(
         &ctx,
-        json!({"wp_id": id, "from_lane": from.as_str(), "to_lane": to.as_str(), "policy_metadata_recorded": policy.is_some()}),
+        json!({"wp_id": id, "from_lane": moved.from.as_str(), "to_lane": moved.to.as_str(), "policy_metadata_recorded": policy.is_some()}),
     ))
-}
-
-/// The for_review commit gate's refusal as the host reports it.
-fn for_review_commit_gate(ctx: &MissionContext, id: &str) -> Result<(), ApiError> {
-    rules::for_review_commit_gate(ctx, id).map_err(|gate| {
-        let fields = with_identity(ctx, json!({"wp_id": id, "lane_id": gate.lane_id}));
-        rejected(format!(
-            "{id} cannot move to for_review: no implementation commit on lane {} ({}) beyond {}. Commit the work in the lane worktree first, or pass --force if there is genuinely nothing to commit.",
-            gate.lane_id, gate.branch, gate.base_ref
-        ))
-        .with(fields)
-    })
 }
 
 fn append_history(t: &MissionWp, actor: &str, note: &str) -> Outcome {
     let ctx = open(&t.mission)?;
     let wp = work_package(&ctx, &t.wp)?;
-    let id = wp.id.as_str();
-    let mut stamps = EventStamper::new();
-    let stamp = stamps.stamp();
-    let ts = crate::contract::Timestamp::now()
-        .as_jiff()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let delta = AnnotationDelta::note(format!("- [{ts}] {actor}: {note}"));
     let history = |e: StatusError| ApiError::new(Code::HistoryCommitFailed, e.to_string());
-    let event = AnnotationEvent::new(stamp, id, actor, delta).map_err(history)?;
-    let log = ctx.log();
-    let lock = log.lock().map_err(history)?;
-    app::mission::record(
-        &ctx,
-        &lock,
-        &[StatusRecord::Annotation(event)],
-        &mut Outbox::new(&ctx.root),
-    )
-    .map_err(history)?;
+    transition::add_history(&ctx, &wp, actor, note, &mut Outbox::new(&ctx.root))
+        .map_err(history)?;
     Ok(with_identity(
         &ctx,
-        json!({"wp_id": id, "history_entry_id": format!("hist-{}", uuid::Uuid::new_v4().simple())}),
+        json!({"wp_id": wp.id.as_str(), "history_entry_id": format!("hist-{}", uuid::Uuid::new_v4().simple())}),
     ))
 }
 

@@ -113,13 +113,20 @@ fn merge_in(dir: &Path, source: &str, message: &str) -> Result<(), String> {
 
 /// Bring `target` to include `source` with `strategy`, in the worktree that has `target` checked
 /// out, or in a temporary worktree whose result then moves the branch ref.
-fn integrate(root: &Path, target: &str, source: &str, strategy: &str) -> Result<String, String> {
-    let message = format!("Merge {source} into {target}");
+/// `source` is a revision; `label` names it in commit messages and errors.
+fn integrate(
+    root: &Path,
+    target: &str,
+    source: &str,
+    label: &str,
+    strategy: &str,
+) -> Result<String, String> {
+    let message = format!("Merge {label} into {target}");
     if strategy == "rebase" {
         let tmp = TempWorktree::new(root, source)?;
         git::run(&tmp.path, &["rebase", "--quiet", target]).map_err(|e| {
             let _ = git::run(&tmp.path, &["rebase", "--abort"]);
-            format!("rebasing {source} onto {target} failed: {e}")
+            format!("rebasing {label} onto {target} failed: {e}")
         })?;
         let rebased = tmp.head()?;
         drop(tmp);
@@ -129,7 +136,7 @@ fn integrate(root: &Path, target: &str, source: &str, strategy: &str) -> Result<
         if strategy == "squash" {
             git::run(dir, &["merge", "--squash", "--quiet", source]).map_err(|e| {
                 let _ = git::run(dir, &["reset", "--merge"]);
-                format!("squash-merging {source} failed: {e}")
+                format!("squash-merging {label} failed: {e}")
             })?;
             if git::run_optional(dir, &["diff", "--cached", "--quiet"])
                 .map_err(|e| e.to_string())?
@@ -142,7 +149,7 @@ fn integrate(root: &Path, target: &str, source: &str, strategy: &str) -> Result<
                         "--quiet",
                         "--no-verify",
                         "-m",
-                        &format!("Squash merge {source} into {target}"),
+                        &format!("Squash merge {label} into {target}"),
                     ],
                 )
                 .map_err(|e| e.to_string())?;
@@ -252,20 +259,10 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
     let Some(file) = lanes_file.filter(|_| errors.is_empty()) else {
         return Err(preflight(&ctx, &target, errors));
     };
-    if !ref_exists(&root, &format!("refs/heads/{target}")) {
-        // Only on origin: create the local branch from it.
-        git::run(
-            &root,
-            &["branch", "--", &target, &format!("origin/{target}")],
-        )
-        .map_err(|e| preflight(&ctx, &target, vec![e.to_string()]))?;
-    }
-    // 1. Lanes into the mission branch.
+    // 1. Lanes into the mission branch. The replay happens in a detached temporary worktree:
+    // no ref (the mission branch, a local copy of an origin-only target) is created or moved
+    // until every step has succeeded, so a failed replay leaves the repository as it was.
     let mission_branch = file.mission_branch.clone();
-    if !ref_exists(&root, &format!("refs/heads/{mission_branch}")) {
-        git::run(&root, &["branch", "--", &mission_branch, &target])
-            .map_err(|e| preflight(&ctx, &target, vec![e.to_string()]))?;
-    }
     let mut lane_branches = Vec::new();
     for lane in &file.lanes {
         let ws = lanes::workspace(&root, &file, lane);
@@ -278,8 +275,19 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
         }
         lane_branches.push(ws);
     }
+    let target_is_local = ref_exists(&root, &format!("refs/heads/{target}"));
+    let target_rev = if target_is_local {
+        target.clone()
+    } else {
+        format!("origin/{target}")
+    };
+    let base = if ref_exists(&root, &format!("refs/heads/{mission_branch}")) {
+        mission_branch.clone()
+    } else {
+        target_rev.clone()
+    };
     let step = (|| -> Result<String, String> {
-        let tmp = TempWorktree::new(&root, &mission_branch)?;
+        let tmp = TempWorktree::new(&root, &base)?;
         for ws in &lane_branches {
             merge_in(
                 &tmp.path,
@@ -288,14 +296,18 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
             )?;
         }
         let head = tmp.head()?;
-        git::run(
-            &root,
-            &["update-ref", &format!("refs/heads/{mission_branch}"), &head],
-        )
-        .map_err(|e| e.to_string())?;
         drop(tmp);
+        if !target_is_local {
+            // Only on origin: the local branch is created from it only now; removed again if
+            // the integration fails.
+            git::run(&root, &["branch", &target, &target_rev]).map_err(|e| e.to_string())?;
+        }
         // 2. The mission branch into the target.
-        integrate(&root, &target, &mission_branch, strategy)
+        integrate(&root, &target, &head, &mission_branch, strategy).inspect_err(|_| {
+            if !target_is_local {
+                let _ = git::run(&root, &["branch", "-D", &target]);
+            }
+        })
     })();
     let merged_commit = step.map_err(|e| preflight(&ctx, &target, vec![e]))?;
 

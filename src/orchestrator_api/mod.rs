@@ -29,8 +29,10 @@ use envelope::ApiError;
 pub fn run(args: &[String]) -> ExitCode {
     let (line, exit) = match args::parse(args) {
         Parsed::Help(text) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
+            return match write_stdout(&text) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(code) => code,
+            };
         }
         Parsed::Usage(message) => envelope::render(
             None,
@@ -41,13 +43,26 @@ pub fn run(args: &[String]) -> ExitCode {
         ),
         Parsed::Command(cmd) => envelope::render(Some(cmd.name()), commands::run(&cmd)),
     };
-    let mut stdout = std::io::stdout().lock();
-    if stdout
-        .write_all(line.as_bytes())
-        .and_then(|()| stdout.flush())
-        .is_err()
-    {
-        return ExitCode::from(1);
+    match write_stdout(&line) {
+        Ok(()) => ExitCode::from(exit),
+        Err(code) => code,
     }
-    ExitCode::from(exit)
+}
+
+/// Write `text` to stdout and flush: a closed stdout (the reader went away) ends quietly with
+/// status 141 (128 + SIGPIPE, as a shell reports a process killed by it), any other failure
+/// with 1 and one line on stderr.
+fn write_stdout(text: &str) -> Result<(), ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ExitCode::from(141)),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
 }

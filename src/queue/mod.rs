@@ -154,16 +154,26 @@ use crate::home::DEFAULT_MAX_QUEUE_SIZE;
 use crate::repo::Durability;
 
 mod adopt;
+mod body;
 mod enqueue;
+pub mod legacy;
 mod quarantine;
+mod relay;
 mod schema;
 mod send;
 mod stats;
 
 #[allow(unused_imports)]
 use self::{enqueue::*, quarantine::*, schema::*, send::*};
+pub use body::{
+    BodyAck, BodyArtifact, BodyCursor, BodyEnqueued, BodyStats, BodyTask, MAX_BODY_BACKOFF_SECS,
+    MAX_BODY_RETRIES, StaleBody, body_backoff_secs, now_seconds,
+};
 pub use enqueue::coalesce_key;
-pub use schema::{BODY_QUEUE_TABLE, SCHEMA_VERSION, body_queue_columns, body_queue_is_legacy};
+pub use relay::RelayCommit;
+pub use schema::{
+    BODY_QUEUE_TABLE, QUARANTINE_TABLE, SCHEMA_VERSION, body_queue_columns, body_queue_is_legacy,
+};
 
 /// SQLite's busy timeout: how long an enqueue waits for another writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -221,6 +231,16 @@ pub enum QueueError {
         ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     NotQuarantined { ids: Vec<i64> },
+    /// Chokepoint 3: the contract gate refused a body task's namespace; nothing was written.
+    #[error("cannot queue the artifact body: {0}")]
+    BodyRefused(crate::contract::ContractViolation),
+    /// The body upload queue still has its pre-cutover columns.
+    #[error(
+        "the body upload queue in {} still has its pre-cutover columns; it was left untouched. \
+         Run `spec-kitty upgrade` to rename them",
+        path.display()
+    )]
+    LegacyBodyQueue { path: PathBuf },
 }
 
 /// Settings of an open queue.
@@ -394,8 +414,12 @@ pub struct Queue {
     path: PathBuf,
     options: QueueOptions,
     count: Option<CachedCount>,
+    /// The body upload queue's row count (see `body`).
+    body_count: Option<CachedCount>,
     /// The Lamport floor this connection last committed (see [`Queue::enqueue_with_floor`]).
     recorded_floor: u64,
+    /// An open batch ([`Queue::begin_batch`]).
+    batch: Option<enqueue::BatchStart>,
 }
 
 fn sqlite_err<'a>(path: &'a Path, op: &'static str) -> impl Fn(rusqlite::Error) -> QueueError + 'a {
@@ -457,7 +481,9 @@ impl Queue {
             path,
             options,
             count: None,
+            body_count: None,
             recorded_floor: 0,
+            batch: None,
         };
         queue.configure()?;
         queue.migrate()?;

@@ -123,6 +123,16 @@ pub(super) fn judge(data: &str) -> Option<Verdict> {
 /// `sync_meta` key: the largest queue id the quarantine pass has judged.
 const JUDGED_THROUGH: &str = "quarantine_judged_through";
 
+/// `sync_meta` key: queued rows the quarantine pass found written before the mission cutover
+/// (left untouched for `spec-kitty upgrade`, which clears the key).
+pub const PRE_CUTOVER_ROWS: &str = "pre_cutover_rows";
+
+/// The pre-step of every judgement of a queued row: a row from before the cutover is not the
+/// gate's to judge (it would be refused for a missing `schema_version`), it is upgrade's.
+fn pre_cutover(data: &str) -> bool {
+    serde_json::from_str::<Value>(data).is_ok_and(|doc| super::legacy::is_pre_cutover(&doc))
+}
+
 impl Queue {
     /// Re-gate every queued row as read back and move the ones that fail (not JSON, or refused
     /// by [`gate`] on the envelope surface: feature-era keys, aggregate `Feature`, missing
@@ -133,8 +143,9 @@ impl Queue {
     /// parsed; the move re-reads each failing row inside the one write transaction (a row
     /// coalesced or sent in between is judged as it is then).
     pub fn quarantine_invalid(&mut self) -> Result<Vec<QuarantinedRow>, QueueError> {
-        let (moved, judged_through) = self.quarantine_after(0)?;
+        let (moved, judged_through, pre) = self.quarantine_after(0)?;
         self.record_judged_through(judged_through)?;
+        self.set_meta(PRE_CUTOVER_ROWS, &pre.to_string())?;
         Ok(moved)
     }
 
@@ -148,25 +159,42 @@ impl Queue {
             .meta(JUDGED_THROUGH)?
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0);
-        let (moved, judged_through) = self.quarantine_after(after)?;
+        let (moved, judged_through, pre) = self.quarantine_after(after)?;
         if judged_through > after {
             self.record_judged_through(judged_through)?;
         }
+        if pre > 0 {
+            let seen = self.pre_cutover_rows()?;
+            self.set_meta(PRE_CUTOVER_ROWS, &(seen + pre).to_string())?;
+        }
         Ok(moved)
+    }
+
+    /// Queued rows from before the mission cutover that the quarantine passes left for
+    /// `spec-kitty upgrade` (0 when none were seen).
+    pub fn pre_cutover_rows(&self) -> Result<u64, QueueError> {
+        Ok(self
+            .meta(PRE_CUTOVER_ROWS)?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0))
     }
 
     fn record_judged_through(&mut self, id: i64) -> Result<(), QueueError> {
         self.set_meta(JUDGED_THROUGH, &id.to_string())
     }
 
-    /// Judges the queued rows with an id above `after`; returns the rows moved and the largest
-    /// id judged (`after` when there were none).
-    fn quarantine_after(&mut self, after: i64) -> Result<(Vec<QuarantinedRow>, i64), QueueError> {
+    /// Judges the queued rows with an id above `after`; returns the rows moved, the largest id
+    /// judged (`after` when there were none) and how many rows were left alone as pre-cutover.
+    fn quarantine_after(
+        &mut self,
+        after: i64,
+    ) -> Result<(Vec<QuarantinedRow>, i64, u64), QueueError> {
         let path = self.path.clone();
         let err = |op| sqlite_err(&path, op);
         // Phase 1: find candidates without holding the write lock.
         let mut candidates: Vec<i64> = Vec::new();
         let mut judged_through = after;
+        let mut pre = 0u64;
         {
             let tx = self
                 .conn
@@ -183,7 +211,9 @@ impl Queue {
                     let id: i64 = row.get(0).map_err(err("read the queue"))?;
                     judged_through = judged_through.max(id);
                     let data: String = row.get::<_, String>(1).unwrap_or_default();
-                    if judge(&data).is_some() {
+                    if pre_cutover(&data) {
+                        pre += 1;
+                    } else if judge(&data).is_some() {
                         candidates.push(id);
                     }
                 }
@@ -191,7 +221,7 @@ impl Queue {
             tx.finish().map_err(err("end the quarantine scan"))?;
         }
         if candidates.is_empty() {
-            return Ok((Vec::new(), judged_through));
+            return Ok((Vec::new(), judged_through, pre));
         }
         // Phase 2: re-judge and move, in one transaction.
         self.count = None;
@@ -210,7 +240,7 @@ impl Queue {
                 })
                 .map_err(err("read the queue"))?
                 .map(Option::unwrap_or_default);
-            let Some(verdict) = data.as_deref().and_then(judge) else {
+            let Some(verdict) = data.as_deref().filter(|d| !pre_cutover(d)).and_then(judge) else {
                 continue;
             };
             if let Some(row) =
@@ -220,7 +250,7 @@ impl Queue {
             }
         }
         tx.commit().map_err(err("commit the quarantine pass"))?;
-        Ok((moved, judged_through))
+        Ok((moved, judged_through, pre))
     }
 
     /// Move the given queue rows into `quarantine`, each with its violation's code, surface,

@@ -7,7 +7,7 @@ use crate::contract::{ContractViolation, Surface, Timestamp, gate};
 #[allow(unused_imports)]
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 #[allow(unused_imports)]
-use serde_json::Value;
+use serde_json::{Value, json};
 #[allow(unused_imports)]
 use std::path::{Path, PathBuf};
 
@@ -361,4 +361,35 @@ fn the_incremental_pass_judges_new_rows_once_and_rejudge_judges_all() {
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0].event_id, eid(1));
     assert_eq!(q.len().unwrap(), 1);
+}
+
+/// One judgement: the quarantine pass refuses what only the full 3.0.0 validation catches
+/// (the shape rules pass for every one of these), as a row written by another CLI would carry.
+#[test]
+fn the_quarantine_pass_judges_with_the_full_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut q = Queue::open(dir.path().join("q.db"), opts(100)).unwrap();
+    let defects: [(&str, Value); 6] = [
+        ("build_id", json!("")),
+        ("lamport_clock", json!(-1)),
+        ("event_id", json!("bad")),
+        ("project_uuid", json!("not-a-uuid")),
+        ("timestamp", json!("not-a-date")),
+        ("data_tier", json!(9)),
+    ];
+    for (n, (field, value)) in defects.iter().enumerate() {
+        let mut e = envelope(n as u32 + 1);
+        e[*field] = value.clone();
+        q.enqueue(&e).unwrap();
+    }
+    q.enqueue(&envelope(50)).unwrap();
+    let moved = q.quarantine_invalid().unwrap();
+    assert_eq!(moved.len(), defects.len(), "{moved:?}");
+    assert!(
+        moved.iter().all(|m| m.code == "CONTRACT_INVALID"),
+        "{moved:?}"
+    );
+    let left = q.peek(10).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event_id, eid(50));
 }

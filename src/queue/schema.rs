@@ -26,7 +26,7 @@ CREATE INDEX IF NOT EXISTS idx_timestamp ON queue(timestamp);
 CREATE INDEX IF NOT EXISTS idx_retry ON queue(retry_count);
 CREATE INDEX IF NOT EXISTS idx_coalesce_key ON queue(coalesce_key);";
 
-pub(super) const QUARANTINE_TABLE: &str = "
+pub const QUARANTINE_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue_id INTEGER NOT NULL,

@@ -40,8 +40,11 @@ pub(super) fn repaired(data: &str) -> String {
 pub(super) fn dossier(n: u32, path: &str) -> Value {
     let mut e = envelope(n);
     e["event_type"] = json!("MissionDossierArtifactIndexed");
-    e["payload"] = json!({"namespace": {"project_uuid": "u", "mission_slug": "001-x"},
-        "artifact_id": {"path": path}});
+    e["payload"] = json!({"namespace": {"project_uuid": "u", "mission_slug": "001-x",
+        "target_branch": "main", "mission_type": "software-dev", "manifest_version": "1"},
+        "artifact_id": {"path": path, "artifact_class": "output", "mission_type": "software-dev"},
+        "content_ref": {"algorithm": "sha256", "hash": "abc"},
+        "indexed_at": "2026-04-06T12:00:00+00:00"});
     e
 }
 

@@ -33,7 +33,9 @@ fn dossier(n: u32, path: &str) -> Value {
     let mut e = envelope(n, "MissionDossierArtifactIndexed");
     e["payload"] = json!({"namespace": {"project_uuid": "u", "mission_slug": "001-x",
         "target_branch": "main", "mission_type": "software-dev", "manifest_version": "1"},
-        "artifact_id": {"path": path, "artifact_class": "output", "mission_type": "software-dev"}});
+        "artifact_id": {"path": path, "artifact_class": "output", "mission_type": "software-dev"},
+        "content_ref": {"algorithm": "sha256", "hash": "abc"},
+        "indexed_at": "2026-04-06T12:00:00+00:00"});
     e
 }
 
@@ -399,4 +401,43 @@ fn step_four_creates_the_canonical_body_queue_and_leaves_a_pre_cutover_one_alone
         )
         .unwrap();
     assert_eq!(kept, 1);
+}
+
+#[test]
+fn a_batch_commits_once_and_a_rolled_back_batch_queues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queue.db");
+    let mut q = Queue::open(&path, opts(100)).unwrap();
+    let other = Queue::open(&path, opts(100)).unwrap();
+    q.begin_batch().unwrap();
+    assert!(q.in_batch());
+    for n in 1..=3 {
+        q.enqueue(&envelope(n, "WPCreated")).unwrap();
+    }
+    // A coalesced duplicate inside the batch joins it too.
+    q.enqueue(&envelope(2, "WPCreated")).unwrap();
+    assert_eq!(
+        other.peek(10).unwrap().len(),
+        0,
+        "nothing visible before the commit"
+    );
+    q.commit_batch().unwrap();
+    assert!(!q.in_batch());
+    assert_eq!(other.peek(10).unwrap().len(), 3);
+    assert_eq!(other.clock_floor().unwrap(), 3);
+
+    q.begin_batch().unwrap();
+    q.enqueue(&envelope(9, "WPCreated")).unwrap();
+    q.rollback_batch();
+    assert_eq!(
+        other.peek(10).unwrap().len(),
+        3,
+        "a rolled-back batch queues nothing"
+    );
+    assert_eq!(other.clock_floor().unwrap(), 3);
+    // The floor is raised again by the next enqueue (the rollback forgot it).
+    q.enqueue(&envelope(9, "WPCreated")).unwrap();
+    assert_eq!(other.clock_floor().unwrap(), 9);
+    // Committing with no batch open is a no-op.
+    q.commit_batch().unwrap();
 }

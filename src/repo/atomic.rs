@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     super::fence::refuse_links(path)?;
     let dir = parent_dir(path)?;
+    sweep_stale_temps(dir);
     let mut tmp = temp_builder(path).tempfile_in(dir)?;
     keep_mode(path, tmp.as_file())?;
+    hold_temp(tmp.as_file());
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -36,6 +38,7 @@ pub fn write_atomic_private(path: &Path, contents: &[u8]) -> io::Result<()> {
         builder.permissions(fs::Permissions::from_mode(0o600));
     }
     let mut tmp = builder.tempfile_in(dir)?;
+    hold_temp(tmp.as_file());
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -51,6 +54,7 @@ pub fn create_new_atomic(path: &Path, contents: &[u8]) -> io::Result<bool> {
     super::fence::refuse_links(path)?;
     let dir = parent_dir(path)?;
     let mut tmp = temp_builder(path).tempfile_in(dir)?;
+    hold_temp(tmp.as_file());
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
     match tmp.persist_noclobber(path) {
@@ -61,6 +65,60 @@ pub fn create_new_atomic(path: &Path, contents: &[u8]) -> io::Result<bool> {
         Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e.error),
     }
+}
+
+/// Name patterns (prefix, suffix) of the temporary files this project creates next to the file
+/// they replace.
+const TEMP_PATTERNS: &[(&str, &str)] = &[(".tmp-", ".partial"), (".status.json.", ".tmp")];
+
+/// A temporary file younger than this is never swept (its writer may not have locked it yet).
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Mark a temporary file as in use: its writer holds an exclusive `flock` on it until the file
+/// is renamed or dropped, so [`sweep_stale_temps`] never removes a live one.
+pub fn hold_temp(file: &fs::File) {
+    let _ = file.try_lock();
+}
+
+/// Remove this project's temporary files in `dir` that a killed process left behind: names of
+/// [`TEMP_PATTERNS`], older than a minute, and not locked by a live writer ([`hold_temp`]).
+/// Best effort; returns how many were removed. Every atomic write calls it for its directory,
+/// so no temporary file stays in a checkout past the next write there.
+pub fn sweep_stale_temps(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if !TEMP_PATTERNS
+            .iter()
+            .any(|(pre, suf)| name.starts_with(pre) && name.ends_with(suf))
+        {
+            continue;
+        }
+        let path = entry.path();
+        let stale = fs::symlink_metadata(&path).is_ok_and(|m| {
+            m.is_file()
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= STALE_AFTER)
+        });
+        if !stale {
+            continue;
+        }
+        let Ok(file) = OpenOptions::new().read(true).open(&path) else {
+            continue;
+        };
+        if file.try_lock().is_ok() && fs::remove_file(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn parent_dir(path: &Path) -> io::Result<&Path> {
@@ -185,6 +243,7 @@ pub fn replace_without_sync(path: &Path, contents: &[u8]) -> io::Result<()> {
     let builder = temp_builder(path);
     let mut tmp = builder.tempfile_in(dir)?;
     keep_mode(path, tmp.as_file())?;
+    hold_temp(tmp.as_file());
     tmp.write_all(contents)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
@@ -275,6 +334,33 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn stale_unlocked_temps_are_swept_and_live_or_young_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let stale = dir.path().join(".tmp-abc.partial");
+        let status = dir.path().join(".status.json.x1.tmp");
+        let live = dir.path().join(".tmp-live.partial");
+        let young = dir.path().join(".tmp-young.partial");
+        let other = dir.path().join(".tmp-notours");
+        for p in [&stale, &status, &live, &young, &other] {
+            fs::write(p, b"x").unwrap();
+        }
+        for p in [&stale, &status, &live, &other] {
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let holder = fs::File::open(&live).unwrap();
+        hold_temp(&holder);
+        assert_eq!(sweep_stale_temps(dir.path()), 2);
+        assert!(!stale.exists() && !status.exists());
+        assert!(live.exists() && young.exists() && other.exists());
     }
 
     #[test]

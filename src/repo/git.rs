@@ -77,7 +77,81 @@ pub fn run_optional<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Option<St
     Ok(output.status.success().then(|| stdout_text(&output)))
 }
 
+/// git subcommands that write the repository (index, refs, worktrees, objects): run under the
+/// repository lock ([`super::lock`]), after git's `index.lock` is gone (both bounded waits).
+const WRITING: &[&str] = &[
+    "add",
+    "am",
+    "apply",
+    "branch",
+    "checkout",
+    "cherry-pick",
+    "commit",
+    "merge",
+    "mv",
+    "rebase",
+    "reset",
+    "restore",
+    "revert",
+    "rm",
+    "stash",
+    "switch",
+    "tag",
+    "update-index",
+    "update-ref",
+    "worktree",
+];
+
+/// The subcommand of a git argument list (after `-c k=v`, `-C dir` and other options).
+fn subcommand<S: AsRef<OsStr>>(args: &[S]) -> Option<&str> {
+    let mut it = args.iter().map(|a| a.as_ref().to_str());
+    while let Some(arg) = it.next() {
+        let arg = arg?;
+        match arg {
+            "-c" | "-C" => {
+                it.next();
+            }
+            a if a.starts_with('-') => {}
+            a => return Some(a),
+        }
+    }
+    None
+}
+
+/// The repository lock for a writing git command in `dir`, after git's own `index.lock` of that
+/// checkout is gone; `None` for a reading command or outside a repository git can describe.
+fn write_guard<S: AsRef<OsStr>>(
+    dir: &Path,
+    args: &[S],
+) -> Result<Option<super::lock::RepoLock>, RepoError> {
+    if !subcommand(args).is_some_and(|c| WRITING.contains(&c)) {
+        return Ok(None);
+    }
+    let super::gitfs::Answer::Known(layout) = super::gitfs::layout(dir) else {
+        return Ok(None);
+    };
+    let lock = super::lock::repo_lock(&super::lock::repo_lock_path(&layout.common_dir))?;
+    super::lock::wait_for_index_lock(&layout.git_dir.join("index.lock"))?;
+    Ok(Some(lock))
+}
+
+/// Run `f` holding the repository lock of the checkout `dir` is in, so a sequence of git
+/// commands (stage, check, commit) is not interleaved with another spec-kitty process's.
+pub fn with_repo_lock<T>(
+    dir: &Path,
+    f: impl FnOnce() -> Result<T, RepoError>,
+) -> Result<T, RepoError> {
+    let _lock = match super::gitfs::layout(dir) {
+        super::gitfs::Answer::Known(layout) => Some(super::lock::repo_lock(
+            &super::lock::repo_lock_path(&layout.common_dir),
+        )?),
+        super::gitfs::Answer::Unsure => None,
+    };
+    f()
+}
+
 fn output<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Result<Output, RepoError> {
+    let _guard = write_guard(dir, args)?;
     let mut cmd = command(dir);
     cmd.args(args.iter().map(AsRef::as_ref));
     cmd.output().map_err(|source| RepoError::GitUnavailable {

@@ -26,6 +26,7 @@ pub mod atomic;
 pub mod fence;
 pub mod git;
 pub mod gitfs;
+pub mod lock;
 
 use std::ffi::OsStr;
 use std::fs;
@@ -71,6 +72,10 @@ pub enum RepoError {
         status: Option<i32>,
         stderr: String,
     },
+
+    /// A lock (the repository lock, git's index.lock) stayed held for the whole bounded wait.
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
 
     /// A file-system error on a path discovery had to look at.
     #[error("cannot access {}: {source}", path.display())]

@@ -127,6 +127,9 @@ pub struct DrainReport {
     pub rejected: u64,
     /// Refused by our gate before sending; moved to quarantine.
     pub quarantined: u64,
+    /// Written before the mission cutover: neither sent nor quarantined, left for
+    /// `spec-kitty upgrade`.
+    pub needs_upgrade: u64,
     /// Offered but neither acknowledged nor rejected (in flight, missing results).
     pub unacknowledged: u64,
     /// Rows still queued at the end.

@@ -289,11 +289,11 @@ impl CredentialStore {
         write_atomic_private(&self.path, text.as_bytes()).map_err(io_err)
     }
 
-    /// Delete the file (a missing file is fine).
-    pub fn clear(&self) -> Result<(), CredentialsError> {
+    /// Delete the file; `false` when there was none (not an error).
+    pub fn clear(&self) -> Result<bool, CredentialsError> {
         match fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(source) => Err(CredentialsError::Io {
                 path: self.path.clone(),
                 source,

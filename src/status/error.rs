@@ -34,8 +34,10 @@ pub enum StatusError {
         "{}:{line}: the last line is incomplete (no trailing newline), most likely an \
          interrupted write; the event log was neither read nor changed. Inspect that line: \
          if it is a complete event, add the missing newline; otherwise remove the partial \
-         line (EventLog::repair_torn_tail does this and returns the removed bytes), then retry",
-        path.display()
+         line with `spec-kitty agent status repair --mission {}` (it prints the removed \
+         bytes), then retry",
+        path.display(),
+        mission_of(path)
     )]
     TornLine {
         /// The event log.
@@ -60,9 +62,35 @@ pub enum StatusError {
         reason: String,
     },
 
+    /// A change the sync contract cannot carry (for example `done` without review evidence):
+    /// refused before it is recorded, so nothing is recorded and left unsent.
+    #[error(
+        "refusing to record {what}: the sync event contract cannot carry it ({reason}); \
+         nothing was written. Moving to approved or done needs --evidence-json with \
+         review.reviewer, review.verdict and review.reference"
+    )]
+    NotSendable {
+        /// The change ("WP01 for_review -> done").
+        what: String,
+        /// Why the contract refuses it.
+        reason: String,
+    },
+
+    /// The status lock stayed held by another process for the whole bounded wait.
+    #[error(transparent)]
+    Lock(#[from] crate::repo::lock::LockError),
+
     /// An event or annotation handed to the writer is not valid.
     #[error("refusing to write status event: {0}")]
     InvalidEvent(String),
+}
+
+/// The mission directory's name of an event log path (for the repair command in messages).
+fn mission_of(path: &std::path::Path) -> String {
+    path.parent().and_then(|d| d.file_name()).map_or_else(
+        || "<mission>".to_owned(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Result alias for this module.

@@ -160,11 +160,13 @@ pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| StatusError::io("create directory", dir, e))?;
+    crate::repo::atomic::sweep_stale_temps(dir);
     let mut tmp = tempfile::Builder::new()
         .prefix(".status.json.")
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| StatusError::io("create a temporary file in", dir, e))?;
+    crate::repo::atomic::hold_temp(tmp.as_file());
     tmp.write_all(contents.as_bytes())
         .map_err(|e| StatusError::io("write", tmp.path().to_path_buf(), e))?;
     // No fsync: status.json is derived from the log (which is synced) and rewritten from it by

@@ -50,7 +50,7 @@ use super::snapshot::{
     SNAPSHOT_FILENAME, SnapshotIdentity, render_status_json, sync_dir, write_if_changed,
 };
 use super::stamp::is_ulid;
-use super::stream::{ScanError, ScanTuning, read_for_reduce};
+use super::stream::{ScanError, ScanTuning, fold_in_order, read_for_reduce};
 
 /// File name of the event log inside the mission directory.
 pub const EVENTS_FILENAME: &str = "status.events.jsonl";
@@ -148,11 +148,12 @@ impl EventLog {
             .map_err(|e| StatusError::io("open lock file", &self.lock_path, e))
     }
 
-    /// Takes the exclusive lock, waiting for other holders.
+    /// Takes the exclusive lock, waiting for other holders at most
+    /// `SPEC_KITTY_LOCK_TIMEOUT_MS` (default 10 s; then [`StatusError::Lock`] names the lock
+    /// file and its holder's pid).
     pub fn lock(&self) -> Result<LogLock<'_>> {
-        let file = self.open_lock_file()?;
-        file.lock()
-            .map_err(|e| StatusError::io("lock", &self.lock_path, e))?;
+        let mut file = self.open_lock_file()?;
+        crate::repo::lock::lock_bounded(&mut file, &self.lock_path, true, "mission's status log")?;
         Ok(LogLock {
             log: self,
             _file: file,
@@ -176,8 +177,8 @@ impl EventLog {
             }
             Err(e) => return Err(e),
         };
-        file.lock_shared()
-            .map_err(|e| StatusError::io("lock", &self.lock_path, e))?;
+        let mut file = file;
+        crate::repo::lock::lock_bounded(&mut file, &self.lock_path, false, "mission's status log")?;
         Ok(Some(file))
     }
 
@@ -275,8 +276,14 @@ impl EventLog {
             return Ok(fold);
         }
         let before = checkpoint::mark(&self.events_path);
-        let (mut batches, annotations) = self.scan_for_reduce(ScanTuning::DEFAULT)?;
-        let fold = fold_batches(&mut batches, &annotations);
+        // In-order logs fold line by line in constant memory; anything else is reduced whole.
+        let fold = match fold_in_order(&self.events_path, ScanTuning::DEFAULT.chunk_bytes) {
+            Some(fold) => fold,
+            None => {
+                let (mut batches, annotations) = self.scan_for_reduce(ScanTuning::DEFAULT)?;
+                fold_batches(&mut batches, &annotations)
+            }
+        };
         if let Some(mark) = before
             && checkpoint::mark(&self.events_path).as_ref() == Some(&mark)
         {
@@ -801,6 +808,39 @@ mod tests {
     }
 
     #[test]
+    fn in_order_logs_fold_line_by_line_and_others_are_declined() {
+        let (_dir, log) = setup();
+        std::fs::create_dir_all(log.mission_dir()).unwrap();
+        let mut s = EventStamper::new();
+        let mut lines = Vec::new();
+        for i in 0..30 {
+            let wp = format!("WP{:02}", i % 7);
+            let (from, to) = match i / 7 {
+                0 => (Lane::Genesis, Lane::Planned),
+                1 => (Lane::Planned, Lane::Claimed),
+                2 => (Lane::Claimed, Lane::InProgress),
+                _ => (Lane::InProgress, Lane::ForReview),
+            };
+            lines.push(event(&mut s, &wp, from, to).to_line());
+        }
+        let text = lines.concat();
+        std::fs::write(log.events_path(), &text).unwrap();
+        let expected = owned_reduction(&log).unwrap();
+        for chunk in [1, 7, 64, 1 << 20] {
+            let fold = fold_in_order(log.events_path(), chunk).expect("an in-order log folds");
+            assert_eq!(fold.reduction(), expected);
+        }
+        // A repeated event, an event out of order, a torn tail: declined.
+        let repeated = format!("{text}{}", lines[3]);
+        let swapped = [lines[1].clone(), lines[0].clone()].concat();
+        let torn = format!("{text}{{\"wp_id\"");
+        for bad in [repeated, swapped, torn] {
+            std::fs::write(log.events_path(), &bad).unwrap();
+            assert!(fold_in_order(log.events_path(), 64).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
     fn streaming_reader_reports_the_same_line_numbers() {
         let (_dir, log) = setup();
         let mut s = EventStamper::new();
@@ -923,6 +963,12 @@ mod tests {
                     log.scan_for_reduce(tuning)
                         .map(|(mut b, a)| crate::status::reducer::reduce_batches(&mut b, &a)),
                 );
+            }
+        }
+        // The in-order fold either declines (the whole log is then reduced) or agrees.
+        for chunk_bytes in chunks {
+            if let Some(fold) = fold_in_order(log.events_path(), chunk_bytes) {
+                results.push(Ok(fold.reduction()));
             }
         }
         results

@@ -13,7 +13,8 @@ use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom};
 use std::path::Path;
 
 use super::compact::Batch;
-use super::event::AnnotationEvent;
+use super::event::{AnnotationEvent, StatusRecord};
+use super::fold::Fold;
 use super::line::{ParsedLine, parse_line};
 use super::scan::{FastLine, ScanCache, fast_line};
 
@@ -62,6 +63,56 @@ pub(crate) fn read_for_reduce(
         batches.push(second.batch);
     }
     Ok((batches, first.annotations))
+}
+
+/// The reducer's state of a log whose events are in sort order (the usual case: events are
+/// appended in time order), folded line by line through one reused buffer, so peak memory
+/// follows the number of work packages, not of events. `None` when anything is unusual (an
+/// event out of order or repeated, a bad or torn line, a read error): the caller then reduces
+/// the whole log, which also reports a bad line exactly as before.
+pub(crate) fn fold_in_order(path: &Path, chunk_bytes: usize) -> Option<Fold> {
+    let mut file = File::open(path).ok()?;
+    let mut fold = Fold::default();
+    let mut cache = ScanCache::default();
+    let mut buf = vec![0u8; chunk_bytes.max(1)];
+    let mut filled = 0usize;
+    loop {
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = file.read(&mut buf[filled..]).ok()?;
+        filled += n;
+        if let Some(last_nl) = buf[..filled].iter().rposition(|&b| b == b'\n') {
+            let text = std::str::from_utf8(&buf[..last_nl]).ok()?;
+            for line in text.split('\n') {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                // The fast scanner when it is sure of the whole line, else the serde reader.
+                let fast = fast_line(line, &mut cache)
+                    .filter(|(_, used)| line[*used..].trim().is_empty())
+                    .map(|(item, _)| item);
+                match fast {
+                    Some(FastLine::Lane(view)) => fold.apply_lane(&view.into_owned().ok()?).ok()?,
+                    Some(FastLine::Annotation(a)) => fold.apply_annotation(&a).ok()?,
+                    None => match super::line::parse_record(line).ok()? {
+                        StatusRecord::Lane(e) => fold.apply_lane(&e).ok()?,
+                        StatusRecord::Annotation(a) => fold.apply_annotation(&a).ok()?,
+                        StatusRecord::MissionLevel(_) => {}
+                    },
+                }
+            }
+            buf.copy_within(last_nl + 1..filled, 0);
+            filled -= last_nl + 1;
+        }
+        if n == 0 {
+            break;
+        }
+    }
+    buf[..filled]
+        .iter()
+        .all(u8::is_ascii_whitespace)
+        .then_some(fold)
 }
 
 /// Sizes of the streaming reader (tests shrink them to exercise every seam).

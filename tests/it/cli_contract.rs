@@ -152,5 +152,78 @@ fn usage_errors_exit_2() {
         .write_stdin("  \n")
         .assert()
         .code(2)
+        .stdout("")
         .stderr(predicate::str::contains("no JSON document"));
+    // With --json: the error document only, no "ok" report beside it.
+    let out = bin()
+        .args(["contract", "check", "--json", "-"])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("\"USAGE_ERROR\""), "{stdout}");
+}
+
+/// One judgement: each one-field defect of a valid envelope passes the shape rules and is
+/// refused by the full 3.0.0 validation that `contract check` (and every chokepoint) runs.
+#[test]
+fn check_refuses_one_field_defects_the_shape_rules_let_through() {
+    let text = std::fs::read_to_string(example("envelopes.jsonl")).unwrap();
+    let docs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (created, changed) = (&docs[0], &docs[1]);
+    type Edit = fn(&mut Value);
+    let defects: Vec<(&str, &Value, Edit)> = vec![
+        ("lamport_clock -1", created, |d| {
+            d["lamport_clock"] = (-1).into()
+        }),
+        ("event_id bad", created, |d| d["event_id"] = "bad".into()),
+        ("project_uuid", created, |d| {
+            d["project_uuid"] = "not-a-uuid".into()
+        }),
+        ("timestamp", created, |d| {
+            d["timestamp"] = "not-a-date".into()
+        }),
+        ("build_id empty", created, |d| d["build_id"] = "".into()),
+        ("node_id missing", created, |d| {
+            d.as_object_mut().unwrap().remove("node_id");
+        }),
+        ("data_tier 9", created, |d| d["data_tier"] = 9.into()),
+        ("mission_number 0", created, |d| {
+            d["payload"]["mission_number"] = 0.into()
+        }),
+        ("extra payload key", created, |d| {
+            d["payload"]["extra"] = 1.into()
+        }),
+        ("correlation_id missing", created, |d| {
+            d.as_object_mut().unwrap().remove("correlation_id");
+        }),
+        ("force without reason", changed, |d| {
+            d["payload"]["force"] = true.into();
+            d["payload"].as_object_mut().unwrap().remove("reason");
+        }),
+    ];
+    for (name, base, edit) in defects {
+        let mut doc = base.clone();
+        edit(&mut doc);
+        let out = bin()
+            .args(["contract", "check", "--json", "-"])
+            .write_stdin(doc.to_string())
+            .assert()
+            .code(1)
+            .get_output()
+            .stdout
+            .clone();
+        let report: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(report["valid"], 0, "{name} was let through: {report}");
+    }
+    // The originals pass.
+    bin()
+        .args(["contract", "check", &example("envelopes.jsonl")])
+        .assert()
+        .success();
 }

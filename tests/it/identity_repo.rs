@@ -388,10 +388,21 @@ fn init_creates_everything_once_and_is_idempotent() {
     assert_eq!(report.identity.slug, "new-project");
     assert!(dir.join(".git").is_dir());
     let config = fs::read(identity::config_path(&dir)).unwrap();
+    assert!(report.gitignore_updated);
+    assert_eq!(
+        fs::read_to_string(dir.join(".gitignore")).unwrap(),
+        ".worktrees/\n",
+        "lane worktrees are ignored, as upstream's init does"
+    );
 
     let again = identity::init(&dir).unwrap();
     assert!(!again.created_dir && !again.git_initialized && !again.config_created);
     assert!(again.keys_added.is_empty());
+    assert!(!again.gitignore_updated, "idempotent");
+    assert_eq!(
+        fs::read_to_string(dir.join(".gitignore")).unwrap(),
+        ".worktrees/\n"
+    );
     assert_eq!(again.identity, report.identity);
     assert_eq!(fs::read(identity::config_path(&dir)).unwrap(), config);
     assert_eq!(

@@ -1,10 +1,12 @@
 //! Integration tests, one binary (one link step). Modules by area.
 
 mod bad_input;
+mod body_sync;
 mod cli_contract;
 mod cli_mission;
+mod cli_tasks;
 mod cli_workflow;
-mod conformance;
+mod finalize_interop;
 mod gate_props;
 mod generated;
 mod identity_repo;
@@ -12,6 +14,8 @@ mod layers;
 mod legacy_names;
 mod mission_lifecycle;
 mod orchestrator_api;
+mod outbox_relay;
+mod readme;
 mod status_flow;
 mod structure;
 mod support;
@@ -23,4 +27,6 @@ mod sync_support;
 mod sync_tls;
 mod sync_transport;
 mod sync_ws_unit;
+mod tracker;
+mod upgrade_legacy;
 mod upstream;

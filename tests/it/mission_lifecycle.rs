@@ -442,7 +442,10 @@ fn orchestrator_e2e_fixture() {
     updated.save(&mdir).unwrap();
     let raw: Value = serde_json::from_slice(&fs::read(mdir.join("meta.json")).unwrap()).unwrap();
     assert_eq!(raw["slug"], "099-orchestrator-e2e");
-    assert_eq!(raw["friendly_name"], "099 orchestrator e2e");
+    assert_eq!(
+        raw["friendly_name"], "Orchestrator E2E",
+        "the name comes from the title"
+    );
     assert_eq!(raw["title"], "Orchestrator E2E");
     assert_eq!(raw["mission_number"], json!(99));
 }

@@ -911,3 +911,55 @@ fn the_demo_flow_queues_a_clean_envelope_for_every_state_change() {
         }
     }
 }
+
+#[test]
+fn a_failed_merge_replay_creates_no_branch_and_changes_nothing() {
+    let (_tmp, root) = finalized();
+    for (wp, subtask) in [("WP01", "T001"), ("WP02", "T002")] {
+        implement(&root, wp);
+        bin(&root)
+            .args(["agent", "tasks", "mark-status", subtask, "--status", "done"])
+            .args(["--mission", MISSION])
+            .assert()
+            .success();
+        ok_call(&root, &CALLS.to_review(wp, "Implementation complete"));
+        review(&root, wp, 1, "approved");
+    }
+    // The target gets a change that conflicts with WP01's work.
+    std::fs::create_dir_all(root.join("src")).unwrap();
+    std::fs::write(root.join("src/WP01.py"), "x = 2\n").unwrap();
+    git(&root, &["add", "src/WP01.py"]);
+    git(
+        &root,
+        &["commit", "-qm", "conflicting change on the target"],
+    );
+    // The mission branch is gone (as after an earlier merge, or lanes made by another tool):
+    // the replay must not create it when it fails.
+    git(
+        &root,
+        &["branch", "-D", &format!("kitty/mission-{MISSION}")],
+    );
+    let head = git(&root, &["rev-parse", "HEAD"]);
+    let branches = git(&root, &["branch", "--list"]);
+    let before = snapshot(&root.join("kitty-specs"));
+    let porcelain = git(&root, &["status", "--porcelain"]);
+    let merge = CALLS.merge();
+    let (code, status, _) = err(&root, &merge.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!((code.as_str(), status), ("PREFLIGHT_FAILED", 1));
+    assert_eq!(
+        git(&root, &["branch", "--list"]),
+        branches,
+        "a failed replay created or removed a branch"
+    );
+    assert_eq!(
+        git(
+            &root,
+            &["branch", "--list", &format!("kitty/mission-{MISSION}")]
+        ),
+        "",
+        "a failed replay left a mission branch"
+    );
+    assert_eq!(git(&root, &["rev-parse", "HEAD"]), head);
+    assert_eq!(snapshot(&root.join("kitty-specs")), before);
+    assert_eq!(git(&root, &["status", "--porcelain"]), porcelain);
+}

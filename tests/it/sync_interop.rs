@@ -102,6 +102,7 @@ def envelope(n, **extra):
          "causation_id": None, "timestamp": "2026-04-06T12:00:00.123456+00:00",
          "team_slug": "local", "project_uuid": "550e8400-e29b-41d4-a716-446655440000",
          "project_slug": "demo", "git_branch": "main", "head_commit_sha": None, "repo_slug": None}
+    e["correlation_id"] = e["event_id"]  # required by the 3.0.0 Event
     e.update(extra)
     return e
 rows = [envelope(10)]

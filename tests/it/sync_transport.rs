@@ -325,7 +325,7 @@ fn a_row_with_a_forbidden_key_is_quarantined_and_never_sent() {
     let ids = net.sb.emit(4);
     // A feature-era CLI wrote a row into the same queue.
     let conn = rusqlite::Connection::open(net.queue_path()).unwrap();
-    let legacy = r#"{"event_id":"01JMBY7K8N3QRVX2DPFG5HWT4E","event_type":"WPStatusChanged","payload":{"feature_slug":"039-x"}}"#;
+    let legacy = r#"{"event_id":"01JMBY7K8N3QRVX2DPFG5HWT4E","schema_version":"3.0.0","event_type":"WPStatusChanged","payload":{"feature_slug":"039-x"}}"#;
     conn.execute(
         "INSERT INTO queue (event_id, event_type, data, timestamp) VALUES ('01JMBY7K8N3QRVX2DPFG5HWT4E', 'WPStatusChanged', ?1, 0)",
         [legacy],
@@ -427,7 +427,7 @@ fn quarantine_retry_keeps_refused_rows_and_restores_repaired_ones() {
     net.sb.emit(1);
     let conn = rusqlite::Connection::open(net.queue_path()).unwrap();
     let legacy = format!(
-        r#"{{"event_id":"01JMBY7K8N3QRVX2DPFG5HWT4E","event_type":"WPStatusChanged","payload":{{"{}":"039-x"}}}}"#,
+        r#"{{"event_id":"01JMBY7K8N3QRVX2DPFG5HWT4E","schema_version":"3.0.0","event_type":"WPStatusChanged","payload":{{"{}":"039-x"}}}}"#,
         spec_kitty::contract::rules::LEGACY_KEYS[0]
     );
     conn.execute(

@@ -6,14 +6,31 @@
 
 use std::path::PathBuf;
 
-pub fn dir() -> Option<PathBuf> {
+/// The upstream data directory: `Ok` when its shape file is there, else `Err` with the path
+/// looked at. No side effects.
+pub fn locate() -> Result<PathBuf, PathBuf> {
     let dir = std::env::var_os("SPEC_KITTY_UPSTREAM_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream"));
     if dir.join("upstream-3.0.0-shape.json").is_file() {
-        return Some(dir);
+        Ok(dir)
+    } else {
+        Err(dir)
     }
-    let required = std::env::var("SPEC_KITTY_REQUIRE_UPSTREAM").is_ok_and(|v| v == "1");
+}
+
+/// `SPEC_KITTY_REQUIRE_UPSTREAM=1`: a missing upstream directory is a failure.
+pub fn required() -> bool {
+    std::env::var("SPEC_KITTY_REQUIRE_UPSTREAM").is_ok_and(|v| v == "1")
+}
+
+#[allow(dead_code)] // the conformance harness includes this file and uses `locate` instead
+pub fn dir() -> Option<PathBuf> {
+    let dir = match locate() {
+        Ok(dir) => return Some(dir),
+        Err(dir) => dir,
+    };
+    let required = required();
     assert!(
         !required,
         "SPEC_KITTY_REQUIRE_UPSTREAM=1 but upstream data is missing at {}",

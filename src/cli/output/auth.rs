@@ -79,11 +79,13 @@ impl Render for AuthStatus {
     }
 }
 
-/// `auth logout --json`: `{"logged_in": false}`.
+/// `auth logout --json`: `{"logged_in": false, "removed": bool}`.
 #[derive(Debug, Serialize)]
 pub struct LoggedOut {
     /// Always `false`.
     pub logged_in: bool,
+    /// There were credentials, and they are deleted now.
+    pub removed: bool,
     /// The credentials file removed (text only).
     #[serde(skip)]
     pub path: PathBuf,
@@ -91,6 +93,13 @@ pub struct LoggedOut {
 
 impl Render for LoggedOut {
     fn text(&self) -> String {
-        format!("Logged out; {} removed\n", self.path.display())
+        if self.removed {
+            format!("Logged out; {} removed\n", self.path.display())
+        } else {
+            format!(
+                "Not logged in: there were no credentials ({} does not exist)\n",
+                self.path.display()
+            )
+        }
     }
 }

@@ -16,6 +16,8 @@ pub struct Initialized {
     pub git_initialized: bool,
     pub config_created: bool,
     pub keys_added: Vec<&'static str>,
+    /// `.worktrees/` was added to `.gitignore`.
+    pub gitignore_updated: bool,
     pub project: ProjectIdentity,
 }
 
@@ -32,17 +34,20 @@ impl Render for Initialized {
                 "Created .kittify/config.yaml with project identity '{}'",
                 self.project.slug
             );
-        } else if self.keys_added.is_empty() {
+        } else if self.keys_added.is_empty() && !self.gitignore_updated {
             let _ = writeln!(
                 out,
                 "{root} is already a spec-kitty project (nothing changed)"
             );
-        } else {
+        } else if !self.keys_added.is_empty() {
             let _ = writeln!(
                 out,
                 "Added missing project keys to .kittify/config.yaml: {}",
                 self.keys_added.join(", ")
             );
+        }
+        if self.gitignore_updated {
+            let _ = writeln!(out, "Added .worktrees/ (lane worktrees) to .gitignore");
         }
         out.push_str("Next: spec-kitty agent mission create <slug>\n");
         out
@@ -120,11 +125,12 @@ pub struct MarkedStatus {
 #[derive(Debug, Serialize)]
 pub struct MarkResult {
     pub id: String,
-    /// Always `updated`.
+    /// `updated`, `already_satisfied` or `not_found` (upstream's outcomes).
     pub outcome: &'static str,
-    /// Always `checkbox`.
-    pub format: &'static str,
-    pub wp_id: String,
+    /// `checkbox`; null when not found (as upstream).
+    pub format: Option<&'static str>,
+    /// The work package that lists the subtask; null when not found.
+    pub wp_id: Option<String>,
     /// `Marked T001 as done (WP01)`.
     pub message: String,
 }
@@ -132,6 +138,7 @@ pub struct MarkResult {
 #[derive(Debug, Serialize)]
 pub struct MarkSummary {
     pub updated: usize,
+    pub already_satisfied: usize,
     pub not_found: usize,
 }
 

@@ -3,11 +3,13 @@
 
 pub mod auth;
 pub mod clean;
+pub mod body_queue;
 pub mod contract;
 pub mod mission;
 pub mod status;
 pub mod sync;
 pub mod sync_now;
+pub mod tasks;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -17,6 +19,21 @@ use super::error_code::ErrorCode;
 /// The human output of a document, exactly as printed on stdout.
 pub trait Render: Serialize {
     fn text(&self) -> String;
+}
+
+/// Write to stdout (what the CLI's `print!`/`println!` expand to): a closed stdout (EPIPE)
+/// ends the process quietly with status 141 (128 + SIGPIPE, what a shell reports for a process
+/// killed by it); another write error with status 1 and one line on stderr.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Print a JSON document on stdout (one line).

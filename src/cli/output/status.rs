@@ -29,6 +29,9 @@ pub struct Board {
     /// Paint the text's lane headers (a terminal without `NO_COLOR`); not in the JSON.
     #[serde(skip)]
     pub color: bool,
+    /// The terminal's width in columns (`None`: no limit); not in the JSON.
+    #[serde(skip)]
+    pub width: Option<usize>,
 }
 
 /// One work package on a board.
@@ -78,7 +81,28 @@ fn paint(text: &str, lane: Lane, color: bool) -> String {
     format!("\x1b[{code}m{text}\x1b[0m")
 }
 
-/// Columns for the lanes that hold work packages (empty lanes collapse into the header line).
+/// How many characters of a title a board column shows.
+const TITLE_CHARS: usize = 22;
+
+/// `text` cut to at most `max` characters, ending in "…" when it was cut.
+pub fn ellipsize(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+fn cell(w: &BoardWp, title_chars: usize) -> String {
+    match &w.title {
+        Some(t) => format!("{} {}", w.wp_id, ellipsize(t, title_chars)),
+        None => w.wp_id.clone(),
+    }
+}
+
+/// Columns for the lanes that hold work packages (empty lanes collapse into the header line)
+/// when they fit the terminal; else one lane under the other.
 impl Render for Board {
     fn text(&self) -> String {
         let mut out = String::new();
@@ -93,31 +117,29 @@ impl Render for Board {
             "{} — {} ({done}/{total} done)",
             self.mission_slug, self.friendly_name
         );
-        let columns: Vec<(Lane, Vec<String>)> = Lane::DISPLAY
+        let lanes: Vec<(Lane, Vec<&BoardWp>)> = Lane::DISPLAY
             .iter()
             .map(|lane| {
-                let cells = self
+                let wps = self
                     .work_packages
                     .iter()
                     .filter(|w| w.lane == *lane)
-                    .map(|w| match &w.title {
-                        Some(t) => {
-                            format!("{} {}", w.wp_id, t.chars().take(22).collect::<String>())
-                        }
-                        None => w.wp_id.clone(),
-                    })
                     .collect();
-                (*lane, cells)
+                (*lane, wps)
             })
-            .filter(|(_, cells): &(Lane, Vec<String>)| !cells.is_empty())
+            .filter(|(_, wps): &(Lane, Vec<&BoardWp>)| !wps.is_empty())
             .collect();
-        if columns.is_empty() {
+        if lanes.is_empty() {
             let _ = writeln!(
                 out,
                 "  (no work packages yet: add tasks/WP01-<title>.md and run finalize-tasks)\n"
             );
             return out;
         }
+        let columns: Vec<(Lane, Vec<String>)> = lanes
+            .iter()
+            .map(|(lane, wps)| (*lane, wps.iter().map(|w| cell(w, TITLE_CHARS)).collect()))
+            .collect();
         let widths: Vec<usize> = columns
             .iter()
             .map(|(lane, cells)| {
@@ -129,6 +151,13 @@ impl Render for Board {
                     .max(lane.as_str().len() + 4)
             })
             .collect();
+        let line = 2 + widths.iter().sum::<usize>() + 3 * widths.len().saturating_sub(1);
+        if let Some(width) = self.width
+            && line > width
+        {
+            self.stacked(&mut out, &lanes, width);
+            return out;
+        }
         let header: Vec<String> = columns
             .iter()
             .zip(&widths)
@@ -151,5 +180,88 @@ impl Render for Board {
         }
         out.push('\n');
         out
+    }
+}
+
+impl Board {
+    /// One lane under the other, each work package on its own line within `width`.
+    fn stacked(&self, out: &mut String, lanes: &[(Lane, Vec<&BoardWp>)], width: usize) {
+        for (lane, wps) in lanes {
+            let header = format!("{} ({})", lane.as_str(), wps.len());
+            let _ = writeln!(out, "  {}", paint(&header, *lane, self.color));
+            for w in wps {
+                // "    WP01 " before the title.
+                let room = width.saturating_sub(5 + w.wp_id.chars().count()).max(8);
+                let _ = writeln!(out, "    {}", cell(w, room));
+            }
+        }
+        out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn board(width: Option<usize>) -> Board {
+        let wp = |id: &str, lane: Lane, title: &str| BoardWp {
+            wp_id: id.into(),
+            title: Some(title.into()),
+            lane,
+            finalized: true,
+            dependencies: vec![],
+            last_actor: None,
+            last_transition_at: None,
+        };
+        Board {
+            mission_slug: "001-x".into(),
+            mission_number: Some(1),
+            mission_type: "software-dev".into(),
+            friendly_name: "x".into(),
+            event_count: 6,
+            summary: Tally::default(),
+            work_packages: vec![
+                wp(
+                    "WP01",
+                    Lane::Planned,
+                    "A title much longer than twenty-two characters",
+                ),
+                wp("WP02", Lane::Claimed, "Short"),
+                wp("WP03", Lane::InProgress, "Cart totals and taxes"),
+                wp("WP04", Lane::ForReview, "Checkout page layout work"),
+                wp("WP05", Lane::Approved, "Payment provider hookup"),
+                wp("WP06", Lane::Done, "Order confirmation e-mail"),
+            ],
+            color: false,
+            width,
+        }
+    }
+
+    #[test]
+    fn titles_cut_short_end_in_an_ellipsis() {
+        assert_eq!(ellipsize("abcdef", 4), "abc…");
+        assert_eq!(ellipsize("abcd", 4), "abcd");
+        let text = board(None).text();
+        assert!(text.contains("WP01 A title much longer t…"), "{text}");
+    }
+
+    #[test]
+    fn the_board_fits_the_terminal() {
+        let wide = board(None).text();
+        assert!(wide.lines().any(|l| l.chars().count() > 100), "{wide}");
+        for width in [80, 60, 40] {
+            let text = board(Some(width)).text();
+            for line in text.lines().skip(1) {
+                assert!(line.chars().count() <= width, "{width}: {line:?}\n{text}");
+            }
+            assert!(text.contains("  planned (1)\n    WP01 "), "{text}");
+        }
+        let narrow = board(Some(40)).text();
+        assert!(
+            narrow.contains("    WP01 A title much longer than twent…"),
+            "{narrow}"
+        );
+        let roomy = board(Some(300)).text();
+        assert_eq!(roomy, wide, "a wide terminal keeps the columns");
     }
 }

@@ -13,6 +13,8 @@ use crate::queue::thousands;
 #[derive(Debug, Serialize)]
 pub struct SyncStatus {
     pub queue: QueueDoc,
+    /// The body upload queue (same file).
+    pub bodies: super::body_queue::BodyQueueDoc,
     pub quarantine: QuarantineDoc,
     pub rejected: RejectedDoc,
     pub sync: SyncSection,
@@ -228,6 +230,7 @@ impl Render for SyncStatus {
             let _ = writeln!(out, "Depth: 0 of {}", thousands(q.max_queue_size));
         } else {
             self.queue_text(&mut out);
+            self.bodies.text(&mut out);
         }
         out.push_str(&self.sync.text());
         if let Some(c) = &self.check {

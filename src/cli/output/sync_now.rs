@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::{CodeMessage, Render, Tally};
+use crate::app::body_sync::BodyDrainReport;
 use crate::saas::batch::{DrainReport, Failure};
 
 /// `sync now --json` when sync is disabled.
@@ -31,6 +32,8 @@ pub struct SyncNow {
     /// Events queued before the login, moved into this login's queue first.
     pub adopted: u64,
     pub summary: DrainReport,
+    /// The body queue's drain (`null` when no body was queued, or the event drain failed).
+    pub bodies: Option<BodyDrainReport>,
     /// Why the drain stopped, or that events were refused (strict mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<CodeMessage>,
@@ -46,10 +49,44 @@ impl Render for SyncNow {
             return "Queue is empty, nothing to sync.\n".to_string();
         }
         let r = &self.summary;
-        format!(
+        let mut text = format!(
             "Synced: {}  Duplicates: {}  Rejected: {}  Quarantined: {}  Unacknowledged: {}  Left: {}\n",
             r.sent, r.duplicates, r.rejected, r.quarantined, r.unacknowledged, r.left
-        )
+        );
+        if let Some(b) = &self.bodies {
+            text.push_str(&format!(
+                "Bodies: uploaded {}  already present {}  failed {}  retry later {}  held {}  \
+                 stale removed {}  left {}\n",
+                b.uploaded,
+                b.already_present,
+                b.failed_permanent,
+                b.retry_later,
+                b.held,
+                b.stale_removed.len(),
+                b.left
+            ));
+            for s in &b.stale_removed {
+                text.push_str(&format!(
+                    "  removed after {} retries: {}/{} ({})\n",
+                    s.retry_count,
+                    s.mission_slug,
+                    s.artifact_path,
+                    s.last_error.as_deref().unwrap_or("no error recorded")
+                ));
+            }
+            const SHOWN: usize = 10;
+            for f in b.failures.iter().take(SHOWN) {
+                let fate = if f.retryable { "kept" } else { "removed" };
+                text.push_str(&format!(
+                    "  {fate}: {}/{}: {}\n",
+                    f.mission_slug, f.artifact_path, f.reason
+                ));
+            }
+            if b.failures.len() > SHOWN {
+                text.push_str(&format!("  ... and {} more\n", b.failures.len() - SHOWN));
+            }
+        }
+        text
     }
 }
 

@@ -1,4 +1,4 @@
-//! Conformance against upstream's own data in ../shared/upstream:
+//! The conformance cases (run by `main.rs`, each with upstream's data directory):
 //! * our shape file equals upstream's in meaning;
 //! * the generated types + validators agree with every fixture of spec-kitty-events 3.0.0 for
 //!   the event types this contract models (`Event` and every payload type the CLI emits).
@@ -21,9 +21,7 @@ fn rule_sections(v: &Value) -> Value {
     )
 }
 
-#[test]
-fn shape_file_equals_upstream_in_meaning() {
-    let Some(dir) = upstream::dir() else { return };
+pub fn shape_file_equals_upstream_in_meaning(dir: &Path) {
     let theirs = upstream::read_json(&dir.join("upstream-3.0.0-shape.json"));
     let ours =
         upstream::read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/shape.json"));
@@ -57,9 +55,7 @@ fn judge_event(doc: &Value) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn fixtures_get_upstreams_verdicts() {
-    let Some(dir) = upstream::dir() else { return };
+pub fn fixtures_get_upstreams_verdicts(dir: &Path) {
     let root = dir.join("spec-kitty-events-3.0.0/fixtures");
     let manifest = upstream::read_json(&root.join("manifest.json"));
     let registry: Vec<&str> = rules::EVENT_TYPES.iter().map(|e| e.name).collect();
@@ -139,9 +135,7 @@ fn fixtures_get_upstreams_verdicts() {
 }
 
 /// One-change probes of rules no upstream fixture covers (events-contract.md, test vectors).
-#[test]
-fn probes_of_unfixtured_cutover_rules() {
-    let Some(dir) = upstream::dir() else { return };
+pub fn probes_of_unfixtured_cutover_rules(dir: &Path) {
     let good =
         upstream::read_json(&dir.join("spec-kitty-events-3.0.0/fixtures/events/valid/event.json"));
     assert!(validate::validate_event(&good).is_ok());
@@ -162,4 +156,84 @@ fn probes_of_unfixtured_cutover_rules() {
     assert!(probe(&|d| d["event_type"] = "featurecreated".into()).is_ok());
     assert!(probe(&|d| d["data_tier"] = 5.into()).is_err());
     assert!(probe(&|d| d["timestamp"] = "not-a-date".into()).is_err());
+}
+
+/// `spec-kitty contract check` itself, fed every upstream fixture as upstream declares it
+/// (`--surface event` for Events and replay streams, `--event-type T` for bare payloads), gets
+/// the library's verdict on every fixture of a type this contract models. Fixtures of types it
+/// does not model are refused (`CONTRACT_UNKNOWN_EVENT_TYPE`: fail closed) and counted apart;
+/// reducer outputs are states, not events, and are not checked.
+#[test]
+fn contract_check_gets_upstreams_verdicts_on_every_modelled_fixture() {
+    let Some(dir) = upstream::dir() else { return };
+    let root = dir.join("spec-kitty-events-3.0.0/fixtures");
+    let manifest = upstream::read_json(&root.join("manifest.json"));
+    let registry: Vec<&str> = rules::EVENT_TYPES.iter().map(|e| e.name).collect();
+    let (mut agree, mut modelled, mut total) = (0usize, 0usize, 0usize);
+    let mut unmodelled_agree = 0usize;
+    let mut mismatches = Vec::new();
+    let mut not_modelled = Vec::new();
+    for f in manifest["fixtures"].as_array().expect("fixtures list") {
+        total += 1;
+        let id = f["id"].as_str().unwrap_or_default();
+        let event_type = f["event_type"].as_str().unwrap_or_default();
+        let expect_valid = f["expected_result"] == "valid";
+        let args: Vec<&str> = match f["fixture_type"].as_str() {
+            Some("reducer_output") => {
+                not_modelled.push(format!("{id} (reducer output)"));
+                continue;
+            }
+            Some(_) => vec!["--surface", "event"],
+            None if event_type == "Event" => vec!["--surface", "event"],
+            None => vec!["--event-type", event_type],
+        };
+        let is_modelled = f["fixture_type"].is_string()
+            || event_type == "Event"
+            || registry.contains(&event_type);
+        let path = root.join(f["path"].as_str().expect("path"));
+        let out = super::support::bin(&root)
+            .args(["contract", "check", "--json"])
+            .args(&args)
+            .arg(&path)
+            .output()
+            .unwrap();
+        let accepted = out.status.code() == Some(0);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if !is_modelled {
+            not_modelled.push(id.to_string());
+            assert_eq!(
+                report["violations"][0]["code"], "CONTRACT_UNKNOWN_EVENT_TYPE",
+                "{id}: an unmodelled type must be refused as unknown"
+            );
+            unmodelled_agree += usize::from(accepted == expect_valid);
+            continue;
+        }
+        modelled += 1;
+        if accepted == expect_valid {
+            agree += 1;
+        } else {
+            mismatches.push(format!(
+                "{id} ({}): contract check {}: {}",
+                f["expected_result"],
+                if accepted { "accepted" } else { "refused" },
+                report["violations"]
+            ));
+        }
+    }
+    println!(
+        "contract check: {agree} of {modelled} modelled fixtures agree; {} of {total} overall \
+         ({} fixtures of unmodelled types or reducer outputs, {unmodelled_agree} of them \
+         refused as upstream also refuses, for another reason)",
+        agree + unmodelled_agree,
+        not_modelled.len()
+    );
+    assert!(
+        mismatches.is_empty(),
+        "contract check disagrees with spec-kitty-events 3.0.0:\n{}",
+        mismatches.join("\n")
+    );
+    assert!(
+        modelled >= 35,
+        "too few modelled fixtures judged: {modelled}"
+    );
 }
