@@ -71,7 +71,7 @@ pub(crate) fn read_for_reduce(
 /// event out of order or repeated, a bad or torn line, a read error): the caller then reduces
 /// the whole log, which also reports a bad line exactly as before.
 pub(crate) fn fold_in_order(path: &Path, chunk_bytes: usize) -> Option<Fold> {
-    let mut file = File::open(path).ok()?;
+    let mut file = crate::repo::fence::open_read(path).ok()?;
     let mut fold = Fold::default();
     let mut cache = ScanCache::default();
     let mut buf = vec![0u8; chunk_bytes.max(1)];

@@ -2,8 +2,8 @@
 //! text of the same struct ([`Render`]). Field order is the JSON key order.
 
 pub mod auth;
-pub mod clean;
 pub mod body_queue;
+pub mod clean;
 pub mod contract;
 pub mod mission;
 pub mod status;
