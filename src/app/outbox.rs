@@ -101,6 +101,8 @@ impl Outbox {
     pub fn relay(&mut self, mission_dir: &Path) {
         // Temp files a killed command left in the project's own directories go first.
         crate::repo::atomic::sweep_stale_temps(mission_dir);
+        // finalize-tasks rewrites the WP files' frontmatter in place.
+        crate::repo::atomic::sweep_stale_temps(&mission_dir.join(crate::mission::TASKS_DIR));
         if let Some(kittify) = crate::identity::config_path(&self.root).parent() {
             crate::repo::atomic::sweep_stale_temps(kittify);
         }

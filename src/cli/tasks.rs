@@ -17,7 +17,7 @@ use crate::app::{self, outbox::Outbox};
 use crate::mission::lanes::{self, LanesFile};
 use crate::mission::workflow::MissionContext;
 use crate::mission::{self as missions, WorkPackage, WpId, load_work_package};
-use crate::status::Lane;
+use crate::status::{Lane, StatusError};
 
 const MARK_EXAMPLES: &str = "\
 Examples:
@@ -356,6 +356,7 @@ fn move_task(args: &MoveArgs) -> Result<ExitCode, CliError> {
     let moved =
         transition::move_wp(&ctx, &wp, to, request, &mut Outbox::new(&ctx.root)).map_err(|e| {
             match e {
+                MoveError::Status(e @ StatusError::NotSendable { .. }) => rejected(e.to_string()),
                 MoveError::Status(e) => {
                     CliError::new(ErrorCode::StatusLogError, e.to_string()).json(json)
                 }

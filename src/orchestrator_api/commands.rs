@@ -446,6 +446,7 @@ fn transition(t: &TransitionArgs) -> Outcome {
                     let fields = with_identity(&ctx, json!({"wp_id": id, "lane_id": gate.lane_id}));
                     rejected(&e).with(fields)
                 }
+                MoveError::Status(e) => write_err(e),
                 other => rejected(other),
             }
         })?;
