@@ -1,9 +1,7 @@
 //! Enqueue (upstream's `queue_event`, one transaction): coalescing, replace by `event_id`,
 //! the cap, and the Lamport floor.
 
-use rusqlite::{
-    Connection, OptionalExtension, Savepoint, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::*;
@@ -69,86 +67,6 @@ pub fn coalesce_key(envelope: &Value) -> Option<String> {
     Some(key)
 }
 
-/// The transaction of one enqueue: its own, or a savepoint inside an open batch.
-enum Tx<'c> {
-    Own(Transaction<'c>),
-    Nested(Savepoint<'c>),
-}
-
-impl std::ops::Deref for Tx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        match self {
-            Tx::Own(t) => t,
-            Tx::Nested(s) => s,
-        }
-    }
-}
-
-impl Tx<'_> {
-    fn commit(self) -> rusqlite::Result<()> {
-        match self {
-            Tx::Own(t) => t.commit(),
-            Tx::Nested(s) => s.commit(),
-        }
-    }
-}
-
-/// What an open batch must restore if it is rolled back.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct BatchStart {
-    recorded_floor: u64,
-}
-
-impl Queue {
-    /// Open a batch: every enqueue until [`commit_batch`](Self::commit_batch) joins one
-    /// transaction, so a command that records many changes (finalize-tasks on thousands of
-    /// work packages) pays one commit and one sync, not one per event. Nothing is durable, or
-    /// visible to other connections, until the batch commits; dropping the queue with a batch
-    /// open rolls it back. Opening a batch while one is open is a no-op.
-    pub fn begin_batch(&mut self) -> Result<(), QueueError> {
-        if self.batch.is_some() {
-            return Ok(());
-        }
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(sqlite_err(&self.path, "begin a batch"))?;
-        self.batch = Some(BatchStart {
-            recorded_floor: self.recorded_floor,
-        });
-        Ok(())
-    }
-
-    /// Whether a batch is open.
-    pub fn in_batch(&self) -> bool {
-        self.batch.is_some()
-    }
-
-    /// Commit the open batch (with [`Durability::Full`], one sync). On failure the batch is
-    /// rolled back: none of its events are queued. Without an open batch, nothing happens.
-    pub fn commit_batch(&mut self) -> Result<(), QueueError> {
-        let Some(start) = self.batch.take() else {
-            return Ok(());
-        };
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            self.recorded_floor = start.recorded_floor;
-            self.count = None;
-            return Err(sqlite_err(&self.path, "commit the batch")(e));
-        }
-        Ok(())
-    }
-
-    /// Roll the open batch back: none of its events are queued.
-    pub fn rollback_batch(&mut self) {
-        if let Some(start) = self.batch.take() {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            self.recorded_floor = start.recorded_floor;
-            self.count = None;
-        }
-    }
-}
-
 impl Queue {
     /// Queue one gate-checked envelope (see the module docs). One transaction, committed (and,
     /// with [`Durability::Full`], fsynced) before it returns. The Lamport floor is raised to the
@@ -196,15 +114,10 @@ impl Queue {
         let err = |op| sqlite_err(&path, op);
         let cached = self.count;
         self.count = None; // restored only after a successful commit
-        let tx = if self.batch.is_some() {
-            Tx::Nested(self.conn.savepoint().map_err(err("begin enqueue"))?)
-        } else {
-            Tx::Own(
-                self.conn
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
-                    .map_err(err("begin enqueue"))?,
-            )
-        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("begin enqueue"))?;
 
         if let Some(key) = &key {
             let existing: Option<(i64, String)> = tx

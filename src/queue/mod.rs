@@ -418,8 +418,6 @@ pub struct Queue {
     body_count: Option<CachedCount>,
     /// The Lamport floor this connection last committed (see [`Queue::enqueue_with_floor`]).
     recorded_floor: u64,
-    /// An open batch ([`Queue::begin_batch`]).
-    batch: Option<enqueue::BatchStart>,
 }
 
 fn sqlite_err<'a>(path: &'a Path, op: &'static str) -> impl Fn(rusqlite::Error) -> QueueError + 'a {
@@ -483,7 +481,6 @@ impl Queue {
             count: None,
             body_count: None,
             recorded_floor: 0,
-            batch: None,
         };
         queue.configure()?;
         queue.migrate()?;

@@ -239,7 +239,16 @@ mod tests {
         );
         assert!(text.contains("SPEC_KITTY_LOCK_TIMEOUT_MS"), "{text}");
         drop(held);
-        other.try_lock().unwrap();
+        // A child that another test thread is forking shares the lock's open file until it
+        // execs (close-on-exec), so the release may show a moment later: wait for it, bounded.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Err(e) = other.try_lock() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lock not released: {e:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     #[test]
