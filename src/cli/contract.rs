@@ -253,12 +253,22 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         }
     }
     let report = CheckReport {
+        file: if args.file == "-" {
+            "<stdin>".to_owned()
+        } else {
+            args.file.clone()
+        },
         surface: args.surface_name(),
         documents: docs.len(),
         valid: docs.len() - violations.len(),
         violations,
     };
     emit(&report, args.json);
+    if !args.json
+        && let Some(remedy) = report.remedy()
+    {
+        eprintln!("{remedy}");
+    }
     Ok(if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
