@@ -12,6 +12,7 @@ use super::CliError;
 use super::error_code::ErrorCode;
 use super::mission::project_root;
 use super::output::Render;
+use super::output::clean::{shown, shown_path};
 use super::output::emit;
 use super::output::mission::UpgradedMeta;
 use crate::home::SpecKittyHome;
@@ -64,14 +65,14 @@ impl Render for UpgradeDoc {
             let _ = writeln!(
                 out,
                 "  {} [{}]: {} ({})",
-                f.path.display(),
+                shown_path(&f.path),
                 f.kind,
                 f.change,
                 f.count
             );
         }
         for q in &self.queues {
-            let _ = writeln!(out, "  {} [queue]:", q.path.display());
+            let _ = writeln!(out, "  {} [queue]:", shown_path(&q.path));
             if !q.body_columns.is_empty() {
                 let _ = writeln!(
                     out,
@@ -91,7 +92,9 @@ impl Render for UpgradeDoc {
                 let _ = writeln!(
                     out,
                     "    quarantined {} ({}): {}",
-                    u.event_id, u.field, u.reason
+                    shown(&u.event_id),
+                    shown(&u.field),
+                    shown(&u.reason)
                 );
             }
         }

@@ -1,9 +1,12 @@
-//! Text shown on a terminal comes from repositories (WP titles, file names) and servers
-//! (rejection reasons): [`for_terminal`] removes terminal control sequences from it and hides
-//! the user info (`user:password@`) of any URL. Every human renderer's text passes through it
-//! ([`super::emit`], the `error:` line of a failed command).
+//! Text shown on a terminal comes from repositories (WP titles, mission titles, lane ids, file
+//! names) and servers (rejection reasons): [`for_terminal`] removes terminal control sequences
+//! from it and hides the user info (`user:password@`) of any URL. It is applied where such text
+//! enters human output: each renderer passes every field of outside origin through [`shown`]
+//! (or [`shown_path`]), and a failed command's `error:` line is cleaned as a whole. The rendered
+//! document itself is not cleaned, so the CLI's own colours (the status board) survive.
 
 use std::borrow::Cow;
+use std::path::Path;
 
 pub use crate::saas::settings::redact_userinfo;
 
@@ -27,6 +30,17 @@ pub fn for_terminal(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(redact_userinfo(&out))
+}
+
+/// Text of outside origin (a repository file, a server, an argument) as it enters human output:
+/// [`for_terminal`].
+pub fn shown(text: &str) -> Cow<'_, str> {
+    for_terminal(text)
+}
+
+/// A path as it enters human output (a directory name can carry escape sequences too).
+pub fn shown_path(path: &Path) -> String {
+    for_terminal(&path.display().to_string()).into_owned()
 }
 
 fn is_control(c: char) -> bool {

@@ -44,12 +44,14 @@ pub fn print_json<T: Serialize + ?Sized>(doc: &T) {
     }
 }
 
-/// Print `doc` as one JSON line, or as its text.
+/// Print `doc` as one JSON line, or as its text. The text is printed as rendered: each
+/// renderer cleans the outside text it shows ([`clean::shown`]); JSON escapes control
+/// characters itself.
 pub fn emit<T: Render>(doc: &T, json: bool) {
     if json {
         print_json(doc);
     } else {
-        print!("{}", clean::for_terminal(&doc.text()));
+        print!("{}", doc.text());
     }
 }
 
