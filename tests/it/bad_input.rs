@@ -221,6 +221,9 @@ fn corpus() -> Vec<Case> {
         ("target_branch", serde_json::json!("--orphan=x")),
         ("target_branch", serde_json::json!("a..b")),
         ("target_branch", serde_json::json!("victim")),
+        ("merge_target_branch", serde_json::json!("--orphan=x")),
+        ("coordination_branch", serde_json::json!("-D")),
+        ("mid8", serde_json::json!("../../xy")),
         ("mission_number", serde_json::json!("abc")),
         ("mission_id", serde_json::json!("../../x")),
         (
