@@ -282,7 +282,10 @@ fn escape_sequences_of_a_wp_title_are_removed_while_the_board_keeps_its_colours(
         !text.contains("pwned") && !text.contains("\x1b[2J") && !text.contains("\x1b[31m"),
         "{text:?}"
     );
-    assert!(text.contains("\x1b[36mplanned ("), "the board is painted: {text:?}");
+    assert!(
+        text.contains("\x1b[36mplanned ("),
+        "the board is painted: {text:?}"
+    );
     // Only the board's own colour sequences remain.
     let stripped = text
         .replace("\x1b[0m", "")

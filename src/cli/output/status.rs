@@ -252,7 +252,10 @@ mod tests {
         let text = b.text();
         assert!(text.contains("001-x — tx ("), "{text:?}");
         assert!(text.contains("WP01 red title"), "{text:?}");
-        assert!(!text.contains("\u{1b}[2J") && !text.contains("pwned"), "{text:?}");
+        assert!(
+            !text.contains("\u{1b}[2J") && !text.contains("pwned"),
+            "{text:?}"
+        );
         assert!(text.contains("\u{1b}[36mplanned (1)"), "{text:?}");
     }
 
