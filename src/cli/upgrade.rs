@@ -114,8 +114,13 @@ fn upgrade_error(e: UpgradeError, json: bool) -> CliError {
 
 pub fn run(args: &UpgradeArgs) -> Result<ExitCode, CliError> {
     let root = project_root(args.json)?;
-    let home = SpecKittyHome::from_env().ok();
     let json = args.json;
+    // No `$HOME`: only the project is upgraded. A home that is a link is refused.
+    let home = match SpecKittyHome::from_env() {
+        Ok(h) => Some(h),
+        Err(crate::home::HomeError::NoHome) => None,
+        Err(e) => return Err(CliError::new(ErrorCode::NoHome, e.to_string()).json(json)),
+    };
     let recovered = if args.dry_run {
         false
     } else {

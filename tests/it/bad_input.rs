@@ -696,6 +696,44 @@ fn corpus() -> Vec<Case> {
             }),
         ),
     ];
+    let mut home_cases = home_cases;
+    // The home and the files in it as links out (the home is refused, in one place).
+    let mark = vec![
+        "agent",
+        "tasks",
+        "mark-status",
+        "T001",
+        "--status",
+        "done",
+        "--mission",
+        MISSION,
+    ];
+    for (entry, names) in [
+        ("", &[".spec-kitty"][..]),
+        ("queue.db", &["queue.db"][..]),
+        ("credentials", &["credentials"][..]),
+        ("clock.json", &["clock.json"][..]),
+    ] {
+        for argv in [vec!["sync", "status"], vec!["auth", "status"], mark.clone()] {
+            home_cases.push((
+                Box::leak(format!("link {entry:?} | {}", argv.join(" ")).into_boxed_str()),
+                names,
+                argv,
+                vec![],
+                Box::new(move |h: &Path| {
+                    if entry.is_empty() {
+                        // The whole home: a link to a directory outside.
+                        let home = h.join(".spec-kitty");
+                        std::fs::remove_dir_all(&home).unwrap();
+                        std::os::unix::fs::symlink(h.parent().unwrap().join("outside"), home)
+                            .unwrap();
+                    } else {
+                        replace_with(&h.join(".spec-kitty").join(entry), "link-out");
+                    }
+                }),
+            ));
+        }
+    }
     for (name, names, argv, env, setup) in home_cases {
         c.push(Case {
             name: format!("home {name}"),
