@@ -396,6 +396,43 @@ fn corpus() -> Vec<Case> {
         );
     }
 
+    // The other files `spec-kitty upgrade` reads: status.json, .kittify/metadata.yaml and a
+    // dossier snapshot, each in every bad kind.
+    let upgrade_files: [(&str, fn(&Path) -> PathBuf, &str); 3] = [
+        (
+            "status.json",
+            |r| mdir(r).join("status.json"),
+            "status.json",
+        ),
+        (
+            "metadata.yaml",
+            |r| r.join(".kittify/metadata.yaml"),
+            "metadata.yaml",
+        ),
+        (
+            "dossier snapshot",
+            |r| {
+                let d = r.join(".kittify/dossiers").join(MISSION);
+                std::fs::create_dir_all(&d).unwrap();
+                d.join("snapshot-latest.json")
+            },
+            "snapshot-latest.json",
+        ),
+    ];
+    for (label, path, file) in upgrade_files {
+        for kind in KINDS {
+            for argv in [&["upgrade", "--dry-run"][..], &["upgrade"][..]] {
+                one(
+                    &mut c,
+                    &format!("{label} {kind} | {}", argv.join(" ")),
+                    &[file],
+                    argv,
+                    Box::new(move |r| replace_with(&path(r), kind)),
+                );
+            }
+        }
+    }
+
     // The mission directory and kitty-specs as links out of the repository.
     add(
         &mut c,
