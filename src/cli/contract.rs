@@ -283,19 +283,28 @@ const MAX_INPUT: u64 = 1 << 30;
 fn read_input_file(file: &str) -> Result<String, CliError> {
     use std::io::Read as _;
     let fail = |why: String| CliError::usage(format!("cannot read {file}: {why}"));
-    // Checked before opening: opening a FIFO for reading blocks until a writer comes.
-    let meta = std::fs::metadata(file).map_err(|e| {
+    // Opened without blocking (a FIFO would block until a writer comes), then checked on the
+    // open file itself: nothing can be swapped in between.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let handle = opts.open(file).map_err(|e| {
         fail(format!(
             "{e} (check the path, or pass `-` to read standard input)"
         ))
     })?;
+    let meta = handle
+        .metadata()
+        .map_err(|e| fail(format!("{e} (check the path)")))?;
     if !meta.is_file() {
         return Err(fail(
             "not a regular file (pass a file, or `-` and pipe the documents to standard input)"
                 .into(),
         ));
     }
-    let handle = std::fs::File::open(file).map_err(|e| fail(e.to_string()))?;
     let mut bytes = Vec::new();
     handle
         .take(MAX_INPUT + 1)
