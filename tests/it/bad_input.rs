@@ -398,7 +398,8 @@ fn corpus() -> Vec<Case> {
 
     // The other files `spec-kitty upgrade` reads: status.json, .kittify/metadata.yaml and a
     // dossier snapshot, each in every bad kind.
-    let upgrade_files: [(&str, fn(&Path) -> PathBuf, &str); 3] = [
+    type PathOf = fn(&Path) -> PathBuf;
+    let upgrade_files: [(&str, PathOf, &str); 3] = [
         (
             "status.json",
             |r| mdir(r).join("status.json"),
