@@ -168,7 +168,7 @@ impl SpecKittyHome {
 
     /// Read the credentials file. Missing, unreadable or malformed → empty (as upstream).
     pub fn credentials(&self) -> Credentials {
-        let Ok(text) = fs::read_to_string(self.credentials_path()) else {
+        let Ok(text) = read_text(&self.credentials_path()) else {
             return Credentials::default();
         };
         let Ok(doc) = text.parse::<toml::Table>() else {
@@ -213,7 +213,7 @@ impl SpecKittyHome {
             return Ok(());
         };
         let path = self.active_scope_path();
-        if fs::read_to_string(&path).is_ok_and(|s| s.trim() == scope) {
+        if read_text(&path).is_ok_and(|s| s.trim() == scope) {
             return Ok(());
         }
         let write = |p: &Path| -> io::Result<()> {
@@ -225,7 +225,7 @@ impl SpecKittyHome {
 
     /// A `[sync]` key of `config.toml` (missing or unparsable file → `None`).
     fn sync_config(&self, key: &str) -> Option<toml::Value> {
-        let text = fs::read_to_string(self.config_path()).ok()?;
+        let text = read_text(&self.config_path()).ok()?;
         let doc = text.parse::<toml::Table>().ok()?;
         doc.get("sync")?.as_table()?.get(key).cloned()
     }
@@ -242,7 +242,7 @@ impl SpecKittyHome {
     /// its comments are not). An unparsable file is refused, never overwritten.
     pub fn set_configured_server_url(&self, url: &str) -> Result<(), HomeError> {
         let path = self.config_path();
-        let mut doc = match fs::read_to_string(&path) {
+        let mut doc = match read_text(&path) {
             Ok(text) => text.parse::<toml::Table>().map_err(|e| HomeError::Write {
                 path: path.clone(),
                 source: io::Error::new(
@@ -306,6 +306,12 @@ impl SpecKittyHome {
             .filter(|s| !s.trim().is_empty())
             .unwrap_or_else(|| LOCAL_TEAM_SLUG.to_owned())
     }
+}
+
+/// A file of the home, read as the fence reads project files: a regular file (a FIFO would
+/// block), never through a link, at most 8 MiB, UTF-8.
+fn read_text(path: &Path) -> io::Result<String> {
+    crate::repo::fence::read_project_text(path)
 }
 
 /// Upstream's `build_queue_scope`.

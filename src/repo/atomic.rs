@@ -264,13 +264,37 @@ fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
         fs::create_dir_all(dir)?;
     }
     // Opened by name every time: after an exchange the name refers to the previous clock file,
-    // never to the live one.
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o666)
-        .open(&next)?;
+    // never to the live one. Never through a link, never blocking: the previous file may have
+    // been anything (a FIFO put in place of the clock blocks a plain open for writing forever);
+    // what is not a regular file is removed and created afresh.
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
+            .open(&next)
+    };
+    let file = match open() {
+        Ok(f) if f.metadata()?.is_file() => f,
+        _ => {
+            let _ = fs::remove_file(&next);
+            let f = open()?;
+            if !f.metadata()?.is_file() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is not a regular file (remove it; spec-kitty recreates it)",
+                        next.display()
+                    ),
+                ));
+            }
+            f
+        }
+    };
     keep_mode(path, &file)?;
     file.write_all_at(contents, 0)?;
     file.set_len(contents.len() as u64)?;
@@ -290,6 +314,35 @@ fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO in place of the clock: the exchange moves it to the spare name, where the next
+    /// replacement must neither block on it nor write into it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_fifo_in_place_of_the_file_never_blocks_a_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock.json");
+        let fifo = |p: &Path| {
+            assert!(
+                std::process::Command::new("mkfifo")
+                    .arg(p)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        };
+        fifo(&path);
+        for value in ["1", "2", "3"] {
+            replace_without_sync(&path, value.as_bytes()).unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap(), value);
+        }
+        let next = dir.path().join("clock.json.next");
+        fs::remove_file(&next).unwrap();
+        fifo(&next);
+        replace_without_sync(&path, b"4").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "4");
+        assert!(fs::symlink_metadata(&next).unwrap().is_file());
+    }
 
     #[cfg(unix)]
     #[test]

@@ -195,7 +195,7 @@ impl CredentialStore {
 
     /// Read the file: `Ok(None)` when there is none.
     pub fn load(&self) -> Result<Option<StoredCredentials>, CredentialsError> {
-        let text = match fs::read_to_string(&self.path) {
+        let text = match crate::repo::fence::read_project_text(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
@@ -240,7 +240,7 @@ impl CredentialStore {
             path: self.path.clone(),
             source,
         };
-        let mut doc = fs::read_to_string(&self.path)
+        let mut doc = crate::repo::fence::read_project_text(&self.path)
             .ok()
             .and_then(|t| t.parse::<toml::Table>().ok())
             .unwrap_or_default();
