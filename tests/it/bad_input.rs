@@ -773,11 +773,12 @@ fn corpus() -> Vec<Case> {
         }
     }
     // Files of the home that are not regular files (a FIFO blocks a plain read forever).
-    let special: [(&str, &'static [&'static str], &str); 6] = [
+    let special: [(&str, &'static [&'static str], &str); 7] = [
         ("config.toml", &["config.toml"], "fifo"),
         ("credentials", &["credentials"], "fifo"),
         ("clock.json", &["clock.json"], "fifo"),
         ("active_queue_scope", &["active_queue_scope"], "fifo"),
+        ("queue.db", &["queue.db"], "fifo"),
         ("config.toml", &["config.toml"], "dir"),
         ("credentials", &["credentials"], "big"),
     ];
