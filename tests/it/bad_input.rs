@@ -387,7 +387,8 @@ fn corpus() -> Vec<Case> {
             Box::new(move |r| write(&mdir(r).join(wp), &text)),
         );
     }
-    for kind in ["link-out", "fifo", "link-zero"] {
+    for kind in KINDS {
+        let kind = *kind;
         add(
             &mut c,
             &format!("tasks.md {kind}"),
