@@ -103,6 +103,10 @@ pub enum ChangeKind {
     PayloadRuleAdded,
     PayloadRuleRemoved,
     PayloadRuleMessageChanged,
+    // The contract's event types judged on input (not emitted by this CLI).
+    ContractEventTypeAdded,
+    ContractEventTypeRemoved,
+    ContractPayloadChanged,
     // Schema roots.
     SchemaAdded,
     SchemaRemoved,
@@ -364,6 +368,44 @@ pub fn compare(old: &Model, new: &Model) -> Vec<Change> {
         }
     }
 
+    for name in old
+        .contract_events
+        .keys()
+        .chain(new.contract_events.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let mut out = Out {
+            subject: Subject::Contract,
+            changes: &mut changes,
+        };
+        let target = format!("contract event type {name}");
+        let reason = "judged on input only (contract check); nothing this CLI sends changes";
+        match (old.contract_events.get(name), new.contract_events.get(name)) {
+            (None, Some(p)) => out.push(
+                &target,
+                ChangeKind::ContractEventTypeAdded,
+                Verdict::Additive,
+                format!("added (payload {p})"),
+                reason,
+            ),
+            (Some(p), None) => out.push(
+                &target,
+                ChangeKind::ContractEventTypeRemoved,
+                Verdict::Additive,
+                format!("removed (payload {p})"),
+                reason,
+            ),
+            (Some(o), Some(n)) if o != n => out.push(
+                &target,
+                ChangeKind::ContractPayloadChanged,
+                Verdict::Additive,
+                format!("payload {o} -> {n}"),
+                reason,
+            ),
+            _ => {}
+        }
+    }
+
     // Schema roots that are no event's payload on either side: by the surface they declare.
     let payloads: BTreeSet<&str> = old
         .events
@@ -375,6 +417,12 @@ pub fn compare(old: &Model, new: &Model) -> Vec<Change> {
         .schemas
         .keys()
         .chain(new.schemas.keys())
+        .map(String::as_str)
+        .filter(|t| !payloads.contains(t))
+        .collect();
+    let judged_only: BTreeSet<&str> = old
+        .contract_events
+        .values()
         .map(String::as_str)
         .filter(|t| !payloads.contains(t))
         .collect();
@@ -403,6 +451,13 @@ pub fn compare(old: &Model, new: &Model) -> Vec<Change> {
                 Verdict::Additive,
                 format!("schema added ({})", n.file),
                 "a new type; nothing this CLI sends today uses it",
+            ),
+            (Some(o), None) if judged_only.contains(title) => out.push(
+                title,
+                ChangeKind::SchemaRemoved,
+                Verdict::Additive,
+                format!("schema removed ({})", o.file),
+                "a payload judged on input only; this CLI never builds it",
             ),
             (Some(o), None) => out.push(
                 title,

@@ -34,6 +34,8 @@ pub struct Model {
     pub surfaces: Vec<SurfaceModel>,
     /// The event registry, by event type.
     pub events: BTreeMap<String, EventModel>,
+    /// Every event type of the events contract → its payload type (judged on input).
+    pub contract_events: BTreeMap<String, String>,
     /// Every titled schema root, by title.
     pub schemas: BTreeMap<String, SchemaModel>,
 }
@@ -233,6 +235,7 @@ pub fn build(shape: &Shape, rules: &EventRules, bundle: &Bundle) -> Model {
         lane_aliases,
         surfaces,
         events,
+        contract_events: rules.contract_event_types.clone(),
         schemas,
     }
 }

@@ -210,6 +210,20 @@ pub fn render(model: &Model) -> String {
         }
     }
 
+    let _ = writeln!(
+        out,
+        "\ncontract event types (judged on input): {}",
+        model.contract_events.len()
+    );
+    for (name, payload) in &model.contract_events {
+        let emitted = if model.events.contains_key(name) {
+            "  (emitted)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {name:<36} {payload}{emitted}");
+    }
+
     let surfaced: Vec<&str> = model
         .surfaces
         .iter()

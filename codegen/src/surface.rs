@@ -437,6 +437,23 @@ fn registry(shape: &Shape, rules: &EventRules, bundle: &Bundle) -> Result<()> {
             ));
         }
     }
+    for (name, payload) in &rules.contract_event_types {
+        let eptr = ptr_join("/contract_event_types", name);
+        if rules.cutover.forbidden_legacy_event_names.contains(name) {
+            return Err(CodegenError::new(
+                reg,
+                eptr,
+                "a forbidden legacy event name is a contract event type",
+            ));
+        }
+        if !bundle.roots.iter().any(|r| &r.title == payload) {
+            return Err(CodegenError::new(
+                reg,
+                eptr,
+                format!("no schema file has title '{payload}'"),
+            ));
+        }
+    }
     for (i, rule) in rules.payload_rules.iter().enumerate() {
         let et = &rules.event_types[&rule.event_type];
         let schema = &bundle.defs[&et.payload];

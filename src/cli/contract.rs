@@ -98,9 +98,9 @@ fn judge(args: &CheckArgs, doc: &Value) -> Option<Refusal> {
         })
     };
     if let Some(event_type) = &args.event_type {
-        return match validate::validate_payload(event_type, doc) {
-            Ok(Some(_)) => None,
-            Ok(None) => Some((
+        return match validate::validate_contract_payload(event_type, doc) {
+            Ok(validate::Judged::Valid) => None,
+            Ok(validate::Judged::UnknownType) => Some((
                 name,
                 String::new(),
                 ErrorCode::ContractUnknownEventType,
@@ -120,9 +120,9 @@ fn judge(args: &CheckArgs, doc: &Value) -> Option<Refusal> {
                 Err(v) => return invalid(v),
             };
             let event_type = event.event_type.to_string();
-            // As the library's `Event` model: the payload is an open map; a payload of a type
-            // this contract models is checked as that type too.
-            match validate::validate_payload(&event_type, &Value::Object(event.payload)) {
+            // As the library's `Event` model: the payload is an open map; a payload of an event
+            // type of the contract (or of this CLI's registry) is checked as that type too.
+            match validate::validate_contract_payload(&event_type, &Value::Object(event.payload)) {
                 Ok(_) => None,
                 Err(v) => invalid(v).map(|(s, f, c, m)| {
                     let f = if f.is_empty() {
