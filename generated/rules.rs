@@ -325,6 +325,36 @@ pub mod lane_aliases {
     pub const FIELDS: &[&str] = &["from_lane", "to_lane"];
     pub const ALIASES: &[(&str, &str)] = &[("doing", "in_progress")];
 }
+/// Canonical lane → sync lane, per sync vocabulary (`v1`, `v2`), as upstream's
+/// `canonical_to_sync_v1`/`_v2`.
+pub const SYNC_LANES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "v1",
+        &[
+            ("approved", "done"),
+            ("blocked", "doing"),
+            ("canceled", "planned"),
+            ("claimed", "planned"),
+            ("done", "done"),
+            ("for_review", "for_review"),
+            ("in_progress", "doing"),
+            ("planned", "planned"),
+        ],
+    ),
+    (
+        "v2",
+        &[
+            ("approved", "approved"),
+            ("blocked", "doing"),
+            ("canceled", "planned"),
+            ("claimed", "planned"),
+            ("done", "done"),
+            ("for_review", "for_review"),
+            ("in_progress", "doing"),
+            ("planned", "planned"),
+        ],
+    ),
+];
 /// Condition of a cross-field payload rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum When {

@@ -76,6 +76,7 @@ pub enum ChangeKind {
     LegacyNamesRemoved,
     LaneAliasesAdded,
     LaneAliasesRemoved,
+    SyncLanesChanged,
     // Gate surfaces (the shape file).
     SurfaceAdded,
     SurfaceRemoved,
@@ -588,6 +589,22 @@ fn contract(old: &Model, new: &Model, changes: &mut Vec<Change>) {
                 Verdict::Additive,
                 format!("added {}", join(&added)),
                 "one more spelling is accepted; nothing sent today is affected",
+            );
+        }
+    }
+    let versions: BTreeSet<&String> = old.sync_lanes.keys().chain(new.sync_lanes.keys()).collect();
+    for version in versions {
+        let (o, n) = (
+            old.sync_lanes.get(version).map(pairs).unwrap_or_default(),
+            new.sync_lanes.get(version).map(pairs).unwrap_or_default(),
+        );
+        if o != n {
+            out.push(
+                format!("sync lanes {version}"),
+                ChangeKind::SyncLanesChanged,
+                Verdict::Additive,
+                format!("removed {}; added {}", join(minus(&o, &n)), join(minus(&n, &o))),
+                "judged on input only (contract check); nothing this CLI sends changes",
             );
         }
     }

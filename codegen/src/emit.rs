@@ -354,6 +354,11 @@ pub fn rules(
         .iter()
         .map(|(a, b)| quote! { (#a, #b) });
 
+    let sync_lanes = rules.sync_lanes.iter().map(|(version, mapping)| {
+        let pairs = mapping.iter().map(|(a, b)| quote! { (#a, #b) });
+        quote! { (#version, &[#(#pairs),*]) }
+    });
+
     let payload_rules = rules.payload_rules.iter().map(|r| {
         let et = &r.event_type;
         let field = &r.when.field;
@@ -493,6 +498,10 @@ pub fn rules(
             pub const FIELDS: &[&str] = #alias_fields;
             pub const ALIASES: &[(&str, &str)] = &[#(#alias_pairs),*];
         }
+
+        /// Canonical lane → sync lane, per sync vocabulary (`v1`, `v2`), as upstream's
+        /// `canonical_to_sync_v1`/`_v2`.
+        pub const SYNC_LANES: &[(&str, &[(&str, &str)])] = &[#(#sync_lanes),*];
 
         /// Condition of a cross-field payload rule.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]

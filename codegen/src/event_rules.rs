@@ -17,6 +17,10 @@ pub struct EventRules {
     pub comment: Option<String>,
     pub cutover: Cutover,
     pub lane_aliases: LaneAliases,
+    /// Canonical lane → sync lane, per sync vocabulary (`v1`, `v2`): upstream's
+    /// `canonical_to_sync_v1`/`_v2`. Every canonical lane must be mapped.
+    #[serde(default)]
+    pub sync_lanes: BTreeMap<String, BTreeMap<String, String>>,
     pub payload_rules: Vec<PayloadRule>,
     /// Keyed by event type; BTreeMap keeps the generated tables in a stable order.
     pub event_types: BTreeMap<String, EventType>,

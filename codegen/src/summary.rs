@@ -168,6 +168,11 @@ pub fn render(model: &Model) -> String {
         list(&la.fields)
     );
 
+    for (version, mapping) in &model.sync_lanes {
+        let pairs: Vec<String> = mapping.iter().map(|(a, b)| format!("{a}->{b}")).collect();
+        let _ = writeln!(out, "  sync lanes {version:<14} {}", list(&pairs));
+    }
+
     let payloads: Vec<&str> = model.events.values().map(|e| e.payload.as_str()).collect();
     for surface in &model.surfaces {
         let _ = writeln!(out, "\nsurface {}", surface.name);

@@ -161,6 +161,7 @@ pub fn check(shape: &Shape, rules: &EventRules, bundle: &Bundle) -> Result<Vec<G
         }
     }
     registry(shape, rules, bundle)?;
+    sync_lanes(rules, bundle)?;
     orchestrator(shape, bundle)?;
     Ok(gated)
 }
@@ -473,6 +474,31 @@ fn registry(shape: &Shape, rules: &EventRules, bundle: &Bundle) -> Result<()> {
                     format!("field '{field}' is not a property of {}", et.payload),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Each sync lane mapping maps exactly the canonical lanes (the `Lane` enum).
+fn sync_lanes(rules: &EventRules, bundle: &Bundle) -> Result<()> {
+    if rules.sync_lanes.is_empty() {
+        return Ok(());
+    }
+    let lanes: BTreeSet<String> = bundle
+        .defs
+        .get("Lane")
+        .and_then(|l| enum_values(bundle, l))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for (version, mapping) in &rules.sync_lanes {
+        let keys: BTreeSet<String> = mapping.keys().cloned().collect();
+        if keys != lanes {
+            return Err(CodegenError::new(
+                crate::event_rules::FILE,
+                ptr_join("/sync_lanes", version),
+                format!("maps lanes {keys:?}, but the Lane enum is {lanes:?}"),
+            ));
         }
     }
     Ok(())

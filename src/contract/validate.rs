@@ -6,6 +6,7 @@
 //!   listed, worded as upstream), the typed `Event`, and residual schema constraints.
 //! * [`validate_payload`]: a payload of an event type in the registry: the `doing` lane alias,
 //!   the typed payload, the cross-field model rules and residual constraints.
+//! * [`validate_lane_mapping`]: upstream's lane-mapping cases (canonical lane → sync lane).
 //! * [`validate_contract_payload`]: the same for every event type of the 3.0.0 contract
 //!   (`rules::CONTRACT_EVENT_TYPES`, most of which this CLI never emits), and the registry's.
 
@@ -265,6 +266,58 @@ pub fn validate_contract_payload(
     }
 }
 
+/// Validate a list of lane-mapping cases as upstream's conformance suite does: each case's
+/// `canonical` must be a lane of the contract (exactly, as `Lane(value)`), and its
+/// `expected_sync`, when given, must be what the contract's sync vocabulary `v1` maps it to.
+pub fn validate_lane_mapping(doc: &Value) -> Result<(), Vec<Violation>> {
+    let Value::Array(cases) = doc else {
+        return Err(vec![violation(
+            Layer::Type,
+            "",
+            "a lane mapping must be a JSON array of {\"canonical\", \"expected_sync\"} cases",
+        )]);
+    };
+    let v1 = rules::SYNC_LANES
+        .iter()
+        .find(|(version, _)| *version == "v1")
+        .map(|(_, m)| *m)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let at = |field: &str| format!("[{i}].{field}");
+        let Some(canonical) = case.get("canonical") else {
+            out.push(violation(Layer::Type, format!("[{i}]"), "missing \"canonical\""));
+            continue;
+        };
+        if super::types::Lane::deserialize(canonical).is_err() {
+            out.push(violation(
+                Layer::Type,
+                at("canonical"),
+                format!("{canonical} is not a valid Lane"),
+            ));
+            continue;
+        }
+        let Some(expected) = case.get("expected_sync") else {
+            continue;
+        };
+        let mapped = v1
+            .iter()
+            .find(|(lane, _)| canonical.as_str() == Some(*lane))
+            .map(|(_, sync)| *sync);
+        if expected.as_str() != mapped {
+            out.push(violation(
+                Layer::Model,
+                at("expected_sync"),
+                format!(
+                    "{canonical} maps to sync lane {:?} (v1), not {expected}",
+                    mapped.unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    if out.is_empty() { Ok(()) } else { Err(out) }
+}
+
 /// Rewrite lane aliases (`doing` → `in_progress`) in the alias fields, as the 3.0.0 library does
 /// on input (after trimming and lower-casing).
 pub fn apply_lane_aliases(event_type: &str, payload: &mut Value) {
@@ -473,6 +526,20 @@ mod tests {
         );
         // The registry's own types stay judged (WPCreated has no 3.0.0 schema).
         assert!(validate_contract_payload("WPCreated", &json!({})).is_err());
+    }
+
+    #[test]
+    fn lane_mappings_as_upstream() {
+        let good = json!([{"canonical": "approved", "expected_sync": "done"},
+                          {"canonical": "blocked", "expected_sync": "doing"}]);
+        assert_eq!(validate_lane_mapping(&good), Ok(()));
+        let wrong = json!([{"canonical": "approved", "expected_sync": "approved"}]);
+        assert_eq!(validate_lane_mapping(&wrong).unwrap_err()[0].layer, Layer::Model);
+        for lane in ["in_review", "paused", "", "Planned"] {
+            let bad = json!([{"canonical": lane, "expected_error": "not a valid Lane"}]);
+            assert!(validate_lane_mapping(&bad).is_err(), "{lane}");
+        }
+        assert!(validate_lane_mapping(&json!({"canonical": "planned"})).is_err());
     }
 
     #[test]
