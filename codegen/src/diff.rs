@@ -603,7 +603,11 @@ fn contract(old: &Model, new: &Model, changes: &mut Vec<Change>) {
                 format!("sync lanes {version}"),
                 ChangeKind::SyncLanesChanged,
                 Verdict::Additive,
-                format!("removed {}; added {}", join(minus(&o, &n)), join(minus(&n, &o))),
+                format!(
+                    "removed {}; added {}",
+                    join(minus(&o, &n)),
+                    join(minus(&n, &o))
+                ),
                 "judged on input only (contract check); nothing this CLI sends changes",
             );
         }

@@ -286,7 +286,11 @@ pub fn validate_lane_mapping(doc: &Value) -> Result<(), Vec<Violation>> {
     for (i, case) in cases.iter().enumerate() {
         let at = |field: &str| format!("[{i}].{field}");
         let Some(canonical) = case.get("canonical") else {
-            out.push(violation(Layer::Type, format!("[{i}]"), "missing \"canonical\""));
+            out.push(violation(
+                Layer::Type,
+                format!("[{i}]"),
+                "missing \"canonical\"",
+            ));
             continue;
         };
         if super::types::Lane::deserialize(canonical).is_err() {
@@ -534,7 +538,10 @@ mod tests {
                           {"canonical": "blocked", "expected_sync": "doing"}]);
         assert_eq!(validate_lane_mapping(&good), Ok(()));
         let wrong = json!([{"canonical": "approved", "expected_sync": "approved"}]);
-        assert_eq!(validate_lane_mapping(&wrong).unwrap_err()[0].layer, Layer::Model);
+        assert_eq!(
+            validate_lane_mapping(&wrong).unwrap_err()[0].layer,
+            Layer::Model
+        );
         for lane in ["in_review", "paused", "", "Planned"] {
             let bad = json!([{"canonical": lane, "expected_error": "not a valid Lane"}]);
             assert!(validate_lane_mapping(&bad).is_err(), "{lane}");
