@@ -240,6 +240,14 @@ fn closed(
         None => (type_name, file, ptr.to_string()),
     };
     let node = non_null(target);
+    if node.get("format").and_then(Value::as_str) == Some("uri") {
+        // A residual check run by the event validators, which a surface's gate does not run.
+        return Err(CodegenError::new(
+            file,
+            ptr_join(&ptr, "format"),
+            "format 'uri' is not enforced on a constrained surface (only the event validators check it); use a pattern",
+        ));
+    }
     let ty = node.get("type").and_then(Value::as_str);
     let typed = ty.is_some() || node.get("enum").is_some() || is_null_schema(node);
     if !typed {
