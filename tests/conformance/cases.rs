@@ -239,3 +239,55 @@ pub fn probes_of_unfixtured_cutover_rules(dir: &Path) {
     assert!(probe(&|d| d["data_tier"] = 5.into()).is_err());
     assert!(probe(&|d| d["timestamp"] = "not-a-date".into()).is_err());
 }
+
+/// One-change probes of every valid bare-payload fixture, judged against upstream's own schema
+/// for its type (not ours): removing a field upstream requires is refused, and an unknown key
+/// is refused exactly when upstream's payload is closed (`additionalProperties: false`).
+pub fn probes_of_required_fields_and_closedness(dir: &Path) {
+    let schemas_dir = dir.join("spec-kitty-events-3.0.0/schemas");
+    let mut by_title = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&schemas_dir).expect("upstream schemas") {
+        let schema = upstream::read_json(&entry.expect("schema entry").path());
+        if let Some(title) = schema["title"].as_str() {
+            by_title.insert(title.to_string(), schema);
+        }
+    }
+    let mut probes = 0usize;
+    let mut wrong = Vec::new();
+    for f in fixtures(dir).0.iter().filter(|f| f.expect_valid) {
+        let Route::Payload(event_type) = &f.route else {
+            continue;
+        };
+        let payload_type = rules::CONTRACT_EVENT_TYPES
+            .iter()
+            .find(|c| c.name == event_type)
+            .unwrap_or_else(|| panic!("{event_type} is not a contract event type"))
+            .payload_type;
+        let theirs = &by_title[payload_type];
+        let doc = upstream::read_json(&f.path);
+        let mut judge = |what: String, d: &Value, expect_ok: bool| {
+            probes += 1;
+            let ok = matches!(
+                validate::validate_contract_payload(event_type, d),
+                Ok(validate::Judged::Valid)
+            );
+            if ok != expect_ok {
+                wrong.push(format!("{}: {what}: accepted {ok}", f.id));
+            }
+        };
+        for field in theirs["required"].as_array().into_iter().flatten() {
+            let field = field.as_str().expect("required field name");
+            let mut d = doc.clone();
+            if d.as_object_mut().and_then(|o| o.remove(field)).is_some() {
+                judge(format!("without {field}"), &d, false);
+            }
+        }
+        let mut d = doc.clone();
+        d["zz_unknown_key"] = Value::from(1);
+        let closed = theirs["additionalProperties"] == Value::Bool(false);
+        judge("with an unknown key".into(), &d, !closed);
+    }
+    println!("probes of valid payload fixtures: {probes}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(probes > 300, "too few probes: {probes}");
+}

@@ -9,7 +9,8 @@
 //!   mappings), with the agreement printed per fixture group;
 //! * `spec-kitty contract check` agrees on each of those fixtures: one case per fixture,
 //!   `contract_check::<group>::<fixture id>`, routed as the manifest declares it;
-//! * probes of cutover rules no fixture covers.
+//! * probes of cutover rules no fixture covers, and one-change probes of every valid payload
+//!   fixture (each required field removed, an unknown key added) against upstream's schema.
 
 mod cases;
 #[path = "../it/upstream.rs"]
@@ -21,7 +22,7 @@ use std::path::Path;
 /// A case, given upstream's data directory.
 type Case = fn(&Path);
 
-const CASES: [(&str, Case); 3] = [
+const CASES: [(&str, Case); 4] = [
     (
         "shape_file_equals_upstream_in_meaning",
         cases::shape_file_equals_upstream_in_meaning,
@@ -33,6 +34,10 @@ const CASES: [(&str, Case); 3] = [
     (
         "probes_of_unfixtured_cutover_rules",
         cases::probes_of_unfixtured_cutover_rules,
+    ),
+    (
+        "probes_of_required_fields_and_closedness",
+        cases::probes_of_required_fields_and_closedness,
     ),
 ];
 
