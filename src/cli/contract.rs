@@ -23,12 +23,15 @@ pub enum ContractCommand {
     /// The `envelope` surface (the default) judges as every chokepoint does: the shape rules,
     /// then the full 3.0.0 validation (types and formats, cutover, typed payload, model rules).
     /// `--surface event` checks upstream's 3.0.0 `Event` (without the CLI's extra envelope
-    /// fields); `--event-type T` checks bare payloads of type T.
+    /// fields), with its payload as its event type's (any of the 3.0.0 contract);
+    /// `--event-type T` checks bare payloads of type T; `--surface lane-mapping` checks lists
+    /// of `{"canonical", "expected_sync"}` cases (lane names and their sync-v1 mapping).
     ///
     /// Examples:
     ///   spec-kitty contract check queued.jsonl
     ///   spec-kitty contract check --surface event event.json
     ///   spec-kitty contract check --event-type WPStatusChanged payload.json
+    ///   spec-kitty contract check --surface lane-mapping cases.json
     ///
     /// Exit 0 when every document passes, 1 with one line per violation otherwise.
     Check(CheckArgs),
@@ -36,8 +39,8 @@ pub enum ContractCommand {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Surface to check against: a gate surface (see `contract show`), or `event` for the
-    /// spec-kitty-events 3.0.0 `Event`.
+    /// Surface to check against: a gate surface (see `contract show`), `event` for the
+    /// spec-kitty-events 3.0.0 `Event`, or `lane-mapping` for lane-mapping cases.
     #[arg(long, default_value = "envelope", value_parser = parse_surface)]
     surface: CheckSurface,
     /// Check bare payloads of this event type (e.g. WPStatusChanged) instead of documents of
@@ -56,18 +59,21 @@ pub struct CheckArgs {
 pub enum CheckSurface {
     Gate(Surface),
     Event,
+    LaneMapping,
 }
 
 fn parse_surface(s: &str) -> Result<CheckSurface, String> {
-    if s == "event" {
-        return Ok(CheckSurface::Event);
+    match s {
+        "event" => return Ok(CheckSurface::Event),
+        "lane-mapping" => return Ok(CheckSurface::LaneMapping),
+        _ => {}
     }
     Surface::from_name(s)
         .map(CheckSurface::Gate)
         .ok_or_else(|| {
             let names: Vec<&str> = Surface::ALL.iter().map(|s| s.name()).collect();
             format!(
-                "unknown surface '{s}' (expected one of: {}, event)",
+                "unknown surface '{s}' (expected one of: {}, event, lane-mapping)",
                 names.join(", ")
             )
         })
@@ -98,9 +104,9 @@ fn judge(args: &CheckArgs, doc: &Value) -> Option<Refusal> {
         })
     };
     if let Some(event_type) = &args.event_type {
-        return match validate::validate_payload(event_type, doc) {
-            Ok(Some(_)) => None,
-            Ok(None) => Some((
+        return match validate::validate_contract_payload(event_type, doc) {
+            Ok(validate::Judged::Valid) => None,
+            Ok(validate::Judged::UnknownType) => Some((
                 name,
                 String::new(),
                 ErrorCode::ContractUnknownEventType,
@@ -114,15 +120,16 @@ fn judge(args: &CheckArgs, doc: &Value) -> Option<Refusal> {
             let code = ErrorCode::from(&v.reason);
             (v.surface.name(), v.field.clone(), code, v.describe())
         }),
+        CheckSurface::LaneMapping => validate::validate_lane_mapping(doc).err().and_then(invalid),
         CheckSurface::Event => {
             let event = match validate::validate_event(doc) {
                 Ok(e) => e,
                 Err(v) => return invalid(v),
             };
             let event_type = event.event_type.to_string();
-            // As the library's `Event` model: the payload is an open map; a payload of a type
-            // this contract models is checked as that type too.
-            match validate::validate_payload(&event_type, &Value::Object(event.payload)) {
+            // As the library's `Event` model: the payload is an open map; a payload of an event
+            // type of the contract (or of this CLI's registry) is checked as that type too.
+            match validate::validate_contract_payload(&event_type, &Value::Object(event.payload)) {
                 Ok(_) => None,
                 Err(v) => invalid(v).map(|(s, f, c, m)| {
                     let f = if f.is_empty() {
@@ -145,6 +152,7 @@ impl CheckArgs {
         match self.surface {
             CheckSurface::Gate(s) => s.name(),
             CheckSurface::Event => "event",
+            CheckSurface::LaneMapping => "lane-mapping",
         }
     }
 }

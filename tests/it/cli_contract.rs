@@ -233,3 +233,86 @@ fn check_refuses_one_field_defects_the_shape_rules_let_through() {
         .assert()
         .success();
 }
+
+/// Event types of the 3.0.0 contract that this CLI never emits are judged as their payload
+/// types (bare, and inside an upstream `Event`); the CLI's own envelope surface still refuses
+/// them, since nothing this CLI sends may carry them.
+#[test]
+fn check_judges_contract_types_the_cli_does_not_emit() {
+    let payload = serde_json::json!({
+        "gate_type": "ci", "external_provider": "github", "check_run_id": 7,
+        "check_run_url": "https://github.com/o/r/runs/7", "delivery_id": "d-1",
+        "conclusion": "success", "gate_name": "ci/test"
+    });
+    let event = serde_json::json!({
+        "event_id": "01HV0000000000000000000000", "event_type": "GatePassed",
+        "aggregate_id": "gate/ci", "payload": payload, "timestamp": "2026-01-15T10:00:00Z",
+        "build_id": "b", "node_id": "n", "lamport_clock": 1,
+        "project_uuid": "5d6c8f47-0d1e-4a3b-9c2d-1e2f3a4b5c6d",
+        "correlation_id": "01HV0000000000000000000001", "schema_version": "3.0.0"
+    });
+    let check = |args: &[&str], doc: &Value| {
+        bin()
+            .args(["contract", "check", "--json"])
+            .args(args)
+            .arg("-")
+            .write_stdin(doc.to_string())
+            .output()
+            .unwrap()
+    };
+    let bare = ["--event-type", "GatePassed"];
+    assert_eq!(check(&bare, &payload).status.code(), Some(0));
+    assert_eq!(
+        check(&["--surface", "event"], &event).status.code(),
+        Some(0)
+    );
+    for (field, bad) in [
+        ("conclusion", serde_json::json!("failure")),
+        ("check_run_url", serde_json::json!("ftp://x")),
+        ("check_run_id", serde_json::json!(0)),
+    ] {
+        let mut p = payload.clone();
+        p[field] = bad;
+        let out = check(&bare, &p);
+        assert_eq!(out.status.code(), Some(1), "bare {field}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["violations"][0]["code"], "CONTRACT_INVALID");
+        let mut e = event.clone();
+        e["payload"] = p;
+        assert_eq!(
+            check(&["--surface", "event"], &e).status.code(),
+            Some(1),
+            "event {field}"
+        );
+    }
+    // Not a type this CLI sends: the wire envelope's gate refuses it.
+    assert_eq!(check(&[], &event).status.code(), Some(1));
+    // A type of neither the contract nor the registry.
+    let out = check(&["--event-type", "NoSuchEvent"], &payload);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["violations"][0]["code"],
+        "CONTRACT_UNKNOWN_EVENT_TYPE"
+    );
+}
+
+#[test]
+fn check_lane_mapping_cases() {
+    let run = |doc: &str| {
+        bin()
+            .args(["contract", "check", "--surface", "lane-mapping", "-"])
+            .write_stdin(doc.to_string())
+            .output()
+            .unwrap()
+    };
+    let ok = r#"[{"canonical": "approved", "expected_sync": "done"}, {"canonical": "claimed", "expected_sync": "planned"}]"#;
+    assert_eq!(run(ok).status.code(), Some(0));
+    let wrong = r#"[{"canonical": "approved", "expected_sync": "approved"}]"#;
+    assert_eq!(run(wrong).status.code(), Some(1));
+    let out = run(r#"[{"canonical": "in_review"}]"#);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not a valid Lane"),
+        "{out:?}"
+    );
+}
