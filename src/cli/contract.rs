@@ -164,7 +164,7 @@ pub fn run(cmd: ContractCommand) -> Result<ExitCode, CliError> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else {
-                print!("{}", doc.text());
+                print!("{}", super::output::clean::for_terminal(&doc.text()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -179,8 +179,18 @@ struct Doc {
 }
 
 /// Split the input into JSON documents: one pretty-printed document, or JSON Lines.
+/// Linear in the input: line numbers are counted onward from the previous document.
 fn documents(text: &str) -> Vec<Doc> {
-    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let mut counted = (0usize, 1usize); // (offset, line at that offset)
+    let mut line_of = |offset: usize| {
+        let offset = offset.min(text.len()).max(counted.0);
+        counted.1 += text.as_bytes()[counted.0..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        counted.0 = offset;
+        counted.1
+    };
     let mut docs = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     loop {
@@ -212,9 +222,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         })?;
         s
     } else {
-        std::fs::read_to_string(&args.file).map_err(|e| {
-            CliError::usage(format!("cannot read {}: {e}", args.file)).json(args.json)
-        })?
+        read_input_file(&args.file)?
     };
     let docs = documents(&text);
     if docs.is_empty() {
@@ -253,17 +261,69 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         }
     }
     let report = CheckReport {
+        file: if args.file == "-" {
+            "<stdin>".to_owned()
+        } else {
+            args.file.clone()
+        },
         surface: args.surface_name(),
         documents: docs.len(),
         valid: docs.len() - violations.len(),
         violations,
     };
     emit(&report, args.json);
+    if !args.json
+        && let Some(remedy) = report.remedy()
+    {
+        eprintln!("{remedy}");
+    }
     Ok(if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The most `contract check` reads from a file.
+const MAX_INPUT: u64 = 1 << 30;
+
+/// Read the file to check: a regular file of at most [`MAX_INPUT`] bytes, UTF-8.
+fn read_input_file(file: &str) -> Result<String, CliError> {
+    use std::io::Read as _;
+    let fail = |why: String| CliError::usage(format!("cannot read {file}: {why}"));
+    // Opened without blocking (a FIFO would block until a writer comes), then checked on the
+    // open file itself: nothing can be swapped in between.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let handle = opts.open(file).map_err(|e| {
+        fail(format!(
+            "{e} (check the path, or pass `-` to read standard input)"
+        ))
+    })?;
+    let meta = handle
+        .metadata()
+        .map_err(|e| fail(format!("{e} (check the path)")))?;
+    if !meta.is_file() {
+        return Err(fail(
+            "not a regular file (pass a file, or `-` and pipe the documents to standard input)"
+                .into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(fail(
+            "larger than 1 GiB (split it into smaller files)".into(),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text (re-save it as UTF-8)".into()))
 }
 
 #[cfg(test)]

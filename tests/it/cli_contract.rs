@@ -66,29 +66,35 @@ fn check_passes_the_sample() {
 
 #[test]
 fn check_reports_one_line_per_violation_with_line_numbers() {
+    let file = example("bad-envelopes.jsonl");
     let out = bin()
-        .args(["contract", "check", &example("bad-envelopes.jsonl")])
+        .args(["contract", "check", &file])
         .assert()
         .code(1)
         .get_output()
-        .stdout
         .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(
-        lines[0].starts_with("line 1: payload.mission_type: "),
+        lines[0].starts_with(&format!("{file}:1: payload.mission_type: ")),
         "{text}"
     );
     assert!(
-        lines[1].starts_with("line 2: actor: forbidden field"),
+        lines[1].starts_with(&format!("{file}:2: actor: forbidden field")),
         "{text}"
     );
     assert!(lines[2].contains("[CONTRACT_VALUE_NOT_ALLOWED]"), "{text}");
     assert!(
-        lines[3].starts_with("line 4: payload.meta.")
+        lines[3].starts_with(&format!("{file}:4: payload.meta."))
             && lines[3].ends_with("[CONTRACT_LEGACY_FIELD]"),
         "{text}"
+    );
+    // What to do goes to stderr, naming the file.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!("{file}: 4 of ")) && stderr.contains("fix the fields"),
+        "{stderr}"
     );
 }
 
