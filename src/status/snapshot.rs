@@ -160,7 +160,7 @@ pub fn write_if_changed_with_spare(
     contents: &str,
     spare: Option<&Path>,
 ) -> Result<bool> {
-    match std::fs::read(path) {
+    match crate::repo::fence::read_project_file_unbounded(path) {
         Ok(existing) if existing == contents.as_bytes() => return Ok(false),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -829,3 +829,90 @@ fn parallel_commands_on_one_repository_lose_nothing() {
     let status = super::support::git(&sb.project, &["status", "--porcelain"]);
     assert!(!status.contains("index.lock"), "{status}");
 }
+
+/// A full disk (simulated with the file-size limit, `ulimit -f`, and SIGXFSZ ignored, so a write
+/// that would grow the log past it fails with EFBIG as on ENOSPC): every write command fails,
+/// changes no byte of the project, queues nothing the log does not hold, and once space is back
+/// the next command sends everything exactly once.
+#[test]
+fn a_full_disk_fails_each_write_without_a_change_and_nothing_is_lost_after() {
+    let sb = Sandbox::new();
+    write_mission(&sb.project, SLUG, 1, 3);
+    run_ok(&sb, &strs(&finalize_args(SLUG)));
+    let log = events_path(&sb.project, SLUG);
+    let before = super::support::snapshot(&sb.project);
+    // The log cannot grow by one byte: the limit sits at or below its current size.
+    let blocks = std::fs::metadata(&log).unwrap().len() / 512;
+    let writes: Vec<Vec<String>> = vec![
+        history_args(SLUG, "WP01", "no space"),
+        [
+            "orchestrator-api",
+            "transition",
+            "--mission",
+            SLUG,
+            "--wp",
+            "WP02",
+            "--actor",
+            "orch",
+            "--to",
+            "claimed",
+            "--policy",
+            POLICY,
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        [
+            "agent",
+            "tasks",
+            "mark-status",
+            "T003",
+            "--status",
+            "done",
+            "--mission",
+            SLUG,
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for args in &writes {
+        let inner = std_cmd(&sb, &strs(args));
+        let mut full = StdCommand::new("sh");
+        full.arg("-c")
+            .arg(format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$@\""))
+            .arg("sh")
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .current_dir(&sb.project);
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => full.env(k, v),
+                None => full.env_remove(k),
+            };
+        }
+        let out = full.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded on a full disk: {stdout}{stderr}"
+        );
+        assert!(
+            format!("{stdout}{stderr}").contains("status.events.jsonl"),
+            "{args:?}: the message does not name the log: {stdout}{stderr}"
+        );
+        assert_eq!(
+            super::support::snapshot(&sb.project),
+            before,
+            "{args:?} changed the project on a full disk"
+        );
+        let c = count(&sb.project, &[SLUG], &queue_of(&sb), &[]);
+        assert_eq!((c.lost, c.duplicated), (0, 0), "{args:?}: {c:?}");
+    }
+    // Space is back: each write goes through, and every line is queued exactly once (the
+    // finalize's 6, the note and the claim; marking a subtask is no status event).
+    for args in &writes {
+        run_ok(&sb, &strs(args));
+    }
+    let c = count(&sb.project, &[SLUG], &queue_of(&sb), &[]);
+    assert_eq!((c.expected, c.lost, c.duplicated), (8, 0, 0), "{c:?}");
+}
