@@ -221,8 +221,8 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         .as_ref()
         .is_none_or(|l| l.lanes != computed || l.target_branch != target_branch);
     if lanes_written {
-        let head =
-            git::run_optional(&ctx.root, &["rev-parse", "HEAD"])?.map(|s| s.trim().to_string());
+        // In-process (`repo::gitfs`; git only for what it does not model).
+        let head = git::head_sha(&ctx.root);
         let file = LanesFile {
             version: 1,
             mission_slug: ctx.meta.mission_slug.clone(),
@@ -347,17 +347,22 @@ pub(crate) fn commit_paths(
     git::with_repo_lock(root, || commit_paths_locked(root, paths, message))
 }
 
+/// Paths from which [`commit_paths`] checks for staged changes to commit without pathspecs
+/// (below, the pathspec commit is cheaper than the extra git process).
+const PLAIN_COMMIT_FROM: usize = 200;
+
 fn commit_paths_locked(
     root: &Path,
     paths: &[String],
     message: &str,
 ) -> Result<Option<String>, repo::RepoError> {
-    // When nothing was staged before (the usual case), the index after the add differs from
+    // With many paths, when nothing was staged before (the usual case), the index after the add differs from
     // HEAD by exactly `paths`, and a plain commit takes them: a commit with the paths as
     // pathspecs builds a second index and matches every entry against every path (O(files x
     // paths): 0.4 s for finalize-tasks on 2,500 work packages). Otherwise the user's staged
     // changes stay out of the commit by naming the paths, as before.
-    let nothing_staged = git::run_optional(root, &["diff", "--cached", "--quiet"])?.is_some();
+    let nothing_staged = paths.len() >= PLAIN_COMMIT_FROM
+        && git::run_optional(root, &["diff", "--cached", "--quiet"])?.is_some();
     let mut add = vec!["add", "--"];
     add.extend(paths.iter().map(String::as_str));
     git::run(root, &add)?;
@@ -370,9 +375,12 @@ fn commit_paths_locked(
     let mut commit = vec!["commit", "--quiet", "--no-verify", "-m", message, "--"];
     commit.extend(pathspecs.iter().map(String::as_str));
     git::run(root, &commit)?;
-    Ok(Some(
-        git::run(root, &["rev-parse", "HEAD"])?.trim().to_string(),
-    ))
+    match git::head_sha(root) {
+        Some(sha) => Ok(Some(sha)),
+        None => Ok(Some(
+            git::run(root, &["rev-parse", "HEAD"])?.trim().to_string(),
+        )),
+    }
 }
 
 /// The work package that lists subtask `id`: its frontmatter `subtasks:`, else the
