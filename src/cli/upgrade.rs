@@ -73,11 +73,14 @@ impl Render for UpgradeDoc {
         for q in &self.queues {
             let _ = writeln!(out, "  {} [queue]:", q.path.display());
             if !q.body_columns.is_empty() {
+                let rows = q.body_rows.map_or_else(
+                    || "every row kept; `--dry-run` counts them".to_owned(),
+                    |n| format!("{n} row(s) kept"),
+                );
                 let _ = writeln!(
                     out,
-                    "    body_upload_queue: columns renamed in place to {} ({} row(s) kept)",
+                    "    body_upload_queue: columns renamed in place to {} ({rows})",
                     q.body_columns.join(", "),
-                    q.body_rows
                 );
             }
             if q.events_rewritten + q.events_returned > 0 {
@@ -118,7 +121,8 @@ pub fn run(args: &UpgradeArgs) -> Result<ExitCode, CliError> {
     } else {
         run::recover(&root, home.as_ref()).map_err(|e| upgrade_error(e, json))?
     };
-    let plan = run::plan(&root, home.as_ref()).map_err(|e| upgrade_error(e, json))?;
+    let plan = run::plan_with(&root, home.as_ref(), args.dry_run)
+        .map_err(|e| upgrade_error(e, json))?;
     if !args.dry_run && !plan.is_empty() {
         let total: u64 = plan
             .queues

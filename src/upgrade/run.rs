@@ -135,8 +135,19 @@ fn fill_for(root: &Path, home: Option<&SpecKittyHome>, metas: &[MissionMeta]) ->
     }
 }
 
-/// Plan the upgrade (reads only). `home` is `None` when there is no `$HOME`.
+/// Plan the upgrade (reads only), counting every row (what `--dry-run` prints). `home` is
+/// `None` when there is no `$HOME`.
 pub fn plan(root: &Path, home: Option<&SpecKittyHome>) -> Result<Plan, UpgradeError> {
+    plan_with(root, home, true)
+}
+
+/// [`plan`]; `count_rows` false skips counting the body queue's rows (the plan a run applies
+/// at once: the count would cost more than the in-place rename).
+pub fn plan_with(
+    root: &Path,
+    home: Option<&SpecKittyHome>,
+    count_rows: bool,
+) -> Result<Plan, UpgradeError> {
     let mut files = Vec::new();
     // meta.json (seed decision 6).
     let rewritten = meta_files::upgrade_meta_files(root, true)?;
@@ -172,7 +183,7 @@ pub fn plan(root: &Path, home: Option<&SpecKittyHome>) -> Result<Plan, UpgradeEr
     let mut queues = Vec::new();
     if let Some(home) = home {
         for path in queue_files(home) {
-            let report = queue_db::inspect(&path, &fill).map_err(|source| UpgradeError::Queue {
+            let report = queue_db::inspect(&path, &fill, count_rows).map_err(|source| UpgradeError::Queue {
                 path: path.clone(),
                 source,
             })?;
