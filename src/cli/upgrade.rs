@@ -116,10 +116,17 @@ pub fn run(args: &UpgradeArgs) -> Result<ExitCode, CliError> {
     let root = project_root(args.json)?;
     let home = SpecKittyHome::from_env().ok();
     let json = args.json;
+    // A run that writes holds every mission's status lock from before it reads the logs until
+    // the last file is in place: no transition interleaves with the rewrite of a log.
+    let _locks = if args.dry_run {
+        None
+    } else {
+        Some(run::lock_status_logs(&root).map_err(|e| upgrade_error(e, json))?)
+    };
     let recovered = if args.dry_run {
         false
     } else {
-        run::recover(&root, home.as_ref()).map_err(|e| upgrade_error(e, json))?
+        run::recover_locked(&root, home.as_ref()).map_err(|e| upgrade_error(e, json))?
     };
     let plan = run::plan_with(&root, home.as_ref(), args.dry_run)
         .map_err(|e| upgrade_error(e, json))?;

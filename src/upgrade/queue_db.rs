@@ -215,6 +215,7 @@ pub fn apply(
             "ALTER TABLE body_upload_queue RENAME COLUMN {from} TO {to}"
         ))?;
         report.body_columns.push(to.to_owned());
+        super::journal::step();
     }
     // 2. Legacy events in the queue: rewritten in place (same id), or quarantined.
     let queued = legacy_rows(&tx, "queue", "id")?;
@@ -299,6 +300,8 @@ pub fn apply(
     if table_exists(&tx, "sync_meta")? {
         tx.execute("DELETE FROM sync_meta WHERE key = 'pre_cutover_rows'", [])?;
     }
+    // Killed here: every change of this queue is in the uncommitted transaction.
+    super::journal::step();
     tx.commit()?;
     progress(total, total);
     Ok(report)

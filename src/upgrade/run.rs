@@ -31,6 +31,9 @@ pub enum UpgradeError {
     },
     #[error("the upgrade journal: {0}")]
     Journal(#[from] std::io::Error),
+    /// A mission's status log is locked by a writer for longer than the bounded wait.
+    #[error("{0}; nothing was changed")]
+    Lock(#[from] crate::repo::lock::LockError),
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> UpgradeError {
@@ -73,10 +76,45 @@ fn home_dir(home: Option<&SpecKittyHome>) -> Option<&Path> {
     home.map(SpecKittyHome::dir)
 }
 
+/// The exclusive locks of every mission's status log (the lock each status writer takes, see
+/// [`mission::workflow::shared_status_lock`]), held until dropped: while the upgrade reads,
+/// rewrites and renames the logs, no transition can append to one (its line would be lost by
+/// the rename) and none can interleave. Taken in the missions' name order.
+#[derive(Debug)]
+pub struct StatusLocks {
+    _files: Vec<fs::File>,
+}
+
+/// Take [`StatusLocks`] for the project at `root`, waiting for each at most
+/// `SPEC_KITTY_LOCK_TIMEOUT_MS` (then [`UpgradeError::Lock`] names the lock and its holder).
+pub fn lock_status_logs(root: &Path) -> Result<StatusLocks, UpgradeError> {
+    let specs = mission::kitty_specs_dir(root);
+    let mut files = Vec::new();
+    for name in mission::list_missions(root)? {
+        let path = mission::workflow::shared_status_lock(root, &name)
+            .unwrap_or_else(|| specs.join(&name).join(crate::status::store::LOCK_FILENAME));
+        let mut file = crate::repo::lock::open_lock_file(&path)?;
+        crate::repo::lock::lock_bounded(&mut file, &path, true, "mission's status log")?;
+        files.push(file);
+    }
+    Ok(StatusLocks { _files: files })
+}
+
 /// Finish an interrupted upgrade of the project at `root`, if its journal is committed.
-/// Returns whether there was one. Every command calls this first.
+/// Returns whether there was one. Every command calls this first. Takes the [`StatusLocks`]
+/// while it rolls forward.
 pub fn recover(root: &Path, home: Option<&SpecKittyHome>) -> Result<bool, UpgradeError> {
+    if !journal::pending(&journal::journal_dir(root, home_dir(home))) {
+        return Ok(false);
+    }
+    let _locks = lock_status_logs(root)?;
+    recover_locked(root, home)
+}
+
+/// [`recover`] for a caller that holds the [`StatusLocks`] already.
+pub fn recover_locked(root: &Path, home: Option<&SpecKittyHome>) -> Result<bool, UpgradeError> {
     let dir = journal::journal_dir(root, home_dir(home));
+    // Checked again under the locks: another command may have finished it meanwhile.
     if !journal::pending(&dir) {
         return Ok(false);
     }

@@ -67,6 +67,9 @@ pub struct QuarantinedRowDoc {
     /// The row's stored data, verbatim (`sync quarantine list` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// For a legacy (pre-mission) row shown without `--raw`: what its data is, in place of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<String>,
 }
 
 impl QuarantinedRowDoc {
@@ -77,8 +80,12 @@ impl QuarantinedRowDoc {
         } else {
             format!(" {}", self.field)
         };
+        let legacy = self
+            .legacy
+            .as_ref()
+            .map_or_else(String::new, |l| format!(" ({l})"));
         format!(
-            "  #{} {} {} [{}] {}{}: {}",
+            "  #{} {} {} [{}] {}{}: {}{legacy}",
             self.id, self.event_type, self.event_id, self.code, self.surface, field, self.reason
         )
     }
