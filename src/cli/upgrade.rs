@@ -128,8 +128,8 @@ pub fn run(args: &UpgradeArgs) -> Result<ExitCode, CliError> {
     } else {
         run::recover_locked(&root, home.as_ref()).map_err(|e| upgrade_error(e, json))?
     };
-    let plan = run::plan_with(&root, home.as_ref(), args.dry_run)
-        .map_err(|e| upgrade_error(e, json))?;
+    let plan =
+        run::plan_with(&root, home.as_ref(), args.dry_run).map_err(|e| upgrade_error(e, json))?;
     if !args.dry_run && !plan.is_empty() {
         let total: u64 = plan
             .queues

@@ -421,7 +421,10 @@ mod tests {
         drop(tx);
         conn.execute_batch("ROLLBACK").unwrap();
         assert_eq!(
-            inspect(&path, &Fill::default(), false).unwrap().body_columns.len(),
+            inspect(&path, &Fill::default(), false)
+                .unwrap()
+                .body_columns
+                .len(),
             2
         );
     }

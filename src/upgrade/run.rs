@@ -221,9 +221,11 @@ pub fn plan_with(
     let mut queues = Vec::new();
     if let Some(home) = home {
         for path in queue_files(home) {
-            let report = queue_db::inspect(&path, &fill, count_rows).map_err(|source| UpgradeError::Queue {
-                path: path.clone(),
-                source,
+            let report = queue_db::inspect(&path, &fill, count_rows).map_err(|source| {
+                UpgradeError::Queue {
+                    path: path.clone(),
+                    source,
+                }
             })?;
             if !report.is_empty() {
                 queues.push(report);

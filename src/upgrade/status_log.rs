@@ -223,7 +223,9 @@ mod tests {
             format!(r#"{{"mission_slug": null, "{slug}": "001-a"}}"#),
             format!(r#"{{"{key}": "x", "{ty}": "y", "{number}": "001"}}"#),
             format!(r#"{{"{slug}": "a", "{slug}": "b", "to_lane": "doing", "to_lane": "done"}}"#),
-            format!(r#"{{"evidence": {{"{slug}": "a", "l": ["{ty}", {{"{key}": 1}}]}}, "wp_id": "WP01"}}"#),
+            format!(
+                r#"{{"evidence": {{"{slug}": "a", "l": ["{ty}", {{"{key}": 1}}]}}, "wp_id": "WP01"}}"#
+            ),
             r#"{"to_lane": "doing", "x": "\u00e9\n"}"#.to_owned(),
             r#"{"to_lane": "in_progress"}"#.to_owned(),
             r#"[{"to_lane": "doing"}]"#.to_owned(),
