@@ -29,10 +29,13 @@ pub fn line(value: &Value) -> String {
 /// [`line`] of an object given as its entries (as parsed, in any order; a key given twice keeps
 /// its last value, as `json.loads` and `serde_json` do). Saves building a map for one line.
 pub fn line_of_entries(entries: &mut Vec<(String, Value)>) -> String {
-    entries.reverse();
-    // Stable: of equal keys, the last given comes first now and is the one kept.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries.dedup_by(|later, first| later.0 == first.0);
+    // Lines this CLI (or upstream) wrote have their keys sorted already: no sort then.
+    if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        entries.reverse();
+        // Stable: of equal keys, the last given comes first now and is the one kept.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, first| later.0 == first.0);
+    }
     if entries.is_empty() {
         return "{}".to_owned();
     }

@@ -288,13 +288,19 @@ fn status_files(
         (None, Some(b)) => b.clone(),
         (None, None) => Vec::new(),
     };
-    // Reduce the canonical log in a scratch directory (never in the working tree).
-    let scratch = tempfile::tempdir().map_err(|e| file_err(dir, e))?;
-    fs::write(scratch.path().join("status.events.jsonl"), &bytes)
-        .map_err(|e| file_err(&log_path, e))?;
-    let reduction = EventLog::new(scratch.path())
-        .reduce()
-        .map_err(|e| file_err(&log_path, e))?;
+    // Reduce the canonical log: from memory when its events are in order, else in a scratch
+    // directory (never in the working tree).
+    let reduction = match EventLog::reduce_in_order(&bytes) {
+        Some(r) => r,
+        None => {
+            let scratch = tempfile::tempdir().map_err(|e| file_err(dir, e))?;
+            fs::write(scratch.path().join("status.events.jsonl"), &bytes)
+                .map_err(|e| file_err(&log_path, e))?;
+            EventLog::new(scratch.path())
+                .reduce()
+                .map_err(|e| file_err(&log_path, e))?
+        }
+    };
     let identity = SnapshotIdentity {
         mission_slug: meta.mission_slug.clone(),
         mission_number: meta

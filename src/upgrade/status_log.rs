@@ -68,10 +68,13 @@ pub fn canonical_line(line: &str) -> Option<String> {
         let mut v: Value = serde_json::from_str(line).ok()?;
         return rename_keys(&mut v).then(|| pyjson::line(&v));
     };
-    // A key given twice keeps its last value (as `serde_json` and `json.loads` do).
-    entries.reverse();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries.dedup_by(|later, first| later.0 == first.0);
+    // A key given twice keeps its last value (as `serde_json` and `json.loads` do); lines
+    // written with sorted keys (all of the CLI's and upstream's) need no sort.
+    if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        entries.reverse();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|later, first| later.0 == first.0);
+    }
     let mut changed = false;
     for (key, value) in &mut entries {
         changed |= rename_keys(value);
@@ -90,10 +93,11 @@ pub fn canonical_line(line: &str) -> Option<String> {
         };
         changed = true;
         let (_, value) = entries.remove(at);
-        match entries.iter_mut().find(|(k, _)| k == canonical) {
-            None => entries.push(((*canonical).to_owned(), value)),
-            Some((_, existing)) if is_blank(existing) => *existing = value,
-            Some(_) => {}
+        // Kept sorted: the canonical key goes where it belongs.
+        match entries.binary_search_by(|(k, _)| k.as_str().cmp(canonical)) {
+            Err(to) => entries.insert(to, ((*canonical).to_owned(), value)),
+            Ok(i) if is_blank(&entries[i].1) => entries[i].1 = value,
+            Ok(_) => {}
         }
     }
     changed.then(|| pyjson::line_of_entries(&mut entries))
