@@ -325,6 +325,36 @@ pub mod lane_aliases {
     pub const FIELDS: &[&str] = &["from_lane", "to_lane"];
     pub const ALIASES: &[(&str, &str)] = &[("doing", "in_progress")];
 }
+/// Canonical lane → sync lane, per sync vocabulary (`v1`, `v2`), as upstream's
+/// `canonical_to_sync_v1`/`_v2`.
+pub const SYNC_LANES: &[(&str, &[(&str, &str)])] = &[
+    (
+        "v1",
+        &[
+            ("approved", "done"),
+            ("blocked", "doing"),
+            ("canceled", "planned"),
+            ("claimed", "planned"),
+            ("done", "done"),
+            ("for_review", "for_review"),
+            ("in_progress", "doing"),
+            ("planned", "planned"),
+        ],
+    ),
+    (
+        "v2",
+        &[
+            ("approved", "approved"),
+            ("blocked", "doing"),
+            ("canceled", "planned"),
+            ("claimed", "planned"),
+            ("done", "done"),
+            ("for_review", "for_review"),
+            ("in_progress", "doing"),
+            ("planned", "planned"),
+        ],
+    ),
+];
 /// Condition of a cross-field payload rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum When {
@@ -447,6 +477,264 @@ pub const EVENT_TYPES: &[EventTypeSpec] = &[
         mission_scoped: false,
     },
 ];
+/// An event type of the events contract, judged on input (`contract check`); this CLI
+/// emits only [`EVENT_TYPES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContractEventType {
+    pub name: &'static str,
+    /// Name of the generated payload type.
+    pub payload_type: &'static str,
+}
+pub const CONTRACT_EVENT_TYPES: &[ContractEventType] = &[
+    ContractEventType {
+        name: "CommentPosted",
+        payload_type: "CommentPostedPayload",
+    },
+    ContractEventType {
+        name: "ConcurrentDriverWarning",
+        payload_type: "ConcurrentDriverWarningPayload",
+    },
+    ContractEventType {
+        name: "ConnectorDegraded",
+        payload_type: "ConnectorDegradedPayload",
+    },
+    ContractEventType {
+        name: "ConnectorHealthChecked",
+        payload_type: "ConnectorHealthCheckedPayload",
+    },
+    ContractEventType {
+        name: "ConnectorProvisioned",
+        payload_type: "ConnectorProvisionedPayload",
+    },
+    ContractEventType {
+        name: "ConnectorReconnected",
+        payload_type: "ConnectorReconnectedPayload",
+    },
+    ContractEventType {
+        name: "ConnectorRevoked",
+        payload_type: "ConnectorRevokedPayload",
+    },
+    ContractEventType {
+        name: "DecisionCaptured",
+        payload_type: "DecisionCapturedPayload",
+    },
+    ContractEventType {
+        name: "DecisionInputAnswered",
+        payload_type: "DecisionInputAnsweredPayload",
+    },
+    ContractEventType {
+        name: "DecisionInputRequested",
+        payload_type: "DecisionInputRequestedPayload",
+    },
+    ContractEventType {
+        name: "DecisionPointDiscussing",
+        payload_type: "DecisionPointDiscussingPayload",
+    },
+    ContractEventType {
+        name: "DecisionPointOpened",
+        payload_type: "DecisionPointOpenedPayload",
+    },
+    ContractEventType {
+        name: "DecisionPointOverridden",
+        payload_type: "DecisionPointOverriddenPayload",
+    },
+    ContractEventType {
+        name: "DecisionPointResolved",
+        payload_type: "DecisionPointResolvedPayload",
+    },
+    ContractEventType {
+        name: "DriveIntentSet",
+        payload_type: "DriveIntentSetPayload",
+    },
+    ContractEventType {
+        name: "ExternalReferenceLinked",
+        payload_type: "ExternalReferenceLinkedPayload",
+    },
+    ContractEventType {
+        name: "FocusChanged",
+        payload_type: "FocusChangedPayload",
+    },
+    ContractEventType {
+        name: "GateFailed",
+        payload_type: "GateFailedPayload",
+    },
+    ContractEventType {
+        name: "GatePassed",
+        payload_type: "GatePassedPayload",
+    },
+    ContractEventType {
+        name: "GenerationBlockedBySemanticConflict",
+        payload_type: "GenerationBlockedBySemanticConflictPayload",
+    },
+    ContractEventType {
+        name: "GlossaryClarificationRequested",
+        payload_type: "GlossaryClarificationRequestedPayload",
+    },
+    ContractEventType {
+        name: "GlossaryClarificationResolved",
+        payload_type: "GlossaryClarificationResolvedPayload",
+    },
+    ContractEventType {
+        name: "GlossaryScopeActivated",
+        payload_type: "GlossaryScopeActivatedPayload",
+    },
+    ContractEventType {
+        name: "GlossarySenseUpdated",
+        payload_type: "GlossarySenseUpdatedPayload",
+    },
+    ContractEventType {
+        name: "GlossaryStrictnessSet",
+        payload_type: "GlossaryStrictnessSetPayload",
+    },
+    ContractEventType {
+        name: "MissionAuditCompleted",
+        payload_type: "MissionAuditCompletedPayload",
+    },
+    ContractEventType {
+        name: "MissionAuditDecisionRequested",
+        payload_type: "MissionAuditDecisionRequestedPayload",
+    },
+    ContractEventType {
+        name: "MissionAuditFailed",
+        payload_type: "MissionAuditFailedPayload",
+    },
+    ContractEventType {
+        name: "MissionAuditRequested",
+        payload_type: "MissionAuditRequestedPayload",
+    },
+    ContractEventType {
+        name: "MissionAuditStarted",
+        payload_type: "MissionAuditStartedPayload",
+    },
+    ContractEventType {
+        name: "MissionCancelled",
+        payload_type: "MissionCancelledPayload",
+    },
+    ContractEventType {
+        name: "MissionClosed",
+        payload_type: "MissionClosedPayload",
+    },
+    ContractEventType {
+        name: "MissionCompleted",
+        payload_type: "MissionCompletedPayload",
+    },
+    ContractEventType {
+        name: "MissionCreated",
+        payload_type: "MissionCreatedPayload",
+    },
+    ContractEventType {
+        name: "MissionDossierArtifactIndexed",
+        payload_type: "MissionDossierArtifactIndexedPayload",
+    },
+    ContractEventType {
+        name: "MissionDossierArtifactMissing",
+        payload_type: "MissionDossierArtifactMissingPayload",
+    },
+    ContractEventType {
+        name: "MissionDossierParityDriftDetected",
+        payload_type: "MissionDossierParityDriftDetectedPayload",
+    },
+    ContractEventType {
+        name: "MissionDossierSnapshotComputed",
+        payload_type: "MissionDossierSnapshotComputedPayload",
+    },
+    ContractEventType {
+        name: "MissionRunCompleted",
+        payload_type: "MissionRunCompletedPayload",
+    },
+    ContractEventType {
+        name: "MissionRunStarted",
+        payload_type: "MissionRunStartedPayload",
+    },
+    ContractEventType {
+        name: "MissionStarted",
+        payload_type: "MissionStartedPayload",
+    },
+    ContractEventType {
+        name: "NextStepAutoCompleted",
+        payload_type: "NextStepAutoCompletedPayload",
+    },
+    ContractEventType {
+        name: "NextStepIssued",
+        payload_type: "NextStepIssuedPayload",
+    },
+    ContractEventType {
+        name: "ParticipantInvited",
+        payload_type: "ParticipantInvitedPayload",
+    },
+    ContractEventType {
+        name: "ParticipantJoined",
+        payload_type: "ParticipantJoinedPayload",
+    },
+    ContractEventType {
+        name: "ParticipantLeft",
+        payload_type: "ParticipantLeftPayload",
+    },
+    ContractEventType {
+        name: "PhaseEntered",
+        payload_type: "PhaseEnteredPayload",
+    },
+    ContractEventType {
+        name: "PotentialStepCollisionDetected",
+        payload_type: "PotentialStepCollisionDetectedPayload",
+    },
+    ContractEventType {
+        name: "PresenceHeartbeat",
+        payload_type: "PresenceHeartbeatPayload",
+    },
+    ContractEventType {
+        name: "PromptStepExecutionCompleted",
+        payload_type: "PromptStepExecutionCompletedPayload",
+    },
+    ContractEventType {
+        name: "PromptStepExecutionStarted",
+        payload_type: "PromptStepExecutionStartedPayload",
+    },
+    ContractEventType {
+        name: "ReviewRollback",
+        payload_type: "ReviewRollbackPayload",
+    },
+    ContractEventType {
+        name: "SemanticCheckEvaluated",
+        payload_type: "SemanticCheckEvaluatedPayload",
+    },
+    ContractEventType {
+        name: "SessionLinked",
+        payload_type: "SessionLinkedPayload",
+    },
+    ContractEventType {
+        name: "SyncDeadLettered",
+        payload_type: "SyncDeadLetteredPayload",
+    },
+    ContractEventType {
+        name: "SyncIngestAccepted",
+        payload_type: "SyncIngestAcceptedPayload",
+    },
+    ContractEventType {
+        name: "SyncIngestRejected",
+        payload_type: "SyncIngestRejectedPayload",
+    },
+    ContractEventType {
+        name: "SyncReplayCompleted",
+        payload_type: "SyncReplayCompletedPayload",
+    },
+    ContractEventType {
+        name: "SyncRetryScheduled",
+        payload_type: "SyncRetryScheduledPayload",
+    },
+    ContractEventType {
+        name: "TermCandidateObserved",
+        payload_type: "TermCandidateObservedPayload",
+    },
+    ContractEventType {
+        name: "WPStatusChanged",
+        payload_type: "StatusTransitionPayload",
+    },
+    ContractEventType {
+        name: "WarningAcknowledged",
+        payload_type: "WarningAcknowledgedPayload",
+    },
+];
 /// A schema constraint the generated types do not enforce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResidualKind {
@@ -454,6 +742,7 @@ pub enum ResidualKind {
     MaxItems(u64),
     Minimum(i64),
     Maximum(i64),
+    HttpUrl,
 }
 /// Where a residual constraint applies: `path` from the root type, `*` = each array item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -464,6 +753,81 @@ pub struct ResidualCheck {
 }
 pub const RESIDUAL_CHECKS: &[ResidualCheck] = &[
     ResidualCheck {
+        root: "ConcurrentDriverWarningPayload",
+        path: &["participant_ids"],
+        kind: ResidualKind::MinItems(2u64),
+    },
+    ResidualCheck {
+        root: "ConnectorDegradedPayload",
+        path: &["endpoint_url"],
+        kind: ResidualKind::HttpUrl,
+    },
+    ResidualCheck {
+        root: "ConnectorHealthCheckedPayload",
+        path: &["endpoint_url"],
+        kind: ResidualKind::HttpUrl,
+    },
+    ResidualCheck {
+        root: "ConnectorHealthCheckedPayload",
+        path: &["latency_ms"],
+        kind: ResidualKind::Minimum(0i64),
+    },
+    ResidualCheck {
+        root: "ConnectorProvisionedPayload",
+        path: &["endpoint_url"],
+        kind: ResidualKind::HttpUrl,
+    },
+    ResidualCheck {
+        root: "ConnectorReconnectedPayload",
+        path: &["endpoint_url"],
+        kind: ResidualKind::HttpUrl,
+    },
+    ResidualCheck {
+        root: "ConnectorRevokedPayload",
+        path: &["endpoint_url"],
+        kind: ResidualKind::HttpUrl,
+    },
+    ResidualCheck {
+        root: "DecisionPointDiscussingPayload",
+        path: &["alternatives_considered"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "DecisionPointDiscussingPayload",
+        path: &["evidence_refs"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "DecisionPointOpenedPayload",
+        path: &["alternatives_considered"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "DecisionPointOpenedPayload",
+        path: &["evidence_refs"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "DecisionPointOverriddenPayload",
+        path: &["alternatives_considered"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "DecisionPointOverriddenPayload",
+        path: &["evidence_refs"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "DecisionPointResolvedPayload",
+        path: &["alternatives_considered"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "DecisionPointResolvedPayload",
+        path: &["evidence_refs"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
         root: "Envelope",
         path: &["data_tier"],
         kind: ResidualKind::Minimum(0i64),
@@ -482,11 +846,61 @@ pub const RESIDUAL_CHECKS: &[ResidualCheck] = &[
         root: "Event",
         path: &["data_tier"],
         kind: ResidualKind::Maximum(4i64),
+    },
+    ResidualCheck {
+        root: "ExternalReferenceLinkedPayload",
+        path: &["external_ref_url"],
+        kind: ResidualKind::HttpUrl,
+    },
+    ResidualCheck {
+        root: "GateFailedPayload",
+        path: &["check_run_url"],
+        kind: ResidualKind::HttpUrl,
+    },
+    ResidualCheck {
+        root: "GatePassedPayload",
+        path: &["check_run_url"],
+        kind: ResidualKind::HttpUrl,
+    },
+    ResidualCheck {
+        root: "GenerationBlockedBySemanticConflictPayload",
+        path: &["conflict_event_ids"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "MissionAuditRequestedPayload",
+        path: &["audit_scope"],
+        kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "PotentialStepCollisionDetectedPayload",
+        path: &["participant_ids"],
+        kind: ResidualKind::MinItems(2u64),
+    },
+    ResidualCheck {
+        root: "SemanticCheckEvaluatedPayload",
+        path: &["confidence"],
+        kind: ResidualKind::Minimum(0i64),
+    },
+    ResidualCheck {
+        root: "SemanticCheckEvaluatedPayload",
+        path: &["confidence"],
+        kind: ResidualKind::Maximum(1i64),
     },
     ResidualCheck {
         root: "StatusTransitionPayload",
         path: &["evidence", "repos"],
         kind: ResidualKind::MinItems(1u64),
+    },
+    ResidualCheck {
+        root: "TermCandidateObservedPayload",
+        path: &["confidence"],
+        kind: ResidualKind::Minimum(0i64),
+    },
+    ResidualCheck {
+        root: "TermCandidateObservedPayload",
+        path: &["confidence"],
+        kind: ResidualKind::Maximum(1i64),
     },
 ];
 /// An open object on a constrained type that the named surface's gate checks.

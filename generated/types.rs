@@ -143,6 +143,140 @@ pub struct ArtifactIdentity {
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub wp_id: ::std::option::Option<::std::string::String>,
 }
+///`AuditArtifactRef`
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditArtifactRef {
+    pub content_hash: ContentHashRef,
+    pub provenance: ProvenanceRef,
+    pub report_path: NonEmptyString,
+}
+///`AuditSeverity`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum AuditSeverity {
+    #[serde(rename = "info")]
+    Info,
+    #[serde(rename = "warning")]
+    Warning,
+    #[serde(rename = "error")]
+    Error,
+    #[serde(rename = "critical")]
+    Critical,
+}
+impl ::std::fmt::Display for AuditSeverity {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Info => f.write_str("info"),
+            Self::Warning => f.write_str("warning"),
+            Self::Error => f.write_str("error"),
+            Self::Critical => f.write_str("critical"),
+        }
+    }
+}
+impl ::std::str::FromStr for AuditSeverity {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "info" => Ok(Self::Info),
+            "warning" => Ok(Self::Warning),
+            "error" => Ok(Self::Error),
+            "critical" => Ok(Self::Critical),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for AuditSeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for AuditSeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`AuditVerdict`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum AuditVerdict {
+    #[serde(rename = "pass")]
+    Pass,
+    #[serde(rename = "pass_with_warnings")]
+    PassWithWarnings,
+    #[serde(rename = "fail")]
+    Fail,
+    #[serde(rename = "blocked_decision_required")]
+    BlockedDecisionRequired,
+}
+impl ::std::fmt::Display for AuditVerdict {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Pass => f.write_str("pass"),
+            Self::PassWithWarnings => f.write_str("pass_with_warnings"),
+            Self::Fail => f.write_str("fail"),
+            Self::BlockedDecisionRequired => f.write_str("blocked_decision_required"),
+        }
+    }
+}
+impl ::std::str::FromStr for AuditVerdict {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "pass" => Ok(Self::Pass),
+            "pass_with_warnings" => Ok(Self::PassWithWarnings),
+            "fail" => Ok(Self::Fail),
+            "blocked_decision_required" => Ok(Self::BlockedDecisionRequired),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for AuditVerdict {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for AuditVerdict {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
 ///Namespace of a body upload (the body_sync surface, 7 fields).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +289,799 @@ pub struct BodySyncNamespace {
     pub project_uuid: NonEmptyString,
     pub target_branch: NonEmptyString,
 }
+///Payload of CommentPosted (3.0.0 CommentPostedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct CommentPostedPayload {
+    pub comment_id: NonEmptyString,
+    pub content: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub reply_to: ::std::option::Option<::std::string::String>,
+}
+///Payload of ConcurrentDriverWarning (3.0.0 ConcurrentDriverWarningPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ConcurrentDriverWarningPayload {
+    pub focus_target: FocusTarget,
+    pub mission_id: NonEmptyString,
+    pub participant_ids: ::std::vec::Vec<::std::string::String>,
+    pub severity: ConcurrentDriverWarningPayloadSeverity,
+    pub warning_id: NonEmptyString,
+}
+///`ConcurrentDriverWarningPayloadSeverity`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum ConcurrentDriverWarningPayloadSeverity {
+    #[serde(rename = "info")]
+    Info,
+    #[serde(rename = "warning")]
+    Warning,
+}
+impl ::std::fmt::Display for ConcurrentDriverWarningPayloadSeverity {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Info => f.write_str("info"),
+            Self::Warning => f.write_str("warning"),
+        }
+    }
+}
+impl ::std::str::FromStr for ConcurrentDriverWarningPayloadSeverity {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "info" => Ok(Self::Info),
+            "warning" => Ok(Self::Warning),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConcurrentDriverWarningPayloadSeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConcurrentDriverWarningPayloadSeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of ConnectorDegraded (3.0.0 ConnectorDegradedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ConnectorDegradedPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: ConnectorDegradedPayloadActorType,
+    pub connector_id: NonEmptyString,
+    pub connector_type: NonEmptyString,
+    pub degradation_reason: NonEmptyString,
+    pub endpoint_url: ConnectorDegradedPayloadEndpointUrl,
+    pub last_healthy_at: crate::contract::Timestamp,
+    pub mission_id: NonEmptyString,
+    pub project_uuid: ::uuid::Uuid,
+    pub provider: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub user_id: ::std::option::Option<::std::string::String>,
+}
+///`ConnectorDegradedPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorDegradedPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for ConnectorDegradedPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorDegradedPayloadActorType> for ::std::string::String {
+    fn from(value: ConnectorDegradedPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorDegradedPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|service|system)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|service|system)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorDegradedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorDegradedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorDegradedPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`ConnectorDegradedPayloadEndpointUrl`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorDegradedPayloadEndpointUrl(::std::string::String);
+impl ::std::ops::Deref for ConnectorDegradedPayloadEndpointUrl {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorDegradedPayloadEndpointUrl>
+for ::std::string::String {
+    fn from(value: ConnectorDegradedPayloadEndpointUrl) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorDegradedPayloadEndpointUrl {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorDegradedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorDegradedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorDegradedPayloadEndpointUrl {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of ConnectorHealthChecked (3.0.0 ConnectorHealthCheckedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ConnectorHealthCheckedPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: ConnectorHealthCheckedPayloadActorType,
+    pub connector_id: NonEmptyString,
+    pub connector_type: NonEmptyString,
+    pub endpoint_url: ConnectorHealthCheckedPayloadEndpointUrl,
+    pub health_status: HealthStatus,
+    pub latency_ms: f64,
+    pub mission_id: NonEmptyString,
+    pub project_uuid: ::uuid::Uuid,
+    pub provider: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub user_id: ::std::option::Option<::std::string::String>,
+}
+///`ConnectorHealthCheckedPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorHealthCheckedPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for ConnectorHealthCheckedPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorHealthCheckedPayloadActorType>
+for ::std::string::String {
+    fn from(value: ConnectorHealthCheckedPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorHealthCheckedPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|service|system)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|service|system)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorHealthCheckedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorHealthCheckedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorHealthCheckedPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`ConnectorHealthCheckedPayloadEndpointUrl`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorHealthCheckedPayloadEndpointUrl(::std::string::String);
+impl ::std::ops::Deref for ConnectorHealthCheckedPayloadEndpointUrl {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorHealthCheckedPayloadEndpointUrl>
+for ::std::string::String {
+    fn from(value: ConnectorHealthCheckedPayloadEndpointUrl) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorHealthCheckedPayloadEndpointUrl {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorHealthCheckedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorHealthCheckedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorHealthCheckedPayloadEndpointUrl {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of ConnectorProvisioned (3.0.0 ConnectorProvisionedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ConnectorProvisionedPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: ConnectorProvisionedPayloadActorType,
+    pub config_hash: NonEmptyString,
+    pub connector_id: NonEmptyString,
+    pub connector_type: NonEmptyString,
+    pub credentials_ref: NonEmptyString,
+    pub endpoint_url: ConnectorProvisionedPayloadEndpointUrl,
+    pub mission_id: NonEmptyString,
+    pub project_uuid: ::uuid::Uuid,
+    pub provider: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub user_id: ::std::option::Option<::std::string::String>,
+}
+///`ConnectorProvisionedPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorProvisionedPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for ConnectorProvisionedPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorProvisionedPayloadActorType>
+for ::std::string::String {
+    fn from(value: ConnectorProvisionedPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorProvisionedPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|service|system)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|service|system)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorProvisionedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorProvisionedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorProvisionedPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`ConnectorProvisionedPayloadEndpointUrl`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorProvisionedPayloadEndpointUrl(::std::string::String);
+impl ::std::ops::Deref for ConnectorProvisionedPayloadEndpointUrl {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorProvisionedPayloadEndpointUrl>
+for ::std::string::String {
+    fn from(value: ConnectorProvisionedPayloadEndpointUrl) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorProvisionedPayloadEndpointUrl {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorProvisionedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorProvisionedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorProvisionedPayloadEndpointUrl {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of ConnectorReconnected (3.0.0 ConnectorReconnectedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ConnectorReconnectedPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: ConnectorReconnectedPayloadActorType,
+    pub connector_id: NonEmptyString,
+    pub connector_type: NonEmptyString,
+    pub endpoint_url: ConnectorReconnectedPayloadEndpointUrl,
+    pub mission_id: NonEmptyString,
+    pub previous_state: ConnectorState,
+    pub project_uuid: ::uuid::Uuid,
+    pub provider: NonEmptyString,
+    pub reconnect_strategy: ReconnectStrategy,
+    pub recorded_at: crate::contract::Timestamp,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub user_id: ::std::option::Option<::std::string::String>,
+}
+///`ConnectorReconnectedPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorReconnectedPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for ConnectorReconnectedPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorReconnectedPayloadActorType>
+for ::std::string::String {
+    fn from(value: ConnectorReconnectedPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorReconnectedPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|service|system)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|service|system)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorReconnectedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorReconnectedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorReconnectedPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`ConnectorReconnectedPayloadEndpointUrl`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorReconnectedPayloadEndpointUrl(::std::string::String);
+impl ::std::ops::Deref for ConnectorReconnectedPayloadEndpointUrl {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorReconnectedPayloadEndpointUrl>
+for ::std::string::String {
+    fn from(value: ConnectorReconnectedPayloadEndpointUrl) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorReconnectedPayloadEndpointUrl {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorReconnectedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorReconnectedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorReconnectedPayloadEndpointUrl {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of ConnectorRevoked (3.0.0 ConnectorRevokedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ConnectorRevokedPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: ConnectorRevokedPayloadActorType,
+    pub connector_id: NonEmptyString,
+    pub connector_type: NonEmptyString,
+    pub endpoint_url: ConnectorRevokedPayloadEndpointUrl,
+    pub mission_id: NonEmptyString,
+    pub project_uuid: ::uuid::Uuid,
+    pub provider: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub revocation_reason: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub user_id: ::std::option::Option<::std::string::String>,
+}
+///`ConnectorRevokedPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorRevokedPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for ConnectorRevokedPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorRevokedPayloadActorType> for ::std::string::String {
+    fn from(value: ConnectorRevokedPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorRevokedPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|service|system)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|service|system)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorRevokedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorRevokedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorRevokedPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`ConnectorRevokedPayloadEndpointUrl`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ConnectorRevokedPayloadEndpointUrl(::std::string::String);
+impl ::std::ops::Deref for ConnectorRevokedPayloadEndpointUrl {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ConnectorRevokedPayloadEndpointUrl> for ::std::string::String {
+    fn from(value: ConnectorRevokedPayloadEndpointUrl) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ConnectorRevokedPayloadEndpointUrl {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorRevokedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ConnectorRevokedPayloadEndpointUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ConnectorRevokedPayloadEndpointUrl {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`ConnectorState`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum ConnectorState {
+    #[serde(rename = "provisioned")]
+    Provisioned,
+    #[serde(rename = "healthy")]
+    Healthy,
+    #[serde(rename = "degraded")]
+    Degraded,
+    #[serde(rename = "revoked")]
+    Revoked,
+    #[serde(rename = "reconnected")]
+    Reconnected,
+}
+impl ::std::fmt::Display for ConnectorState {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Provisioned => f.write_str("provisioned"),
+            Self::Healthy => f.write_str("healthy"),
+            Self::Degraded => f.write_str("degraded"),
+            Self::Revoked => f.write_str("revoked"),
+            Self::Reconnected => f.write_str("reconnected"),
+        }
+    }
+}
+impl ::std::str::FromStr for ConnectorState {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "provisioned" => Ok(Self::Provisioned),
+            "healthy" => Ok(Self::Healthy),
+            "degraded" => Ok(Self::Degraded),
+            "revoked" => Ok(Self::Revoked),
+            "reconnected" => Ok(Self::Reconnected),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for ConnectorState {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for ConnectorState {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
 ///`ContentHashRef`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +1092,415 @@ pub struct ContentHashRef {
     pub hash: NonEmptyString,
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub size_bytes: ::std::option::Option<u64>,
+}
+///`DecisionAuthorityRole`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum DecisionAuthorityRole {
+    #[serde(rename = "mission_owner")]
+    MissionOwner,
+    #[serde(rename = "advisory")]
+    Advisory,
+    #[serde(rename = "informed")]
+    Informed,
+}
+impl ::std::fmt::Display for DecisionAuthorityRole {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::MissionOwner => f.write_str("mission_owner"),
+            Self::Advisory => f.write_str("advisory"),
+            Self::Informed => f.write_str("informed"),
+        }
+    }
+}
+impl ::std::str::FromStr for DecisionAuthorityRole {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "mission_owner" => Ok(Self::MissionOwner),
+            "advisory" => Ok(Self::Advisory),
+            "informed" => Ok(Self::Informed),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for DecisionAuthorityRole {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for DecisionAuthorityRole {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of DecisionCaptured (3.0.0 DecisionCapturedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct DecisionCapturedPayload {
+    pub chosen_option: NonEmptyString,
+    pub decision_id: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub rationale: ::std::option::Option<::std::string::String>,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub referenced_warning_id: ::std::option::Option<::std::string::String>,
+    pub topic: NonEmptyString,
+}
+///Payload of DecisionInputAnswered (3.0.0 DecisionInputAnsweredPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct DecisionInputAnsweredPayload {
+    pub actor: RuntimeActorIdentity,
+    pub answer: NonEmptyString,
+    pub decision_id: NonEmptyString,
+    pub run_id: NonEmptyString,
+}
+///Payload of DecisionInputRequested (3.0.0 DecisionInputRequestedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct DecisionInputRequestedPayload {
+    pub actor: RuntimeActorIdentity,
+    pub decision_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub input_key: ::std::option::Option<::std::string::String>,
+    #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+    pub options: ::std::vec::Vec<::std::string::String>,
+    pub question: NonEmptyString,
+    pub run_id: NonEmptyString,
+    pub step_id: NonEmptyString,
+}
+///Payload of DecisionPointDiscussing (3.0.0 DecisionPointDiscussingPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionPointDiscussingPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: DecisionPointDiscussingPayloadActorType,
+    pub alternatives_considered: ::std::vec::Vec<::std::string::String>,
+    pub authority_role: DecisionAuthorityRole,
+    pub decision_point_id: NonEmptyString,
+    pub evidence_refs: ::std::vec::Vec<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub mission_owner_authority_flag: bool,
+    pub mission_owner_authority_path: ::std::string::String,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    pub phase: NonEmptyString,
+    pub rationale: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub run_id: NonEmptyString,
+    pub state_entered_at: crate::contract::Timestamp,
+}
+///`DecisionPointDiscussingPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct DecisionPointDiscussingPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for DecisionPointDiscussingPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<DecisionPointDiscussingPayloadActorType>
+for ::std::string::String {
+    fn from(value: DecisionPointDiscussingPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for DecisionPointDiscussingPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|llm|service)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|llm|service)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for DecisionPointDiscussingPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for DecisionPointDiscussingPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for DecisionPointDiscussingPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of DecisionPointOpened (3.0.0 DecisionPointOpenedPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionPointOpenedPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: DecisionPointOpenedPayloadActorType,
+    pub alternatives_considered: ::std::vec::Vec<::std::string::String>,
+    pub authority_role: DecisionAuthorityRole,
+    pub decision_point_id: NonEmptyString,
+    pub evidence_refs: ::std::vec::Vec<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub mission_owner_authority_flag: bool,
+    pub mission_owner_authority_path: ::std::string::String,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    pub phase: NonEmptyString,
+    pub rationale: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub run_id: NonEmptyString,
+    pub state_entered_at: crate::contract::Timestamp,
+}
+///`DecisionPointOpenedPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct DecisionPointOpenedPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for DecisionPointOpenedPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<DecisionPointOpenedPayloadActorType>
+for ::std::string::String {
+    fn from(value: DecisionPointOpenedPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for DecisionPointOpenedPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|llm|service)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|llm|service)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for DecisionPointOpenedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for DecisionPointOpenedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for DecisionPointOpenedPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of DecisionPointOverridden (3.0.0 DecisionPointOverriddenPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionPointOverriddenPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: DecisionPointOverriddenPayloadActorType,
+    pub alternatives_considered: ::std::vec::Vec<::std::string::String>,
+    pub authority_role: DecisionAuthorityRole,
+    pub decision_point_id: NonEmptyString,
+    pub evidence_refs: ::std::vec::Vec<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub mission_owner_authority_flag: bool,
+    pub mission_owner_authority_path: ::std::string::String,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    pub phase: NonEmptyString,
+    pub rationale: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub run_id: NonEmptyString,
+    pub state_entered_at: crate::contract::Timestamp,
+}
+///`DecisionPointOverriddenPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct DecisionPointOverriddenPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for DecisionPointOverriddenPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<DecisionPointOverriddenPayloadActorType>
+for ::std::string::String {
+    fn from(value: DecisionPointOverriddenPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for DecisionPointOverriddenPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|llm|service)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|llm|service)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for DecisionPointOverriddenPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for DecisionPointOverriddenPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for DecisionPointOverriddenPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of DecisionPointResolved (3.0.0 DecisionPointResolvedPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionPointResolvedPayload {
+    pub actor_id: NonEmptyString,
+    pub actor_type: DecisionPointResolvedPayloadActorType,
+    pub alternatives_considered: ::std::vec::Vec<::std::string::String>,
+    pub authority_role: DecisionAuthorityRole,
+    pub decision_point_id: NonEmptyString,
+    pub evidence_refs: ::std::vec::Vec<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub mission_owner_authority_flag: bool,
+    pub mission_owner_authority_path: ::std::string::String,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    pub phase: NonEmptyString,
+    pub rationale: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub run_id: NonEmptyString,
+    pub state_entered_at: crate::contract::Timestamp,
+}
+///`DecisionPointResolvedPayloadActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct DecisionPointResolvedPayloadActorType(::std::string::String);
+impl ::std::ops::Deref for DecisionPointResolvedPayloadActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<DecisionPointResolvedPayloadActorType>
+for ::std::string::String {
+    fn from(value: DecisionPointResolvedPayloadActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for DecisionPointResolvedPayloadActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|llm|service)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|llm|service)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for DecisionPointResolvedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for DecisionPointResolvedPayloadActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for DecisionPointResolvedPayloadActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
 }
 ///Payload of DependencyResolved as the CLI emits it.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -242,6 +1578,68 @@ pub struct DoneEvidence {
     pub review: ReviewVerdict,
     #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
     pub verification: ::std::vec::Vec<VerificationEntry>,
+}
+///Payload of DriveIntentSet (3.0.0 DriveIntentSetPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct DriveIntentSetPayload {
+    pub intent: DriveIntentSetPayloadIntent,
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+}
+///`DriveIntentSetPayloadIntent`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum DriveIntentSetPayloadIntent {
+    #[serde(rename = "active")]
+    Active,
+    #[serde(rename = "inactive")]
+    Inactive,
+}
+impl ::std::fmt::Display for DriveIntentSetPayloadIntent {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Active => f.write_str("active"),
+            Self::Inactive => f.write_str("inactive"),
+        }
+    }
+}
+impl ::std::str::FromStr for DriveIntentSetPayloadIntent {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "active" => Ok(Self::Active),
+            "inactive" => Ok(Self::Inactive),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for DriveIntentSetPayloadIntent {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for DriveIntentSetPayloadIntent {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
 }
 ///The CLI's 3.0.0 wire envelope: the spec-kitty-events Event plus aggregate_type, team_slug and the git fields. Closed; nullable fields are always written (as null).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -1004,6 +2402,973 @@ impl ::std::convert::TryFrom<::std::string::String> for ExecutionMode {
         value.parse()
     }
 }
+///Payload of ExternalReferenceLinked (3.0.0 ExternalReferenceLinkedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ExternalReferenceLinkedPayload {
+    pub connector_id: NonEmptyString,
+    pub external_provider: NonEmptyString,
+    pub external_ref_id: NonEmptyString,
+    pub external_ref_type: NonEmptyString,
+    pub external_ref_url: ExternalReferenceLinkedPayloadExternalRefUrl,
+    pub internal_aggregate_id: NonEmptyString,
+    pub internal_aggregate_type: NonEmptyString,
+    pub link_id: NonEmptyString,
+    pub linked_by: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+}
+///`ExternalReferenceLinkedPayloadExternalRefUrl`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct ExternalReferenceLinkedPayloadExternalRefUrl(::std::string::String);
+impl ::std::ops::Deref for ExternalReferenceLinkedPayloadExternalRefUrl {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<ExternalReferenceLinkedPayloadExternalRefUrl>
+for ::std::string::String {
+    fn from(value: ExternalReferenceLinkedPayloadExternalRefUrl) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for ExternalReferenceLinkedPayloadExternalRefUrl {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for ExternalReferenceLinkedPayloadExternalRefUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ExternalReferenceLinkedPayloadExternalRefUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for ExternalReferenceLinkedPayloadExternalRefUrl {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of FocusChanged (3.0.0 FocusChangedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FocusChangedPayload {
+    pub focus_target: FocusTarget,
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub previous_focus_target: ::std::option::Option<FocusTarget>,
+}
+///`FocusTarget`
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct FocusTarget {
+    pub target_id: NonEmptyString,
+    pub target_type: FocusTargetTargetType,
+}
+///`FocusTargetTargetType`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum FocusTargetTargetType {
+    #[serde(rename = "wp")]
+    Wp,
+    #[serde(rename = "step")]
+    Step,
+    #[serde(rename = "file")]
+    File,
+}
+impl ::std::fmt::Display for FocusTargetTargetType {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Wp => f.write_str("wp"),
+            Self::Step => f.write_str("step"),
+            Self::File => f.write_str("file"),
+        }
+    }
+}
+impl ::std::str::FromStr for FocusTargetTargetType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "wp" => Ok(Self::Wp),
+            "step" => Ok(Self::Step),
+            "file" => Ok(Self::File),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for FocusTargetTargetType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for FocusTargetTargetType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of GateFailed (3.0.0 GateFailedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GateFailedPayload {
+    pub check_run_id: ::std::num::NonZeroU64,
+    pub check_run_url: GateFailedPayloadCheckRunUrl,
+    pub conclusion: GateFailedPayloadConclusion,
+    pub delivery_id: NonEmptyString,
+    pub external_provider: GateFailedPayloadExternalProvider,
+    pub gate_name: NonEmptyString,
+    pub gate_type: GateFailedPayloadGateType,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub pr_number: ::std::option::Option<::std::num::NonZeroU64>,
+}
+///`GateFailedPayloadCheckRunUrl`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct GateFailedPayloadCheckRunUrl(::std::string::String);
+impl ::std::ops::Deref for GateFailedPayloadCheckRunUrl {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<GateFailedPayloadCheckRunUrl> for ::std::string::String {
+    fn from(value: GateFailedPayloadCheckRunUrl) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for GateFailedPayloadCheckRunUrl {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for GateFailedPayloadCheckRunUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GateFailedPayloadCheckRunUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for GateFailedPayloadCheckRunUrl {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`GateFailedPayloadConclusion`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GateFailedPayloadConclusion {
+    #[serde(rename = "failure")]
+    Failure,
+    #[serde(rename = "timed_out")]
+    TimedOut,
+    #[serde(rename = "cancelled")]
+    Cancelled,
+    #[serde(rename = "action_required")]
+    ActionRequired,
+}
+impl ::std::fmt::Display for GateFailedPayloadConclusion {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Failure => f.write_str("failure"),
+            Self::TimedOut => f.write_str("timed_out"),
+            Self::Cancelled => f.write_str("cancelled"),
+            Self::ActionRequired => f.write_str("action_required"),
+        }
+    }
+}
+impl ::std::str::FromStr for GateFailedPayloadConclusion {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "failure" => Ok(Self::Failure),
+            "timed_out" => Ok(Self::TimedOut),
+            "cancelled" => Ok(Self::Cancelled),
+            "action_required" => Ok(Self::ActionRequired),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GateFailedPayloadConclusion {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GateFailedPayloadConclusion {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`GateFailedPayloadExternalProvider`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GateFailedPayloadExternalProvider {
+    #[serde(rename = "github")]
+    Github,
+}
+impl ::std::fmt::Display for GateFailedPayloadExternalProvider {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Github => f.write_str("github"),
+        }
+    }
+}
+impl ::std::str::FromStr for GateFailedPayloadExternalProvider {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "github" => Ok(Self::Github),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GateFailedPayloadExternalProvider {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for GateFailedPayloadExternalProvider {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`GateFailedPayloadGateType`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GateFailedPayloadGateType {
+    #[serde(rename = "ci")]
+    Ci,
+}
+impl ::std::fmt::Display for GateFailedPayloadGateType {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Ci => f.write_str("ci"),
+        }
+    }
+}
+impl ::std::str::FromStr for GateFailedPayloadGateType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "ci" => Ok(Self::Ci),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GateFailedPayloadGateType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GateFailedPayloadGateType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of GatePassed (3.0.0 GatePassedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GatePassedPayload {
+    pub check_run_id: ::std::num::NonZeroU64,
+    pub check_run_url: GatePassedPayloadCheckRunUrl,
+    pub conclusion: GatePassedPayloadConclusion,
+    pub delivery_id: NonEmptyString,
+    pub external_provider: GatePassedPayloadExternalProvider,
+    pub gate_name: NonEmptyString,
+    pub gate_type: GatePassedPayloadGateType,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub pr_number: ::std::option::Option<::std::num::NonZeroU64>,
+}
+///`GatePassedPayloadCheckRunUrl`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct GatePassedPayloadCheckRunUrl(::std::string::String);
+impl ::std::ops::Deref for GatePassedPayloadCheckRunUrl {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<GatePassedPayloadCheckRunUrl> for ::std::string::String {
+    fn from(value: GatePassedPayloadCheckRunUrl) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for GatePassedPayloadCheckRunUrl {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        if value.chars().count() < 1usize {
+            return Err("shorter than 1 characters".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for GatePassedPayloadCheckRunUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GatePassedPayloadCheckRunUrl {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for GatePassedPayloadCheckRunUrl {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///`GatePassedPayloadConclusion`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GatePassedPayloadConclusion {
+    #[serde(rename = "success")]
+    Success,
+}
+impl ::std::fmt::Display for GatePassedPayloadConclusion {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Success => f.write_str("success"),
+        }
+    }
+}
+impl ::std::str::FromStr for GatePassedPayloadConclusion {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "success" => Ok(Self::Success),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GatePassedPayloadConclusion {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GatePassedPayloadConclusion {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`GatePassedPayloadExternalProvider`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GatePassedPayloadExternalProvider {
+    #[serde(rename = "github")]
+    Github,
+}
+impl ::std::fmt::Display for GatePassedPayloadExternalProvider {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Github => f.write_str("github"),
+        }
+    }
+}
+impl ::std::str::FromStr for GatePassedPayloadExternalProvider {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "github" => Ok(Self::Github),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GatePassedPayloadExternalProvider {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for GatePassedPayloadExternalProvider {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`GatePassedPayloadGateType`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GatePassedPayloadGateType {
+    #[serde(rename = "ci")]
+    Ci,
+}
+impl ::std::fmt::Display for GatePassedPayloadGateType {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Ci => f.write_str("ci"),
+        }
+    }
+}
+impl ::std::str::FromStr for GatePassedPayloadGateType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "ci" => Ok(Self::Ci),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GatePassedPayloadGateType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for GatePassedPayloadGateType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of GenerationBlockedBySemanticConflict (3.0.0 GenerationBlockedBySemanticConflictPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GenerationBlockedBySemanticConflictPayload {
+    pub blocking_strictness: GenerationBlockedBySemanticConflictPayloadBlockingStrictness,
+    pub conflict_event_ids: ::std::vec::Vec<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub step_id: NonEmptyString,
+    #[serde(default, skip_serializing_if = ":: std :: collections :: HashMap::is_empty")]
+    pub step_metadata: ::std::collections::HashMap<
+        ::std::string::String,
+        ::std::string::String,
+    >,
+}
+///`GenerationBlockedBySemanticConflictPayloadBlockingStrictness`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GenerationBlockedBySemanticConflictPayloadBlockingStrictness {
+    #[serde(rename = "medium")]
+    Medium,
+    #[serde(rename = "max")]
+    Max,
+}
+impl ::std::fmt::Display
+for GenerationBlockedBySemanticConflictPayloadBlockingStrictness {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Medium => f.write_str("medium"),
+            Self::Max => f.write_str("max"),
+        }
+    }
+}
+impl ::std::str::FromStr
+for GenerationBlockedBySemanticConflictPayloadBlockingStrictness {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "medium" => Ok(Self::Medium),
+            "max" => Ok(Self::Max),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str>
+for GenerationBlockedBySemanticConflictPayloadBlockingStrictness {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for GenerationBlockedBySemanticConflictPayloadBlockingStrictness {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of GlossaryClarificationRequested (3.0.0 GlossaryClarificationRequestedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GlossaryClarificationRequestedPayload {
+    pub actor: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub options: ::std::vec::Vec<::std::string::String>,
+    pub question: ::std::string::String,
+    pub scope_id: NonEmptyString,
+    pub semantic_check_event_id: NonEmptyString,
+    pub step_id: NonEmptyString,
+    pub term: NonEmptyString,
+    pub urgency: GlossaryClarificationRequestedPayloadUrgency,
+}
+///`GlossaryClarificationRequestedPayloadUrgency`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GlossaryClarificationRequestedPayloadUrgency {
+    #[serde(rename = "low")]
+    Low,
+    #[serde(rename = "medium")]
+    Medium,
+    #[serde(rename = "high")]
+    High,
+}
+impl ::std::fmt::Display for GlossaryClarificationRequestedPayloadUrgency {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Low => f.write_str("low"),
+            Self::Medium => f.write_str("medium"),
+            Self::High => f.write_str("high"),
+        }
+    }
+}
+impl ::std::str::FromStr for GlossaryClarificationRequestedPayloadUrgency {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GlossaryClarificationRequestedPayloadUrgency {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for GlossaryClarificationRequestedPayloadUrgency {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of GlossaryClarificationResolved (3.0.0 GlossaryClarificationResolvedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GlossaryClarificationResolvedPayload {
+    pub actor: NonEmptyString,
+    pub clarification_event_id: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub selected_meaning: NonEmptyString,
+}
+///Payload of GlossaryScopeActivated (3.0.0 GlossaryScopeActivatedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GlossaryScopeActivatedPayload {
+    pub glossary_version_id: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub scope_id: NonEmptyString,
+    pub scope_type: GlossaryScopeActivatedPayloadScopeType,
+}
+///`GlossaryScopeActivatedPayloadScopeType`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GlossaryScopeActivatedPayloadScopeType {
+    #[serde(rename = "spec_kitty_core")]
+    SpecKittyCore,
+    #[serde(rename = "team_domain")]
+    TeamDomain,
+    #[serde(rename = "audience_domain")]
+    AudienceDomain,
+    #[serde(rename = "mission_local")]
+    MissionLocal,
+}
+impl ::std::fmt::Display for GlossaryScopeActivatedPayloadScopeType {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::SpecKittyCore => f.write_str("spec_kitty_core"),
+            Self::TeamDomain => f.write_str("team_domain"),
+            Self::AudienceDomain => f.write_str("audience_domain"),
+            Self::MissionLocal => f.write_str("mission_local"),
+        }
+    }
+}
+impl ::std::str::FromStr for GlossaryScopeActivatedPayloadScopeType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "spec_kitty_core" => Ok(Self::SpecKittyCore),
+            "team_domain" => Ok(Self::TeamDomain),
+            "audience_domain" => Ok(Self::AudienceDomain),
+            "mission_local" => Ok(Self::MissionLocal),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GlossaryScopeActivatedPayloadScopeType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for GlossaryScopeActivatedPayloadScopeType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of GlossarySenseUpdated (3.0.0 GlossarySenseUpdatedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GlossarySenseUpdatedPayload {
+    pub actor: NonEmptyString,
+    pub after_sense: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub before_sense: ::std::option::Option<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub reason: ::std::string::String,
+    pub scope_id: NonEmptyString,
+    pub term_surface: NonEmptyString,
+}
+///Payload of GlossaryStrictnessSet (3.0.0 GlossaryStrictnessSetPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct GlossaryStrictnessSetPayload {
+    pub actor: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub new_strictness: GlossaryStrictnessSetPayloadNewStrictness,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub previous_strictness: ::std::option::Option<
+        GlossaryStrictnessSetPayloadPreviousStrictness,
+    >,
+}
+///`GlossaryStrictnessSetPayloadNewStrictness`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GlossaryStrictnessSetPayloadNewStrictness {
+    #[serde(rename = "off")]
+    Off,
+    #[serde(rename = "medium")]
+    Medium,
+    #[serde(rename = "max")]
+    Max,
+}
+impl ::std::fmt::Display for GlossaryStrictnessSetPayloadNewStrictness {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Off => f.write_str("off"),
+            Self::Medium => f.write_str("medium"),
+            Self::Max => f.write_str("max"),
+        }
+    }
+}
+impl ::std::str::FromStr for GlossaryStrictnessSetPayloadNewStrictness {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "off" => Ok(Self::Off),
+            "medium" => Ok(Self::Medium),
+            "max" => Ok(Self::Max),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GlossaryStrictnessSetPayloadNewStrictness {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for GlossaryStrictnessSetPayloadNewStrictness {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`GlossaryStrictnessSetPayloadPreviousStrictness`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum GlossaryStrictnessSetPayloadPreviousStrictness {
+    #[serde(rename = "off")]
+    Off,
+    #[serde(rename = "medium")]
+    Medium,
+    #[serde(rename = "max")]
+    Max,
+}
+impl ::std::fmt::Display for GlossaryStrictnessSetPayloadPreviousStrictness {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Off => f.write_str("off"),
+            Self::Medium => f.write_str("medium"),
+            Self::Max => f.write_str("max"),
+        }
+    }
+}
+impl ::std::str::FromStr for GlossaryStrictnessSetPayloadPreviousStrictness {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "off" => Ok(Self::Off),
+            "medium" => Ok(Self::Medium),
+            "max" => Ok(Self::Max),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for GlossaryStrictnessSetPayloadPreviousStrictness {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for GlossaryStrictnessSetPayloadPreviousStrictness {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
 ///`HashAlgorithm`
 #[derive(
     ::serde::Deserialize,
@@ -1056,6 +3421,65 @@ impl ::std::convert::TryFrom<&str> for HashAlgorithm {
     }
 }
 impl ::std::convert::TryFrom<::std::string::String> for HashAlgorithm {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`HealthStatus`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum HealthStatus {
+    #[serde(rename = "healthy")]
+    Healthy,
+    #[serde(rename = "degraded")]
+    Degraded,
+    #[serde(rename = "unreachable")]
+    Unreachable,
+}
+impl ::std::fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Healthy => f.write_str("healthy"),
+            Self::Degraded => f.write_str("degraded"),
+            Self::Unreachable => f.write_str("unreachable"),
+        }
+    }
+}
+impl ::std::str::FromStr for HealthStatus {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "healthy" => Ok(Self::Healthy),
+            "degraded" => Ok(Self::Degraded),
+            "unreachable" => Ok(Self::Unreachable),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for HealthStatus {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for HealthStatus {
     type Error = self::error::ConversionError;
     fn try_from(
         value: ::std::string::String,
@@ -1226,12 +3650,213 @@ pub struct LocalNamespaceTuple {
     pub step_id: ::std::option::Option<::std::string::String>,
     pub target_branch: NonEmptyString,
 }
+///Payload of MissionAuditCompleted (3.0.0 MissionAuditCompletedPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MissionAuditCompletedPayload {
+    pub actor: NonEmptyString,
+    pub artifact_ref: AuditArtifactRef,
+    pub findings_count: u64,
+    pub mission_id: NonEmptyString,
+    pub mission_number: ::std::num::NonZeroU64,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    pub run_id: NonEmptyString,
+    pub severity: AuditSeverity,
+    pub summary: ::std::string::String,
+    pub verdict: AuditVerdict,
+}
+///Payload of MissionAuditDecisionRequested (3.0.0 MissionAuditDecisionRequestedPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MissionAuditDecisionRequestedPayload {
+    pub actor: NonEmptyString,
+    pub context_summary: ::std::string::String,
+    pub decision_id: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub mission_number: ::std::num::NonZeroU64,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    pub question: ::std::string::String,
+    pub run_id: NonEmptyString,
+    pub severity: AuditSeverity,
+}
+///Payload of MissionAuditFailed (3.0.0 MissionAuditFailedPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MissionAuditFailedPayload {
+    pub actor: NonEmptyString,
+    pub error_code: NonEmptyString,
+    pub error_message: ::std::string::String,
+    pub mission_id: NonEmptyString,
+    pub mission_number: ::std::num::NonZeroU64,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub partial_artifact_ref: ::std::option::Option<AuditArtifactRef>,
+    pub run_id: NonEmptyString,
+}
+///Payload of MissionAuditRequested (3.0.0 MissionAuditRequestedPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MissionAuditRequestedPayload {
+    pub actor: NonEmptyString,
+    pub audit_scope: ::std::vec::Vec<::std::string::String>,
+    pub enforcement_mode: MissionAuditRequestedPayloadEnforcementMode,
+    pub mission_id: NonEmptyString,
+    pub mission_number: ::std::num::NonZeroU64,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    pub run_id: NonEmptyString,
+    pub trigger_mode: MissionAuditRequestedPayloadTriggerMode,
+}
+///`MissionAuditRequestedPayloadEnforcementMode`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum MissionAuditRequestedPayloadEnforcementMode {
+    #[serde(rename = "advisory")]
+    Advisory,
+    #[serde(rename = "blocking")]
+    Blocking,
+}
+impl ::std::fmt::Display for MissionAuditRequestedPayloadEnforcementMode {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Advisory => f.write_str("advisory"),
+            Self::Blocking => f.write_str("blocking"),
+        }
+    }
+}
+impl ::std::str::FromStr for MissionAuditRequestedPayloadEnforcementMode {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "advisory" => Ok(Self::Advisory),
+            "blocking" => Ok(Self::Blocking),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for MissionAuditRequestedPayloadEnforcementMode {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for MissionAuditRequestedPayloadEnforcementMode {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`MissionAuditRequestedPayloadTriggerMode`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum MissionAuditRequestedPayloadTriggerMode {
+    #[serde(rename = "manual")]
+    Manual,
+    #[serde(rename = "post_merge")]
+    PostMerge,
+}
+impl ::std::fmt::Display for MissionAuditRequestedPayloadTriggerMode {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Manual => f.write_str("manual"),
+            Self::PostMerge => f.write_str("post_merge"),
+        }
+    }
+}
+impl ::std::str::FromStr for MissionAuditRequestedPayloadTriggerMode {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "manual" => Ok(Self::Manual),
+            "post_merge" => Ok(Self::PostMerge),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for MissionAuditRequestedPayloadTriggerMode {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for MissionAuditRequestedPayloadTriggerMode {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of MissionAuditStarted (3.0.0 MissionAuditStartedPayload, closed). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MissionAuditStartedPayload {
+    pub actor: NonEmptyString,
+    pub audit_scope_hash: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub mission_number: ::std::num::NonZeroU64,
+    pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+    pub run_id: NonEmptyString,
+}
+///Payload of MissionCancelled (3.0.0 MissionCancelledPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct MissionCancelledPayload {
+    pub actor: NonEmptyString,
+    #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+    pub cancelled_wp_ids: ::std::vec::Vec<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub reason: NonEmptyString,
+}
 ///Payload of MissionClosed (3.0.0: closed, exactly these three fields).
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MissionClosedPayload {
     pub mission_number: ::std::num::NonZeroU64,
     pub mission_slug: NonEmptyString,
+    pub mission_type: NonEmptyString,
+}
+///Payload of MissionCompleted (3.0.0 MissionCompletedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct MissionCompletedPayload {
+    pub actor: NonEmptyString,
+    pub final_phase: NonEmptyString,
+    pub mission_id: NonEmptyString,
     pub mission_type: NonEmptyString,
 }
 ///Payload of MissionCreated (3.0.0: closed, exactly these three fields).
@@ -1368,6 +3993,45 @@ pub struct MissionDossierSnapshotComputedPayload {
     pub computed_at: ::std::string::String,
     pub namespace: LocalNamespaceTuple,
     pub snapshot_hash: NonEmptyString,
+}
+///Payload of MissionRunCompleted (3.0.0 MissionRunCompletedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct MissionRunCompletedPayload {
+    pub actor: RuntimeActorIdentity,
+    pub mission_type: NonEmptyString,
+    pub run_id: NonEmptyString,
+}
+///Payload of MissionRunStarted (3.0.0 MissionRunStartedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct MissionRunStartedPayload {
+    pub actor: RuntimeActorIdentity,
+    pub mission_type: NonEmptyString,
+    pub run_id: NonEmptyString,
+}
+///Payload of MissionStarted (3.0.0 MissionStartedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct MissionStartedPayload {
+    pub actor: NonEmptyString,
+    pub initial_phase: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub mission_type: NonEmptyString,
+}
+///Payload of NextStepAutoCompleted (3.0.0 NextStepAutoCompletedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct NextStepAutoCompletedPayload {
+    pub actor: RuntimeActorIdentity,
+    pub agent_id: NonEmptyString,
+    pub result: NonEmptyString,
+    pub run_id: NonEmptyString,
+    pub step_id: NonEmptyString,
+}
+///Payload of NextStepIssued (3.0.0 NextStepIssuedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct NextStepIssuedPayload {
+    pub actor: RuntimeActorIdentity,
+    pub agent_id: NonEmptyString,
+    pub run_id: NonEmptyString,
+    pub step_id: NonEmptyString,
 }
 ///`NonEmptyString`
 #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
@@ -1662,6 +4326,262 @@ impl<'de> ::serde::Deserialize<'de> for OrchestratorResponseCorrelationId {
             })
     }
 }
+///`ParticipantIdentity`
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ParticipantIdentity {
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub display_name: ::std::option::Option<::std::string::String>,
+    pub participant_id: NonEmptyString,
+    pub participant_type: ParticipantIdentityParticipantType,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub session_id: ::std::option::Option<::std::string::String>,
+}
+///`ParticipantIdentityParticipantType`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum ParticipantIdentityParticipantType {
+    #[serde(rename = "human")]
+    Human,
+    #[serde(rename = "llm_context")]
+    LlmContext,
+}
+impl ::std::fmt::Display for ParticipantIdentityParticipantType {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Human => f.write_str("human"),
+            Self::LlmContext => f.write_str("llm_context"),
+        }
+    }
+}
+impl ::std::str::FromStr for ParticipantIdentityParticipantType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "human" => Ok(Self::Human),
+            "llm_context" => Ok(Self::LlmContext),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for ParticipantIdentityParticipantType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for ParticipantIdentityParticipantType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of ParticipantInvited (3.0.0 ParticipantInvitedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ParticipantInvitedPayload {
+    pub invited_by: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    pub participant_identity: ParticipantIdentity,
+}
+///Payload of ParticipantJoined (3.0.0 ParticipantJoinedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ParticipantJoinedPayload {
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub auth_principal_id: ::std::option::Option<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    pub participant_identity: ParticipantIdentity,
+}
+///Payload of ParticipantLeft (3.0.0 ParticipantLeftPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ParticipantLeftPayload {
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub reason: ::std::option::Option<::std::string::String>,
+}
+///Payload of PhaseEntered (3.0.0 PhaseEnteredPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct PhaseEnteredPayload {
+    pub actor: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub phase_name: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub previous_phase: ::std::option::Option<NonEmptyString>,
+}
+///Payload of PotentialStepCollisionDetected (3.0.0 PotentialStepCollisionDetectedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct PotentialStepCollisionDetectedPayload {
+    pub mission_id: NonEmptyString,
+    pub participant_ids: ::std::vec::Vec<::std::string::String>,
+    pub severity: PotentialStepCollisionDetectedPayloadSeverity,
+    pub step_id: NonEmptyString,
+    pub warning_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub wp_id: ::std::option::Option<::std::string::String>,
+}
+///`PotentialStepCollisionDetectedPayloadSeverity`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum PotentialStepCollisionDetectedPayloadSeverity {
+    #[serde(rename = "info")]
+    Info,
+    #[serde(rename = "warning")]
+    Warning,
+}
+impl ::std::fmt::Display for PotentialStepCollisionDetectedPayloadSeverity {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Info => f.write_str("info"),
+            Self::Warning => f.write_str("warning"),
+        }
+    }
+}
+impl ::std::str::FromStr for PotentialStepCollisionDetectedPayloadSeverity {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "info" => Ok(Self::Info),
+            "warning" => Ok(Self::Warning),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for PotentialStepCollisionDetectedPayloadSeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for PotentialStepCollisionDetectedPayloadSeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of PresenceHeartbeat (3.0.0 PresenceHeartbeatPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct PresenceHeartbeatPayload {
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub session_id: ::std::option::Option<::std::string::String>,
+}
+///Payload of PromptStepExecutionCompleted (3.0.0 PromptStepExecutionCompletedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct PromptStepExecutionCompletedPayload {
+    pub mission_id: NonEmptyString,
+    pub outcome: PromptStepExecutionCompletedPayloadOutcome,
+    pub participant_id: NonEmptyString,
+    pub step_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub wp_id: ::std::option::Option<::std::string::String>,
+}
+///`PromptStepExecutionCompletedPayloadOutcome`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum PromptStepExecutionCompletedPayloadOutcome {
+    #[serde(rename = "success")]
+    Success,
+    #[serde(rename = "failure")]
+    Failure,
+    #[serde(rename = "skipped")]
+    Skipped,
+}
+impl ::std::fmt::Display for PromptStepExecutionCompletedPayloadOutcome {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Success => f.write_str("success"),
+            Self::Failure => f.write_str("failure"),
+            Self::Skipped => f.write_str("skipped"),
+        }
+    }
+}
+impl ::std::str::FromStr for PromptStepExecutionCompletedPayloadOutcome {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "success" => Ok(Self::Success),
+            "failure" => Ok(Self::Failure),
+            "skipped" => Ok(Self::Skipped),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for PromptStepExecutionCompletedPayloadOutcome {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for PromptStepExecutionCompletedPayloadOutcome {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of PromptStepExecutionStarted (3.0.0 PromptStepExecutionStartedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct PromptStepExecutionStartedPayload {
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub step_description: ::std::option::Option<::std::string::String>,
+    pub step_id: NonEmptyString,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub wp_id: ::std::option::Option<::std::string::String>,
+}
 ///`ProvenanceRef`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -1802,6 +4722,65 @@ impl ::std::convert::TryFrom<::std::string::String> for PushContentBodyHashAlgor
         value.parse()
     }
 }
+///`ReconnectStrategy`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum ReconnectStrategy {
+    #[serde(rename = "automatic")]
+    Automatic,
+    #[serde(rename = "manual")]
+    Manual,
+    #[serde(rename = "backoff")]
+    Backoff,
+}
+impl ::std::fmt::Display for ReconnectStrategy {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Automatic => f.write_str("automatic"),
+            Self::Manual => f.write_str("manual"),
+            Self::Backoff => f.write_str("backoff"),
+        }
+    }
+}
+impl ::std::str::FromStr for ReconnectStrategy {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "automatic" => Ok(Self::Automatic),
+            "manual" => Ok(Self::Manual),
+            "backoff" => Ok(Self::Backoff),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for ReconnectStrategy {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for ReconnectStrategy {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
 ///`RepoEvidence`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -1812,6 +4791,16 @@ pub struct RepoEvidence {
     pub files_touched: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
     pub repo: NonEmptyString,
 }
+///Payload of ReviewRollback (3.0.0 ReviewRollbackPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct ReviewRollbackPayload {
+    pub actor: NonEmptyString,
+    #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+    pub affected_wp_ids: ::std::vec::Vec<::std::string::String>,
+    pub mission_id: NonEmptyString,
+    pub review_ref: NonEmptyString,
+    pub target_phase: NonEmptyString,
+}
 ///`ReviewVerdict`
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -1820,6 +4809,463 @@ pub struct ReviewVerdict {
     pub reference: ::std::option::Option<::std::string::String>,
     pub reviewer: NonEmptyString,
     pub verdict: NonEmptyString,
+}
+///`RuntimeActorIdentity`
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct RuntimeActorIdentity {
+    pub actor_id: NonEmptyString,
+    pub actor_type: RuntimeActorIdentityActorType,
+    #[serde(default)]
+    pub display_name: ::std::string::String,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub model: ::std::option::Option<::std::string::String>,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub provider: ::std::option::Option<::std::string::String>,
+    #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+    pub tool: ::std::option::Option<::std::string::String>,
+}
+///`RuntimeActorIdentityActorType`
+#[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+#[serde(transparent)]
+pub struct RuntimeActorIdentityActorType(::std::string::String);
+impl ::std::ops::Deref for RuntimeActorIdentityActorType {
+    type Target = ::std::string::String;
+    fn deref(&self) -> &::std::string::String {
+        &self.0
+    }
+}
+impl ::std::convert::From<RuntimeActorIdentityActorType> for ::std::string::String {
+    fn from(value: RuntimeActorIdentityActorType) -> Self {
+        value.0
+    }
+}
+impl ::std::str::FromStr for RuntimeActorIdentityActorType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
+        { ::regress::Regex::new("^(human|llm|service)$").unwrap() });
+        if PATTERN.find(value).is_none() {
+            return Err("doesn't match pattern \"^(human|llm|service)$\"".into());
+        }
+        Ok(Self(value.to_string()))
+    }
+}
+impl ::std::convert::TryFrom<&str> for RuntimeActorIdentityActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for RuntimeActorIdentityActorType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl<'de> ::serde::Deserialize<'de> for RuntimeActorIdentityActorType {
+    fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
+    where
+        D: ::serde::Deserializer<'de>,
+    {
+        ::std::string::String::deserialize(deserializer)?
+            .parse()
+            .map_err(|e: self::error::ConversionError| {
+                <D::Error as ::serde::de::Error>::custom(e.to_string())
+            })
+    }
+}
+///Payload of SemanticCheckEvaluated (3.0.0 SemanticCheckEvaluatedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct SemanticCheckEvaluatedPayload {
+    pub confidence: f64,
+    pub conflicts: ::std::vec::Vec<SemanticConflictEntry>,
+    pub effective_strictness: SemanticCheckEvaluatedPayloadEffectiveStrictness,
+    pub mission_id: NonEmptyString,
+    pub recommended_action: SemanticCheckEvaluatedPayloadRecommendedAction,
+    pub scope_id: NonEmptyString,
+    pub severity: SemanticCheckEvaluatedPayloadSeverity,
+    pub step_id: NonEmptyString,
+    #[serde(default, skip_serializing_if = ":: std :: collections :: HashMap::is_empty")]
+    pub step_metadata: ::std::collections::HashMap<
+        ::std::string::String,
+        ::std::string::String,
+    >,
+}
+///`SemanticCheckEvaluatedPayloadEffectiveStrictness`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum SemanticCheckEvaluatedPayloadEffectiveStrictness {
+    #[serde(rename = "off")]
+    Off,
+    #[serde(rename = "medium")]
+    Medium,
+    #[serde(rename = "max")]
+    Max,
+}
+impl ::std::fmt::Display for SemanticCheckEvaluatedPayloadEffectiveStrictness {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Off => f.write_str("off"),
+            Self::Medium => f.write_str("medium"),
+            Self::Max => f.write_str("max"),
+        }
+    }
+}
+impl ::std::str::FromStr for SemanticCheckEvaluatedPayloadEffectiveStrictness {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "off" => Ok(Self::Off),
+            "medium" => Ok(Self::Medium),
+            "max" => Ok(Self::Max),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for SemanticCheckEvaluatedPayloadEffectiveStrictness {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for SemanticCheckEvaluatedPayloadEffectiveStrictness {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`SemanticCheckEvaluatedPayloadRecommendedAction`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum SemanticCheckEvaluatedPayloadRecommendedAction {
+    #[serde(rename = "block")]
+    Block,
+    #[serde(rename = "warn")]
+    Warn,
+    #[serde(rename = "pass")]
+    Pass,
+}
+impl ::std::fmt::Display for SemanticCheckEvaluatedPayloadRecommendedAction {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Block => f.write_str("block"),
+            Self::Warn => f.write_str("warn"),
+            Self::Pass => f.write_str("pass"),
+        }
+    }
+}
+impl ::std::str::FromStr for SemanticCheckEvaluatedPayloadRecommendedAction {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "block" => Ok(Self::Block),
+            "warn" => Ok(Self::Warn),
+            "pass" => Ok(Self::Pass),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for SemanticCheckEvaluatedPayloadRecommendedAction {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for SemanticCheckEvaluatedPayloadRecommendedAction {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`SemanticCheckEvaluatedPayloadSeverity`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum SemanticCheckEvaluatedPayloadSeverity {
+    #[serde(rename = "low")]
+    Low,
+    #[serde(rename = "medium")]
+    Medium,
+    #[serde(rename = "high")]
+    High,
+}
+impl ::std::fmt::Display for SemanticCheckEvaluatedPayloadSeverity {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Low => f.write_str("low"),
+            Self::Medium => f.write_str("medium"),
+            Self::High => f.write_str("high"),
+        }
+    }
+}
+impl ::std::str::FromStr for SemanticCheckEvaluatedPayloadSeverity {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for SemanticCheckEvaluatedPayloadSeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for SemanticCheckEvaluatedPayloadSeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`SemanticConflictEntry`
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct SemanticConflictEntry {
+    pub description: ::std::string::String,
+    pub nature: SemanticConflictEntryNature,
+    pub severity: SemanticConflictEntrySeverity,
+    pub term: NonEmptyString,
+}
+///`SemanticConflictEntryNature`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum SemanticConflictEntryNature {
+    #[serde(rename = "overloaded")]
+    Overloaded,
+    #[serde(rename = "drift")]
+    Drift,
+    #[serde(rename = "ambiguous")]
+    Ambiguous,
+}
+impl ::std::fmt::Display for SemanticConflictEntryNature {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Overloaded => f.write_str("overloaded"),
+            Self::Drift => f.write_str("drift"),
+            Self::Ambiguous => f.write_str("ambiguous"),
+        }
+    }
+}
+impl ::std::str::FromStr for SemanticConflictEntryNature {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "overloaded" => Ok(Self::Overloaded),
+            "drift" => Ok(Self::Drift),
+            "ambiguous" => Ok(Self::Ambiguous),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for SemanticConflictEntryNature {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for SemanticConflictEntryNature {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///`SemanticConflictEntrySeverity`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum SemanticConflictEntrySeverity {
+    #[serde(rename = "low")]
+    Low,
+    #[serde(rename = "medium")]
+    Medium,
+    #[serde(rename = "high")]
+    High,
+}
+impl ::std::fmt::Display for SemanticConflictEntrySeverity {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Low => f.write_str("low"),
+            Self::Medium => f.write_str("medium"),
+            Self::High => f.write_str("high"),
+        }
+    }
+}
+impl ::std::str::FromStr for SemanticConflictEntrySeverity {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "low" => Ok(Self::Low),
+            "medium" => Ok(Self::Medium),
+            "high" => Ok(Self::High),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for SemanticConflictEntrySeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for SemanticConflictEntrySeverity {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+///Payload of SessionLinked (3.0.0 SessionLinkedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct SessionLinkedPayload {
+    pub link_type: SessionLinkedPayloadLinkType,
+    pub linked_session_id: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    pub primary_session_id: NonEmptyString,
+}
+///`SessionLinkedPayloadLinkType`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum SessionLinkedPayloadLinkType {
+    #[serde(rename = "cli_to_saas")]
+    CliToSaas,
+    #[serde(rename = "saas_to_cli")]
+    SaasToCli,
+}
+impl ::std::fmt::Display for SessionLinkedPayloadLinkType {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::CliToSaas => f.write_str("cli_to_saas"),
+            Self::SaasToCli => f.write_str("saas_to_cli"),
+        }
+    }
+}
+impl ::std::str::FromStr for SessionLinkedPayloadLinkType {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "cli_to_saas" => Ok(Self::CliToSaas),
+            "saas_to_cli" => Ok(Self::SaasToCli),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for SessionLinkedPayloadLinkType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String> for SessionLinkedPayloadLinkType {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
 }
 ///Payload of WPStatusChanged (3.0.0 StatusTransitionPayload). Model rules beyond the schema (doing alias, force needs reason, approved/done need evidence) live in event-rules.json.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -1841,6 +5287,79 @@ pub struct StatusTransitionPayload {
     pub to_lane: Lane,
     pub wp_id: NonEmptyString,
 }
+///Payload of SyncDeadLettered (3.0.0 SyncDeadLetteredPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct SyncDeadLetteredPayload {
+    pub connector_id: NonEmptyString,
+    pub dead_letter_ref: NonEmptyString,
+    pub delivery_id: NonEmptyString,
+    pub failure_reason: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub source_event_fingerprint: NonEmptyString,
+    pub total_attempts: ::std::num::NonZeroU64,
+}
+///Payload of SyncIngestAccepted (3.0.0 SyncIngestAcceptedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct SyncIngestAcceptedPayload {
+    pub connector_id: NonEmptyString,
+    pub delivery_id: NonEmptyString,
+    pub ingest_batch_id: NonEmptyString,
+    pub ingested_count: ::std::num::NonZeroU64,
+    pub mission_id: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub source_event_fingerprint: NonEmptyString,
+}
+///Payload of SyncIngestRejected (3.0.0 SyncIngestRejectedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct SyncIngestRejectedPayload {
+    pub connector_id: NonEmptyString,
+    pub delivery_id: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub rejected_payload_ref: NonEmptyString,
+    pub rejection_reason: NonEmptyString,
+    pub source_event_fingerprint: NonEmptyString,
+}
+///Payload of SyncReplayCompleted (3.0.0 SyncReplayCompletedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct SyncReplayCompletedPayload {
+    pub connector_id: NonEmptyString,
+    pub delivery_id: NonEmptyString,
+    pub mission_id: NonEmptyString,
+    pub recorded_at: crate::contract::Timestamp,
+    pub replay_id: NonEmptyString,
+    pub replay_source: NonEmptyString,
+    pub replayed_count: u64,
+    pub source_event_fingerprint: NonEmptyString,
+}
+///Payload of SyncRetryScheduled (3.0.0 SyncRetryScheduledPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct SyncRetryScheduledPayload {
+    pub connector_id: NonEmptyString,
+    pub delivery_id: NonEmptyString,
+    pub max_retries: ::std::num::NonZeroU64,
+    pub mission_id: NonEmptyString,
+    pub next_retry_at: crate::contract::Timestamp,
+    pub recorded_at: crate::contract::Timestamp,
+    pub retry_attempt: ::std::num::NonZeroU64,
+    pub source_event_fingerprint: NonEmptyString,
+}
+///Payload of TermCandidateObserved (3.0.0 TermCandidateObservedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct TermCandidateObservedPayload {
+    pub actor: NonEmptyString,
+    pub confidence: f64,
+    pub mission_id: NonEmptyString,
+    pub scope_id: NonEmptyString,
+    pub step_id: NonEmptyString,
+    #[serde(default, skip_serializing_if = ":: std :: collections :: HashMap::is_empty")]
+    pub step_metadata: ::std::collections::HashMap<
+        ::std::string::String,
+        ::std::string::String,
+    >,
+    pub term_surface: NonEmptyString,
+}
 ///project_identity sent with tracker bind-resolve/confirm/validate.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -1860,6 +5379,78 @@ pub struct VerificationEntry {
     pub result: NonEmptyString,
     #[serde(skip_serializing_if = "::std::option::Option::is_none")]
     pub summary: ::std::option::Option<::std::string::String>,
+}
+///Payload of WarningAcknowledged (3.0.0 WarningAcknowledgedPayload, open: unknown keys are ignored). Judged on input; this CLI does not emit it.
+#[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+pub struct WarningAcknowledgedPayload {
+    pub acknowledgement: WarningAcknowledgedPayloadAcknowledgement,
+    pub mission_id: NonEmptyString,
+    pub participant_id: NonEmptyString,
+    pub warning_id: NonEmptyString,
+}
+///`WarningAcknowledgedPayloadAcknowledgement`
+#[derive(
+    ::serde::Deserialize,
+    ::serde::Serialize,
+    Clone,
+    Copy,
+    Debug,
+    Eq,
+    Hash,
+    Ord,
+    PartialEq,
+    PartialOrd
+)]
+pub enum WarningAcknowledgedPayloadAcknowledgement {
+    #[serde(rename = "continue")]
+    Continue,
+    #[serde(rename = "hold")]
+    Hold,
+    #[serde(rename = "reassign")]
+    Reassign,
+    #[serde(rename = "defer")]
+    Defer,
+}
+impl ::std::fmt::Display for WarningAcknowledgedPayloadAcknowledgement {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        match *self {
+            Self::Continue => f.write_str("continue"),
+            Self::Hold => f.write_str("hold"),
+            Self::Reassign => f.write_str("reassign"),
+            Self::Defer => f.write_str("defer"),
+        }
+    }
+}
+impl ::std::str::FromStr for WarningAcknowledgedPayloadAcknowledgement {
+    type Err = self::error::ConversionError;
+    fn from_str(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        match value {
+            "continue" => Ok(Self::Continue),
+            "hold" => Ok(Self::Hold),
+            "reassign" => Ok(Self::Reassign),
+            "defer" => Ok(Self::Defer),
+            _ => Err("invalid value".into()),
+        }
+    }
+}
+impl ::std::convert::TryFrom<&str> for WarningAcknowledgedPayloadAcknowledgement {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: &str,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
+}
+impl ::std::convert::TryFrom<::std::string::String>
+for WarningAcknowledgedPayloadAcknowledgement {
+    type Error = self::error::ConversionError;
+    fn try_from(
+        value: ::std::string::String,
+    ) -> ::std::result::Result<Self, self::error::ConversionError> {
+        value.parse()
+    }
 }
 ///Payload of WPAssigned as the CLI emits it.
 #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
@@ -2137,5 +5728,438 @@ impl EnvelopePayload {
             Self::WpCreatedPayload(_) => "WPCreated",
             Self::StatusTransitionPayload(_) => "WPStatusChanged",
         }
+    }
+}
+/// Deserialize `value` as the payload type the events contract names for `event_type`
+/// (`rules::CONTRACT_EVENT_TYPES`): `Ok` when the typed payload accepts it. `None` when
+/// `event_type` is not an event type of the contract.
+pub fn check_contract_payload(
+    event_type: &str,
+    value: &::serde_json::Value,
+) -> ::std::option::Option<::std::result::Result<(), ::serde_json::Error>> {
+    match event_type {
+        "CommentPosted" => {
+            Some(
+                <CommentPostedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "ConcurrentDriverWarning" => {
+            Some(
+                <ConcurrentDriverWarningPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "ConnectorDegraded" => {
+            Some(
+                <ConnectorDegradedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "ConnectorHealthChecked" => {
+            Some(
+                <ConnectorHealthCheckedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "ConnectorProvisioned" => {
+            Some(
+                <ConnectorProvisionedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "ConnectorReconnected" => {
+            Some(
+                <ConnectorReconnectedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "ConnectorRevoked" => {
+            Some(
+                <ConnectorRevokedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "DecisionCaptured" => {
+            Some(
+                <DecisionCapturedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "DecisionInputAnswered" => {
+            Some(
+                <DecisionInputAnsweredPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "DecisionInputRequested" => {
+            Some(
+                <DecisionInputRequestedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "DecisionPointDiscussing" => {
+            Some(
+                <DecisionPointDiscussingPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "DecisionPointOpened" => {
+            Some(
+                <DecisionPointOpenedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "DecisionPointOverridden" => {
+            Some(
+                <DecisionPointOverriddenPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "DecisionPointResolved" => {
+            Some(
+                <DecisionPointResolvedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "DriveIntentSet" => {
+            Some(
+                <DriveIntentSetPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "ExternalReferenceLinked" => {
+            Some(
+                <ExternalReferenceLinkedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "FocusChanged" => {
+            Some(
+                <FocusChangedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "GateFailed" => {
+            Some(
+                <GateFailedPayload as ::serde::Deserialize>::deserialize(value).map(drop),
+            )
+        }
+        "GatePassed" => {
+            Some(
+                <GatePassedPayload as ::serde::Deserialize>::deserialize(value).map(drop),
+            )
+        }
+        "GenerationBlockedBySemanticConflict" => {
+            Some(
+                <GenerationBlockedBySemanticConflictPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "GlossaryClarificationRequested" => {
+            Some(
+                <GlossaryClarificationRequestedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "GlossaryClarificationResolved" => {
+            Some(
+                <GlossaryClarificationResolvedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "GlossaryScopeActivated" => {
+            Some(
+                <GlossaryScopeActivatedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "GlossarySenseUpdated" => {
+            Some(
+                <GlossarySenseUpdatedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "GlossaryStrictnessSet" => {
+            Some(
+                <GlossaryStrictnessSetPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "MissionAuditCompleted" => {
+            Some(
+                <MissionAuditCompletedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "MissionAuditDecisionRequested" => {
+            Some(
+                <MissionAuditDecisionRequestedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "MissionAuditFailed" => {
+            Some(
+                <MissionAuditFailedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "MissionAuditRequested" => {
+            Some(
+                <MissionAuditRequestedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "MissionAuditStarted" => {
+            Some(
+                <MissionAuditStartedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "MissionCancelled" => {
+            Some(
+                <MissionCancelledPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "MissionClosed" => {
+            Some(
+                <MissionClosedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "MissionCompleted" => {
+            Some(
+                <MissionCompletedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "MissionCreated" => {
+            Some(
+                <MissionCreatedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "MissionDossierArtifactIndexed" => {
+            Some(
+                <MissionDossierArtifactIndexedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "MissionDossierArtifactMissing" => {
+            Some(
+                <MissionDossierArtifactMissingPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "MissionDossierParityDriftDetected" => {
+            Some(
+                <MissionDossierParityDriftDetectedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "MissionDossierSnapshotComputed" => {
+            Some(
+                <MissionDossierSnapshotComputedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "MissionRunCompleted" => {
+            Some(
+                <MissionRunCompletedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "MissionRunStarted" => {
+            Some(
+                <MissionRunStartedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "MissionStarted" => {
+            Some(
+                <MissionStartedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "NextStepAutoCompleted" => {
+            Some(
+                <NextStepAutoCompletedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "NextStepIssued" => {
+            Some(
+                <NextStepIssuedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "ParticipantInvited" => {
+            Some(
+                <ParticipantInvitedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "ParticipantJoined" => {
+            Some(
+                <ParticipantJoinedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "ParticipantLeft" => {
+            Some(
+                <ParticipantLeftPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "PhaseEntered" => {
+            Some(
+                <PhaseEnteredPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "PotentialStepCollisionDetected" => {
+            Some(
+                <PotentialStepCollisionDetectedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "PresenceHeartbeat" => {
+            Some(
+                <PresenceHeartbeatPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "PromptStepExecutionCompleted" => {
+            Some(
+                <PromptStepExecutionCompletedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "PromptStepExecutionStarted" => {
+            Some(
+                <PromptStepExecutionStartedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "ReviewRollback" => {
+            Some(
+                <ReviewRollbackPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "SemanticCheckEvaluated" => {
+            Some(
+                <SemanticCheckEvaluatedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "SessionLinked" => {
+            Some(
+                <SessionLinkedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "SyncDeadLettered" => {
+            Some(
+                <SyncDeadLetteredPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "SyncIngestAccepted" => {
+            Some(
+                <SyncIngestAcceptedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "SyncIngestRejected" => {
+            Some(
+                <SyncIngestRejectedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "SyncReplayCompleted" => {
+            Some(
+                <SyncReplayCompletedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "SyncRetryScheduled" => {
+            Some(
+                <SyncRetryScheduledPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "TermCandidateObserved" => {
+            Some(
+                <TermCandidateObservedPayload as ::serde::Deserialize>::deserialize(
+                        value,
+                    )
+                    .map(drop),
+            )
+        }
+        "WPStatusChanged" => {
+            Some(
+                <StatusTransitionPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        "WarningAcknowledged" => {
+            Some(
+                <WarningAcknowledgedPayload as ::serde::Deserialize>::deserialize(value)
+                    .map(drop),
+            )
+        }
+        _ => None,
     }
 }

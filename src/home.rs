@@ -32,6 +32,19 @@ use crate::repo::write_atomic;
 pub const SPEC_KITTY_DIR: &str = ".spec-kitty";
 /// Upstream's default queue cap.
 pub const DEFAULT_MAX_QUEUE_SIZE: u64 = 100_000;
+/// The entries spec-kitty keeps in its home (besides the scoped queues in `queues/`).
+pub const HOME_ENTRIES: &[&str] = &[
+    "clock.json",
+    "clock.json.next",
+    "credentials",
+    "config.toml",
+    "queue.db",
+    "queue.db-wal",
+    "queue.db-shm",
+    "queue.db-journal",
+    "active_queue_scope",
+    "queues",
+];
 /// The team slug an unauthenticated CLI reports.
 pub const LOCAL_TEAM_SLUG: &str = "local";
 
@@ -41,6 +54,14 @@ pub enum HomeError {
     /// `$HOME` is unset or empty.
     #[error("cannot find the home directory: $HOME is not set (set HOME to the user's home)")]
     NoHome,
+    /// The spec-kitty home, or a file spec-kitty keeps in it, is a symbolic link.
+    #[error(
+        "{} is a symbolic link; spec-kitty keeps its queue, clock and credentials only in a \
+         directory of its own, never through a link (replace the link with a real directory or \
+         file, e.g. move its target there, or set SPEC_KITTY_HOME to a real directory)",
+        path.display()
+    )]
+    Link { path: PathBuf },
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -65,16 +86,47 @@ pub struct Credentials {
 }
 
 impl SpecKittyHome {
-    /// `$HOME/.spec-kitty`.
+    /// `$HOME/.spec-kitty` (or `$SPEC_KITTY_HOME`), refused when it or a file spec-kitty keeps
+    /// in it is a symbolic link ([`Self::refuse_links`]).
     pub fn from_env() -> Result<Self, HomeError> {
         // SPEC_KITTY_HOME names the spec-kitty directory itself (the orchestrator's e2e sets it).
-        if let Some(dir) = std::env::var_os("SPEC_KITTY_HOME").filter(|d| !d.is_empty()) {
-            return Ok(Self::at(PathBuf::from(dir)));
+        let home = if let Some(dir) = std::env::var_os("SPEC_KITTY_HOME").filter(|d| !d.is_empty())
+        {
+            Self::at(PathBuf::from(dir))
+        } else {
+            match std::env::var_os("HOME") {
+                Some(home) if !home.is_empty() => Self::at(Path::new(&home).join(SPEC_KITTY_DIR)),
+                _ => return Err(HomeError::NoHome),
+            }
+        };
+        home.refuse_links()?;
+        Ok(home)
+    }
+
+    /// The one check of the home's links: the directory itself, every file spec-kitty keeps in
+    /// it ([`HOME_ENTRIES`]) and every entry of `queues/` must not be a symbolic link (a link
+    /// would let the queue, the clock or the credentials be written wherever it points). Missing
+    /// entries are fine (they are created as regular files, 0600, in a 0700 directory).
+    pub fn refuse_links(&self) -> Result<(), HomeError> {
+        let is_link = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+        let link = |p: PathBuf| Err(HomeError::Link { path: p });
+        if is_link(&self.dir) {
+            return link(self.dir.clone());
         }
-        match std::env::var_os("HOME") {
-            Some(home) if !home.is_empty() => Ok(Self::at(Path::new(&home).join(SPEC_KITTY_DIR))),
-            _ => Err(HomeError::NoHome),
+        for name in HOME_ENTRIES {
+            let p = self.dir.join(name);
+            if is_link(&p) {
+                return link(p);
+            }
         }
+        if let Ok(entries) = fs::read_dir(self.dir.join("queues")) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_symlink()) {
+                    return link(e.path());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A spec-kitty directory at an explicit place (tests, benchmarks).
@@ -116,7 +168,7 @@ impl SpecKittyHome {
 
     /// Read the credentials file. Missing, unreadable or malformed → empty (as upstream).
     pub fn credentials(&self) -> Credentials {
-        let Ok(text) = fs::read_to_string(self.credentials_path()) else {
+        let Ok(text) = read_text(&self.credentials_path()) else {
             return Credentials::default();
         };
         let Ok(doc) = text.parse::<toml::Table>() else {
@@ -161,11 +213,11 @@ impl SpecKittyHome {
             return Ok(());
         };
         let path = self.active_scope_path();
-        if fs::read_to_string(&path).is_ok_and(|s| s.trim() == scope) {
+        if read_text(&path).is_ok_and(|s| s.trim() == scope) {
             return Ok(());
         }
         let write = |p: &Path| -> io::Result<()> {
-            fs::create_dir_all(&self.dir)?;
+            crate::repo::create_private_dir(&self.dir)?;
             write_atomic(p, scope.as_bytes())
         };
         write(&path).map_err(|source| HomeError::Write { path, source })
@@ -173,7 +225,7 @@ impl SpecKittyHome {
 
     /// A `[sync]` key of `config.toml` (missing or unparsable file → `None`).
     fn sync_config(&self, key: &str) -> Option<toml::Value> {
-        let text = fs::read_to_string(self.config_path()).ok()?;
+        let text = read_text(&self.config_path()).ok()?;
         let doc = text.parse::<toml::Table>().ok()?;
         doc.get("sync")?.as_table()?.get(key).cloned()
     }
@@ -190,7 +242,7 @@ impl SpecKittyHome {
     /// its comments are not). An unparsable file is refused, never overwritten.
     pub fn set_configured_server_url(&self, url: &str) -> Result<(), HomeError> {
         let path = self.config_path();
-        let mut doc = match fs::read_to_string(&path) {
+        let mut doc = match read_text(&path) {
             Ok(text) => text.parse::<toml::Table>().map_err(|e| HomeError::Write {
                 path: path.clone(),
                 source: io::Error::new(
@@ -256,6 +308,12 @@ impl SpecKittyHome {
     }
 }
 
+/// A file of the home, read as the fence reads project files: a regular file (a FIFO would
+/// block), never through a link, at most 8 MiB, UTF-8.
+fn read_text(path: &Path) -> io::Result<String> {
+    crate::repo::fence::read_project_text(path)
+}
+
 /// Upstream's `build_queue_scope`.
 pub fn build_queue_scope(server_url: &str, username: &str, team_slug: &str) -> String {
     let server = server_url.trim().to_lowercase();
@@ -317,6 +375,40 @@ mod tests {
         .unwrap();
         assert_eq!(home.queue_scope().as_deref(), Some("http://x|u|no-team"));
         assert_eq!(home.team_slug(), "local");
+    }
+
+    #[test]
+    fn links_in_the_home_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home_dir = dir.path().join("home");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(home_dir.join("queues")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        let home = SpecKittyHome::at(&home_dir);
+        home.refuse_links().unwrap();
+        for name in [
+            "queue.db",
+            "credentials",
+            "queues/queue-0123456789abcdef.db",
+        ] {
+            let p = home_dir.join(name);
+            std::os::unix::fs::symlink(outside.join("x"), &p).unwrap();
+            let err = home.refuse_links().unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(&err, HomeError::Link { path } if *path == p)
+                    && text.contains("symbolic link")
+                    && text.contains("replace the link"),
+                "{text}"
+            );
+            fs::remove_file(&p).unwrap();
+        }
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&home_dir, &linked).unwrap();
+        assert!(matches!(
+            SpecKittyHome::at(&linked).refuse_links(),
+            Err(HomeError::Link { .. })
+        ));
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub enum ChangeKind {
     LegacyNamesRemoved,
     LaneAliasesAdded,
     LaneAliasesRemoved,
+    SyncLanesChanged,
     // Gate surfaces (the shape file).
     SurfaceAdded,
     SurfaceRemoved,
@@ -103,6 +104,10 @@ pub enum ChangeKind {
     PayloadRuleAdded,
     PayloadRuleRemoved,
     PayloadRuleMessageChanged,
+    // The contract's event types judged on input (not emitted by this CLI).
+    ContractEventTypeAdded,
+    ContractEventTypeRemoved,
+    ContractPayloadChanged,
     // Schema roots.
     SchemaAdded,
     SchemaRemoved,
@@ -364,6 +369,44 @@ pub fn compare(old: &Model, new: &Model) -> Vec<Change> {
         }
     }
 
+    for name in old
+        .contract_events
+        .keys()
+        .chain(new.contract_events.keys())
+        .collect::<BTreeSet<_>>()
+    {
+        let mut out = Out {
+            subject: Subject::Contract,
+            changes: &mut changes,
+        };
+        let target = format!("contract event type {name}");
+        let reason = "judged on input only (contract check); nothing this CLI sends changes";
+        match (old.contract_events.get(name), new.contract_events.get(name)) {
+            (None, Some(p)) => out.push(
+                &target,
+                ChangeKind::ContractEventTypeAdded,
+                Verdict::Additive,
+                format!("added (payload {p})"),
+                reason,
+            ),
+            (Some(p), None) => out.push(
+                &target,
+                ChangeKind::ContractEventTypeRemoved,
+                Verdict::Additive,
+                format!("removed (payload {p})"),
+                reason,
+            ),
+            (Some(o), Some(n)) if o != n => out.push(
+                &target,
+                ChangeKind::ContractPayloadChanged,
+                Verdict::Additive,
+                format!("payload {o} -> {n}"),
+                reason,
+            ),
+            _ => {}
+        }
+    }
+
     // Schema roots that are no event's payload on either side: by the surface they declare.
     let payloads: BTreeSet<&str> = old
         .events
@@ -375,6 +418,12 @@ pub fn compare(old: &Model, new: &Model) -> Vec<Change> {
         .schemas
         .keys()
         .chain(new.schemas.keys())
+        .map(String::as_str)
+        .filter(|t| !payloads.contains(t))
+        .collect();
+    let judged_only: BTreeSet<&str> = old
+        .contract_events
+        .values()
         .map(String::as_str)
         .filter(|t| !payloads.contains(t))
         .collect();
@@ -403,6 +452,13 @@ pub fn compare(old: &Model, new: &Model) -> Vec<Change> {
                 Verdict::Additive,
                 format!("schema added ({})", n.file),
                 "a new type; nothing this CLI sends today uses it",
+            ),
+            (Some(o), None) if judged_only.contains(title) => out.push(
+                title,
+                ChangeKind::SchemaRemoved,
+                Verdict::Additive,
+                format!("schema removed ({})", o.file),
+                "a payload judged on input only; this CLI never builds it",
             ),
             (Some(o), None) => out.push(
                 title,
@@ -533,6 +589,26 @@ fn contract(old: &Model, new: &Model, changes: &mut Vec<Change>) {
                 Verdict::Additive,
                 format!("added {}", join(&added)),
                 "one more spelling is accepted; nothing sent today is affected",
+            );
+        }
+    }
+    let versions: BTreeSet<&String> = old.sync_lanes.keys().chain(new.sync_lanes.keys()).collect();
+    for version in versions {
+        let (o, n) = (
+            old.sync_lanes.get(version).map(pairs).unwrap_or_default(),
+            new.sync_lanes.get(version).map(pairs).unwrap_or_default(),
+        );
+        if o != n {
+            out.push(
+                format!("sync lanes {version}"),
+                ChangeKind::SyncLanesChanged,
+                Verdict::Additive,
+                format!(
+                    "removed {}; added {}",
+                    join(minus(&o, &n)),
+                    join(minus(&n, &o))
+                ),
+                "judged on input only (contract check); nothing this CLI sends changes",
             );
         }
     }

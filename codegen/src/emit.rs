@@ -169,6 +169,7 @@ pub fn types(bundle: &Bundle, rules: &EventRules) -> Result<String> {
         .map_err(|e| CodegenError::new("schemas", "", format!("typify refused the bundle: {e}")))?;
     let mut tokens = space.to_stream();
     tokens.extend(payload_event_types(rules));
+    tokens.extend(contract_payload_check(rules));
     let mut file = parse_file(tokens, "types")?;
     version_free_names(&mut file)?;
     Ok(format!("{HEADER}{}", prettyplease::unparse(&file)))
@@ -214,6 +215,25 @@ fn payload_event_types(rules: &EventRules) -> TokenStream {
             pub fn event_type_name(&self) -> &'static str {
                 match self { #(#arms)* }
             }
+        }
+    }
+}
+
+/// `check_contract_payload`: whether the typed payload of a contract event type accepts a value.
+fn contract_payload_check(rules: &EventRules) -> TokenStream {
+    let arms = rules.contract_event_types.iter().map(|(name, payload)| {
+        let ty = format_ident!("{}", payload);
+        quote! { #name => Some(<#ty as ::serde::Deserialize>::deserialize(value).map(drop)), }
+    });
+    quote! {
+        /// Deserialize `value` as the payload type the events contract names for `event_type`
+        /// (`rules::CONTRACT_EVENT_TYPES`): `Ok` when the typed payload accepts it. `None` when
+        /// `event_type` is not an event type of the contract.
+        pub fn check_contract_payload(
+            event_type: &str,
+            value: &::serde_json::Value,
+        ) -> ::std::option::Option<::std::result::Result<(), ::serde_json::Error>> {
+            match event_type { #(#arms)* _ => None }
         }
     }
 }
@@ -334,6 +354,11 @@ pub fn rules(
         .iter()
         .map(|(a, b)| quote! { (#a, #b) });
 
+    let sync_lanes = rules.sync_lanes.iter().map(|(version, mapping)| {
+        let pairs = mapping.iter().map(|(a, b)| quote! { (#a, #b) });
+        quote! { (#version, &[#(#pairs),*]) }
+    });
+
     let payload_rules = rules.payload_rules.iter().map(|r| {
         let et = &r.event_type;
         let field = &r.when.field;
@@ -362,6 +387,10 @@ pub fn rules(
         quote! { EventTypeSpec { name: #name, payload_type: #payload, aggregate_types: #aggs, mission_scoped: #scoped } }
     });
 
+    let contract_event_types = rules.contract_event_types.iter().map(|(name, payload)| {
+        quote! { ContractEventType { name: #name, payload_type: #payload } }
+    });
+
     let residual_items = residuals.iter().map(|r| {
         let root = &r.root;
         let path = strs(&r.path);
@@ -370,6 +399,7 @@ pub fn rules(
             ResidualKind::MaxItems(n) => quote! { ResidualKind::MaxItems(#n) },
             ResidualKind::Minimum(n) => quote! { ResidualKind::Minimum(#n) },
             ResidualKind::Maximum(n) => quote! { ResidualKind::Maximum(#n) },
+            ResidualKind::HttpUrl => quote! { ResidualKind::HttpUrl },
         };
         quote! { ResidualCheck { root: #root, path: #path, kind: #kind } }
     });
@@ -469,6 +499,10 @@ pub fn rules(
             pub const ALIASES: &[(&str, &str)] = &[#(#alias_pairs),*];
         }
 
+        /// Canonical lane → sync lane, per sync vocabulary (`v1`, `v2`), as upstream's
+        /// `canonical_to_sync_v1`/`_v2`.
+        pub const SYNC_LANES: &[(&str, &[(&str, &str)])] = &[#(#sync_lanes),*];
+
         /// Condition of a cross-field payload rule.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         pub enum When { EqualsBool(bool), EqualsStr(&'static str), In(&'static [&'static str]) }
@@ -502,9 +536,20 @@ pub fn rules(
 
         pub const EVENT_TYPES: &[EventTypeSpec] = &[#(#event_types),*];
 
+        /// An event type of the events contract, judged on input (`contract check`); this CLI
+        /// emits only [`EVENT_TYPES`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct ContractEventType {
+            pub name: &'static str,
+            /// Name of the generated payload type.
+            pub payload_type: &'static str,
+        }
+
+        pub const CONTRACT_EVENT_TYPES: &[ContractEventType] = &[#(#contract_event_types),*];
+
         /// A schema constraint the generated types do not enforce.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum ResidualKind { MinItems(u64), MaxItems(u64), Minimum(i64), Maximum(i64) }
+        pub enum ResidualKind { MinItems(u64), MaxItems(u64), Minimum(i64), Maximum(i64), HttpUrl }
 
         /// Where a residual constraint applies: `path` from the root type, `*` = each array item.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! `contracts/event-rules.json`: the spec-kitty-events rules that its JSON Schemas
 //! do not carry (the cutover artifact, the `doing` lane alias, the model's cross-field
-//! validators) and the registry of the event types this CLI emits.
+//! validators), the registry of the event types this CLI emits, and every event type of the
+//! events contract with its payload type (judged on input).
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -16,9 +17,18 @@ pub struct EventRules {
     pub comment: Option<String>,
     pub cutover: Cutover,
     pub lane_aliases: LaneAliases,
+    /// Canonical lane → sync lane, per sync vocabulary (`v1`, `v2`): upstream's
+    /// `canonical_to_sync_v1`/`_v2`. Every canonical lane must be mapped.
+    #[serde(default)]
+    pub sync_lanes: BTreeMap<String, BTreeMap<String, String>>,
     pub payload_rules: Vec<PayloadRule>,
     /// Keyed by event type; BTreeMap keeps the generated tables in a stable order.
     pub event_types: BTreeMap<String, EventType>,
+    /// Every event type of the events contract (spec-kitty-events 3.0.0: 62) → the title of its
+    /// payload schema: what `contract check` judges on input. This CLI emits only
+    /// `event_types`; a type in both names the same payload.
+    #[serde(default)]
+    pub contract_event_types: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +113,20 @@ pub fn parse(text: &str) -> Result<EventRules> {
                 FILE,
                 format!("{ptr}/event_type"),
                 format!("'{}' is not in event_types", rule.event_type),
+            ));
+        }
+    }
+    for (name, payload) in &rules.contract_event_types {
+        if let Some(et) = rules.event_types.get(name)
+            && &et.payload != payload
+        {
+            return Err(CodegenError::new(
+                FILE,
+                format!("/contract_event_types/{name}"),
+                format!(
+                    "payload '{payload}' differs from event_types/{name}/payload '{}'",
+                    et.payload
+                ),
             ));
         }
     }

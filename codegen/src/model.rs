@@ -34,6 +34,10 @@ pub struct Model {
     pub surfaces: Vec<SurfaceModel>,
     /// The event registry, by event type.
     pub events: BTreeMap<String, EventModel>,
+    /// Canonical lane → sync lane, per sync vocabulary.
+    pub sync_lanes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every event type of the events contract → its payload type (judged on input).
+    pub contract_events: BTreeMap<String, String>,
     /// Every titled schema root, by title.
     pub schemas: BTreeMap<String, SchemaModel>,
 }
@@ -233,6 +237,8 @@ pub fn build(shape: &Shape, rules: &EventRules, bundle: &Bundle) -> Model {
         lane_aliases,
         surfaces,
         events,
+        sync_lanes: rules.sync_lanes.clone(),
+        contract_events: rules.contract_event_types.clone(),
         schemas,
     }
 }

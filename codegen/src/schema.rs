@@ -48,7 +48,9 @@ const KEYWORDS: &[&str] = &[
     SURFACE_KEY,
     GATED_KEY,
 ];
-const FORMATS: &[&str] = &["date-time", "uuid"];
+/// `uri` is upstream's `AnyHttpUrl` (an http or https URL with a host): typify leaves it a
+/// `String`, so it is a residual check ([`ResidualKind::HttpUrl`]).
+const FORMATS: &[&str] = &["date-time", "uuid", "uri"];
 const TYPES: &[&str] = &[
     "object", "string", "integer", "number", "boolean", "array", "null",
 ];
@@ -78,6 +80,8 @@ pub enum ResidualKind {
     MaxItems(u64),
     Minimum(i64),
     Maximum(i64),
+    /// `format: uri`: an http(s) URL with a host, as upstream's `AnyHttpUrl`.
+    HttpUrl,
 }
 
 /// Where a definition came from, for error messages.
@@ -685,6 +689,9 @@ fn walk_residual(
         if !typed_bound {
             push(ResidualKind::Minimum(n));
         }
+    }
+    if node.get("format").and_then(Value::as_str) == Some("uri") {
+        push(ResidualKind::HttpUrl);
     }
     if let Some(Value::Object(props)) = node.get("properties") {
         for (key, child) in props {

@@ -168,6 +168,11 @@ pub fn render(model: &Model) -> String {
         list(&la.fields)
     );
 
+    for (version, mapping) in &model.sync_lanes {
+        let pairs: Vec<String> = mapping.iter().map(|(a, b)| format!("{a}->{b}")).collect();
+        let _ = writeln!(out, "  sync lanes {version:<14} {}", list(&pairs));
+    }
+
     let payloads: Vec<&str> = model.events.values().map(|e| e.payload.as_str()).collect();
     for surface in &model.surfaces {
         let _ = writeln!(out, "\nsurface {}", surface.name);
@@ -208,6 +213,20 @@ pub fn render(model: &Model) -> String {
             let _ = writeln!(out, "  schema ({})", schema.file);
             fields(&mut out, "payload", schema);
         }
+    }
+
+    let _ = writeln!(
+        out,
+        "\ncontract event types (judged on input): {}",
+        model.contract_events.len()
+    );
+    for (name, payload) in &model.contract_events {
+        let emitted = if model.events.contains_key(name) {
+            "  (emitted)"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {name:<36} {payload}{emitted}");
     }
 
     let surfaced: Vec<&str> = model

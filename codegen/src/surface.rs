@@ -161,6 +161,7 @@ pub fn check(shape: &Shape, rules: &EventRules, bundle: &Bundle) -> Result<Vec<G
         }
     }
     registry(shape, rules, bundle)?;
+    sync_lanes(rules, bundle)?;
     orchestrator(shape, bundle)?;
     Ok(gated)
 }
@@ -239,6 +240,14 @@ fn closed(
         None => (type_name, file, ptr.to_string()),
     };
     let node = non_null(target);
+    if node.get("format").and_then(Value::as_str) == Some("uri") {
+        // A residual check run by the event validators, which a surface's gate does not run.
+        return Err(CodegenError::new(
+            file,
+            ptr_join(&ptr, "format"),
+            "format 'uri' is not enforced on a constrained surface (only the event validators check it); use a pattern",
+        ));
+    }
     let ty = node.get("type").and_then(Value::as_str);
     let typed = ty.is_some() || node.get("enum").is_some() || is_null_schema(node);
     if !typed {
@@ -437,6 +446,23 @@ fn registry(shape: &Shape, rules: &EventRules, bundle: &Bundle) -> Result<()> {
             ));
         }
     }
+    for (name, payload) in &rules.contract_event_types {
+        let eptr = ptr_join("/contract_event_types", name);
+        if rules.cutover.forbidden_legacy_event_names.contains(name) {
+            return Err(CodegenError::new(
+                reg,
+                eptr,
+                "a forbidden legacy event name is a contract event type",
+            ));
+        }
+        if !bundle.roots.iter().any(|r| &r.title == payload) {
+            return Err(CodegenError::new(
+                reg,
+                eptr,
+                format!("no schema file has title '{payload}'"),
+            ));
+        }
+    }
     for (i, rule) in rules.payload_rules.iter().enumerate() {
         let et = &rules.event_types[&rule.event_type];
         let schema = &bundle.defs[&et.payload];
@@ -456,6 +482,31 @@ fn registry(shape: &Shape, rules: &EventRules, bundle: &Bundle) -> Result<()> {
                     format!("field '{field}' is not a property of {}", et.payload),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Each sync lane mapping maps exactly the canonical lanes (the `Lane` enum).
+fn sync_lanes(rules: &EventRules, bundle: &Bundle) -> Result<()> {
+    if rules.sync_lanes.is_empty() {
+        return Ok(());
+    }
+    let lanes: BTreeSet<String> = bundle
+        .defs
+        .get("Lane")
+        .and_then(|l| enum_values(bundle, l))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for (version, mapping) in &rules.sync_lanes {
+        let keys: BTreeSet<String> = mapping.keys().cloned().collect();
+        if keys != lanes {
+            return Err(CodegenError::new(
+                crate::event_rules::FILE,
+                ptr_join("/sync_lanes", version),
+                format!("maps lanes {keys:?}, but the Lane enum is {lanes:?}"),
+            ));
         }
     }
     Ok(())

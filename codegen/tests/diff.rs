@@ -227,6 +227,32 @@ fn cases() -> Vec<Case> {
             verdict: Cosmetic,
         },
         Case {
+            name: "contract event type removed (judged on input only)",
+            file: event_rules::FILE,
+            edit: |d| {
+                d["contract_event_types"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("GatePassed");
+            },
+            kind: K::ContractEventTypeRemoved,
+            verdict: Additive,
+        },
+        Case {
+            name: "contract event type added",
+            file: event_rules::FILE,
+            edit: |d| d["contract_event_types"]["GateRetried"] = json!("GateFailedPayload"),
+            kind: K::ContractEventTypeAdded,
+            verdict: Additive,
+        },
+        Case {
+            name: "sync lane mapping changed",
+            file: event_rules::FILE,
+            edit: |d| d["sync_lanes"]["v1"]["blocked"] = json!("planned"),
+            kind: K::SyncLanesChanged,
+            verdict: Additive,
+        },
+        Case {
             name: "new event type",
             file: event_rules::FILE,
             edit: |d| {

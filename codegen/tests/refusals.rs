@@ -69,9 +69,15 @@ fn unknown_keywords_are_refused() {
     });
     assert_eq!(err.pointer, "/properties/slug/if");
     let err = render_with("schemas/tracker_bind_identity.schema.json", |d| {
+        d["properties"]["slug"] = json!({"type": "string", "format": "email"});
+    });
+    assert_eq!(err.pointer, "/properties/slug/format");
+    // `uri` is a residual check of the event validators, which a surface's gate does not run.
+    let err = render_with("schemas/tracker_bind_identity.schema.json", |d| {
         d["properties"]["slug"] = json!({"type": "string", "format": "uri"});
     });
     assert_eq!(err.pointer, "/properties/slug/format");
+    assert!(err.message.contains("constrained surface"), "{err}");
 }
 
 #[test]

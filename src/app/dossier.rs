@@ -520,7 +520,11 @@ pub fn prepare(
             );
             continue;
         }
-        let bytes = match std::fs::read(dir.join(&a.path)) {
+        // Bounded and a regular file: the file may have changed since the scan.
+        let bytes = match crate::repo::fence::read_project_file_limited(
+            &dir.join(&a.path),
+            MAX_INLINE_BYTES,
+        ) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 skip(&a.path, "deleted_after_scan".into());

@@ -114,8 +114,13 @@ pub fn create(
     request: &NewMission,
     outbox: &mut Outbox,
 ) -> Result<Created, CreateError> {
+    // Checks before writes: an unreadable project identity fails before the mission exists.
+    identity::load(root)?;
     let created = mission::create_mission(root, request)?;
-    identity::ensure(root)?;
+    if let Err(e) = identity::ensure(root) {
+        let _ = std::fs::remove_dir_all(&created.dir);
+        return Err(e.into());
+    }
     let meta = &created.meta;
     let rel = created
         .dir
@@ -184,7 +189,14 @@ pub fn mark(
 ) -> Result<Vec<Marked>, WorkflowError> {
     let before = log_len(&ctx.dir);
     let marks = workflow::mark_subtasks(ctx, ids, status, actor);
-    relay_after(outbox, &ctx.dir, before, marks.is_ok());
+    // No id resolved: the command fails (as upstream's does) and must change nothing, so the
+    // home and the queue are not even opened.
+    let resolved = marks.as_ref().is_ok_and(|m| {
+        m.marked
+            .iter()
+            .any(|m| m.outcome != workflow::MarkOutcome::NotFound)
+    });
+    relay_after(outbox, &ctx.dir, before, resolved);
     let marks = marks?;
     Ok(marks.marked)
 }

@@ -255,7 +255,7 @@ fn relay_once(
         source,
     };
     let mut expected = emitter.queue().meta(key).map_err(EmitError::from)?;
-    let mut file = File::open(events_path).map_err(io)?;
+    let mut file = crate::repo::fence::open_read(events_path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     let (mut offset, mut tail) = start_of(&mut file, expected.as_deref(), len, events_path);
     if offset == len {

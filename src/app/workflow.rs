@@ -170,7 +170,7 @@ pub fn allocate_lane(root: &Path, file: &LanesFile, lane: &lanes::Lane) -> Resul
         if !git::branch_exists(root, &branch).map_err(|e| e.to_string())? {
             continue;
         }
-        if let Err(e) = git::run(&ws.path, &["merge", "--no-edit", "--quiet", &branch]) {
+        if let Err(e) = git::run(&ws.path, &["merge", "--no-edit", "--quiet", "--", &branch]) {
             let _ = git::run(&ws.path, &["merge", "--abort"]);
             return Err(format!("merging dependency lane {branch} failed: {e}"));
         }
@@ -200,11 +200,14 @@ pub fn for_review_commit_gate(
     };
     let ws = lanes::workspace(&ctx.root, &file, lane);
     let range = format!("{}..{}", ws.base_ref, ws.branch);
-    let commits = git::run_optional(&ctx.root, &["rev-list", "--count", &range])
-        .ok()
-        .flatten()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let commits = git::run_optional(
+        &ctx.root,
+        &["rev-list", "--count", "--end-of-options", &range, "--"],
+    )
+    .ok()
+    .flatten()
+    .and_then(|s| s.trim().parse::<u64>().ok())
+    .unwrap_or(0);
     if ws.path.exists() && commits > 0 {
         return Ok(());
     }

@@ -99,7 +99,10 @@ fn login(args: &LoginArgs) -> Result<ExitCode, CliError> {
         .block_on(session.login(args.username.trim(), &password))
         .map_err(|e| CliError::new(&e, e.to_string()).json(json))?;
     if let Err(e) = home.record_active_scope() {
-        eprintln!("warning: {e}");
+        eprintln!(
+            "warning: {}",
+            super::output::clean::for_terminal(&e.to_string())
+        );
     }
     let doc = LoggedIn {
         logged_in: true,
@@ -152,7 +155,7 @@ fn status(json: bool) -> Result<ExitCode, CliError> {
             refresh_expires_at: iso(c.refresh_expires_at),
             username: c.username,
             team_slug: c.team_slug,
-            server: c.server_url,
+            server: crate::saas::settings::redact_userinfo(&c.server_url),
         }),
     };
     emit(&doc, json);

@@ -23,12 +23,15 @@ pub enum ContractCommand {
     /// The `envelope` surface (the default) judges as every chokepoint does: the shape rules,
     /// then the full 3.0.0 validation (types and formats, cutover, typed payload, model rules).
     /// `--surface event` checks upstream's 3.0.0 `Event` (without the CLI's extra envelope
-    /// fields); `--event-type T` checks bare payloads of type T.
+    /// fields), with its payload as its event type's (any of the 3.0.0 contract);
+    /// `--event-type T` checks bare payloads of type T; `--surface lane-mapping` checks lists
+    /// of `{"canonical", "expected_sync"}` cases (lane names and their sync-v1 mapping).
     ///
     /// Examples:
     ///   spec-kitty contract check queued.jsonl
     ///   spec-kitty contract check --surface event event.json
     ///   spec-kitty contract check --event-type WPStatusChanged payload.json
+    ///   spec-kitty contract check --surface lane-mapping cases.json
     ///
     /// Exit 0 when every document passes, 1 with one line per violation otherwise.
     Check(CheckArgs),
@@ -36,8 +39,8 @@ pub enum ContractCommand {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Surface to check against: a gate surface (see `contract show`), or `event` for the
-    /// spec-kitty-events 3.0.0 `Event`.
+    /// Surface to check against: a gate surface (see `contract show`), `event` for the
+    /// spec-kitty-events 3.0.0 `Event`, or `lane-mapping` for lane-mapping cases.
     #[arg(long, default_value = "envelope", value_parser = parse_surface)]
     surface: CheckSurface,
     /// Check bare payloads of this event type (e.g. WPStatusChanged) instead of documents of
@@ -56,18 +59,21 @@ pub struct CheckArgs {
 pub enum CheckSurface {
     Gate(Surface),
     Event,
+    LaneMapping,
 }
 
 fn parse_surface(s: &str) -> Result<CheckSurface, String> {
-    if s == "event" {
-        return Ok(CheckSurface::Event);
+    match s {
+        "event" => return Ok(CheckSurface::Event),
+        "lane-mapping" => return Ok(CheckSurface::LaneMapping),
+        _ => {}
     }
     Surface::from_name(s)
         .map(CheckSurface::Gate)
         .ok_or_else(|| {
             let names: Vec<&str> = Surface::ALL.iter().map(|s| s.name()).collect();
             format!(
-                "unknown surface '{s}' (expected one of: {}, event)",
+                "unknown surface '{s}' (expected one of: {}, event, lane-mapping)",
                 names.join(", ")
             )
         })
@@ -98,9 +104,9 @@ fn judge(args: &CheckArgs, doc: &Value) -> Option<Refusal> {
         })
     };
     if let Some(event_type) = &args.event_type {
-        return match validate::validate_payload(event_type, doc) {
-            Ok(Some(_)) => None,
-            Ok(None) => Some((
+        return match validate::validate_contract_payload(event_type, doc) {
+            Ok(validate::Judged::Valid) => None,
+            Ok(validate::Judged::UnknownType) => Some((
                 name,
                 String::new(),
                 ErrorCode::ContractUnknownEventType,
@@ -114,15 +120,16 @@ fn judge(args: &CheckArgs, doc: &Value) -> Option<Refusal> {
             let code = ErrorCode::from(&v.reason);
             (v.surface.name(), v.field.clone(), code, v.describe())
         }),
+        CheckSurface::LaneMapping => validate::validate_lane_mapping(doc).err().and_then(invalid),
         CheckSurface::Event => {
             let event = match validate::validate_event(doc) {
                 Ok(e) => e,
                 Err(v) => return invalid(v),
             };
             let event_type = event.event_type.to_string();
-            // As the library's `Event` model: the payload is an open map; a payload of a type
-            // this contract models is checked as that type too.
-            match validate::validate_payload(&event_type, &Value::Object(event.payload)) {
+            // As the library's `Event` model: the payload is an open map; a payload of an event
+            // type of the contract (or of this CLI's registry) is checked as that type too.
+            match validate::validate_contract_payload(&event_type, &Value::Object(event.payload)) {
                 Ok(_) => None,
                 Err(v) => invalid(v).map(|(s, f, c, m)| {
                     let f = if f.is_empty() {
@@ -145,6 +152,7 @@ impl CheckArgs {
         match self.surface {
             CheckSurface::Gate(s) => s.name(),
             CheckSurface::Event => "event",
+            CheckSurface::LaneMapping => "lane-mapping",
         }
     }
 }
@@ -156,7 +164,7 @@ pub fn run(cmd: ContractCommand) -> Result<ExitCode, CliError> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
             } else {
-                print!("{}", doc.text());
+                print!("{}", super::output::clean::for_terminal(&doc.text()));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -171,8 +179,18 @@ struct Doc {
 }
 
 /// Split the input into JSON documents: one pretty-printed document, or JSON Lines.
+/// Linear in the input: line numbers are counted onward from the previous document.
 fn documents(text: &str) -> Vec<Doc> {
-    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let mut counted = (0usize, 1usize); // (offset, line at that offset)
+    let mut line_of = |offset: usize| {
+        let offset = offset.min(text.len()).max(counted.0);
+        counted.1 += text.as_bytes()[counted.0..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        counted.0 = offset;
+        counted.1
+    };
     let mut docs = Vec::new();
     let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
     loop {
@@ -204,9 +222,7 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         })?;
         s
     } else {
-        std::fs::read_to_string(&args.file).map_err(|e| {
-            CliError::usage(format!("cannot read {}: {e}", args.file)).json(args.json)
-        })?
+        read_input_file(&args.file)?
     };
     let docs = documents(&text);
     if docs.is_empty() {
@@ -245,17 +261,69 @@ fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
         }
     }
     let report = CheckReport {
+        file: if args.file == "-" {
+            "<stdin>".to_owned()
+        } else {
+            args.file.clone()
+        },
         surface: args.surface_name(),
         documents: docs.len(),
         valid: docs.len() - violations.len(),
         violations,
     };
     emit(&report, args.json);
+    if !args.json
+        && let Some(remedy) = report.remedy()
+    {
+        eprintln!("{remedy}");
+    }
     Ok(if report.violations.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The most `contract check` reads from a file.
+const MAX_INPUT: u64 = 1 << 30;
+
+/// Read the file to check: a regular file of at most [`MAX_INPUT`] bytes, UTF-8.
+fn read_input_file(file: &str) -> Result<String, CliError> {
+    use std::io::Read as _;
+    let fail = |why: String| CliError::usage(format!("cannot read {file}: {why}"));
+    // Opened without blocking (a FIFO would block until a writer comes), then checked on the
+    // open file itself: nothing can be swapped in between.
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let handle = opts.open(file).map_err(|e| {
+        fail(format!(
+            "{e} (check the path, or pass `-` to read standard input)"
+        ))
+    })?;
+    let meta = handle
+        .metadata()
+        .map_err(|e| fail(format!("{e} (check the path)")))?;
+    if !meta.is_file() {
+        return Err(fail(
+            "not a regular file (pass a file, or `-` and pipe the documents to standard input)"
+                .into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(fail(
+            "larger than 1 GiB (split it into smaller files)".into(),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text (re-save it as UTF-8)".into()))
 }
 
 #[cfg(test)]

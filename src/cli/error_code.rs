@@ -89,7 +89,7 @@ error_codes! {
 
     // The local sync state (exit 1).
     NoHome = "NO_HOME", 1,
-        "`$HOME` is not set, so `~/.spec-kitty` cannot be found";
+        "`$HOME` is not set, so `~/.spec-kitty` cannot be found, or the spec-kitty home (or a file in it) is a symbolic link";
     QueueCorrupt = "QUEUE_CORRUPT", 1,
         "the queue file is not an SQLite database or is damaged; it is left untouched";
     QueueNewerSchema = "QUEUE_NEWER_SCHEMA", 1,

@@ -78,7 +78,17 @@ pub(crate) fn mission_error(e: mission::MissionError, json: bool) -> CliError {
         E::LegacyMeta { .. } => ErrorCode::LegacyMetadata,
         _ => ErrorCode::MissionError,
     };
-    CliError::new(code, e.to_string()).json(json)
+    // The "not found" texts are upstream's; the CLI adds what to do.
+    let hint = match &e {
+        E::NotFound { .. } => {
+            " (check the handle: the missions are the directories of kitty-specs/)"
+        }
+        E::WpNotFound { .. } => {
+            " (check the id: the work packages are the files of the mission's tasks/)"
+        }
+        _ => "",
+    };
+    CliError::new(code, format!("{e}{hint}")).json(json)
 }
 
 pub(crate) fn project_root(json: bool) -> Result<std::path::PathBuf, CliError> {

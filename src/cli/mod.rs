@@ -198,7 +198,7 @@ pub fn main() -> ExitCode {
             if e.json {
                 output::print_json(&output::ErrorDoc { error: &error });
             }
-            eprintln!("error: {}", error.message);
+            eprintln!("error: {}", output::clean::for_terminal(&error.message));
             ExitCode::from(status)
         }
     }

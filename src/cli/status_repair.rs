@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::mission::open_mission;
+use super::output::clean::shown_path;
 use super::output::{Render, emit};
 use super::{CliError, ErrorCode};
 use crate::app::outbox::Outbox;
@@ -46,13 +47,13 @@ impl Render for Repaired {
             format!(
                 "Removed the incomplete last line ({} bytes) of {}:\n{}\n",
                 self.removed_bytes,
-                self.events_file.display(),
+                shown_path(&self.events_file),
                 self.removed.escape_debug()
             )
         } else {
             format!(
                 "{} has no incomplete last line; nothing changed.\n",
-                self.events_file.display()
+                shown_path(&self.events_file)
             )
         }
     }

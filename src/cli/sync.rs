@@ -56,7 +56,7 @@ use crate::queue::{QuarantineSelection, QuarantinedRow, Queue, QueueError, Queue
 use crate::queue::{Rejection, RetryOutcome};
 use crate::saas::batch::{META_LAST_ERROR, META_LAST_SERVER, META_LAST_SYNC_AT};
 use crate::saas::credentials::CredentialStore;
-use crate::saas::settings::{SyncSettings, configured_server};
+use crate::saas::settings::{SyncSettings, configured_server, redact_userinfo};
 use clap::{ArgGroup, Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
@@ -237,7 +237,7 @@ fn sync_section(
             refresh_valid: c.valid_refresh(now).is_some(),
             username: c.username,
             team_slug: c.team_slug,
-            server: c.server_url,
+            server: redact_userinfo(&c.server_url),
         }),
         Ok(None) => None,
         Err(e) => Some(LoginDoc::Unreadable {
@@ -256,7 +256,7 @@ fn sync_section(
     let (server, server_error) = match &settings.server {
         Ok(s) => (s.to_string(), None),
         Err(e) => (
-            configured_server(home),
+            redact_userinfo(&configured_server(home)),
             Some(CodeMessage {
                 code: ErrorCode::from(e),
                 message: e.to_string(),
@@ -269,8 +269,8 @@ fn sync_section(
         server_error,
         login,
         last_sync_at: meta(META_LAST_SYNC_AT)?,
-        last_server: meta(META_LAST_SERVER)?,
-        last_error: meta(META_LAST_ERROR)?,
+        last_server: meta(META_LAST_SERVER)?.map(|u| redact_userinfo(&u)),
+        last_error: meta(META_LAST_ERROR)?.map(|u| redact_userinfo(&u)),
     })
 }
 

@@ -168,7 +168,10 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
     // Events first.
     let (report, stop) = if events > 0 {
         if !json {
-            println!("Syncing {events} queued event(s) to {server}...");
+            println!(
+                "Syncing {events} queued event(s) to {}...",
+                super::output::clean::shown(&server.to_string())
+            );
         }
         let bar = progress_bar(json, events, "events");
         let mut progress = |done: u64, total: u64| {
@@ -192,7 +195,10 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
     // Then bodies, only when the event drain did not fail.
     let (body_report, body_stop) = if stop.is_none() && bodies > 0 {
         if !json {
-            println!("Uploading {bodies} queued artifact body(ies) to {server}...");
+            println!(
+                "Uploading {bodies} queued artifact body(ies) to {}...",
+                super::output::clean::shown(&server.to_string())
+            );
         }
         let bar = progress_bar(json, bodies, "bodies");
         let mut progress = |done: u64, total: u64| {
@@ -283,7 +289,10 @@ pub fn run(args: &NowArgs) -> Result<ExitCode, CliError> {
     };
     emit(&doc, json);
     if let (false, Some(error)) = (json, &doc.error) {
-        eprintln!("error: {}", error.message);
+        eprintln!(
+            "error: {}",
+            super::output::clean::for_terminal(&error.message)
+        );
     }
     Ok(exit)
 }

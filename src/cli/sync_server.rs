@@ -5,6 +5,7 @@ use clap::Args;
 use serde::Serialize;
 use std::process::ExitCode;
 
+use super::output::clean::{shown, shown_path};
 use super::output::{Render, emit};
 use super::sync::home;
 use super::{CliError, ErrorCode};
@@ -35,16 +36,16 @@ impl Render for ServerDoc {
         if self.changed {
             format!(
                 "Sync server set to {} (in {})\n",
-                self.server_url,
-                self.config_path.display()
+                shown(&self.server_url),
+                shown_path(&self.config_path)
             )
         } else {
             let from = match self.source {
-                "config" => format!("from {}", self.config_path.display()),
+                "config" => format!("from {}", shown_path(&self.config_path)),
                 "credentials" => "from the stored login".to_string(),
                 _ => "the default; set one with `spec-kitty sync server URL`".to_string(),
             };
-            format!("{} ({from})\n", self.server_url)
+            format!("{} ({from})\n", shown(&self.server_url))
         }
     }
 }

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::output::clean::shown;
 use super::output::{Render, emit};
 use super::sync::home;
 use super::{CliError, ErrorCode};
@@ -101,9 +102,9 @@ impl Render for Bound<'_> {
         let o = self.outcome;
         format!(
             "Tracker binding saved\n- provider: {}\n- binding_ref: {}\n- display_label: {}\n",
-            o.provider,
-            o.binding_ref,
-            o.display_label.as_deref().unwrap_or(&o.binding_ref)
+            shown(&o.provider),
+            shown(&o.binding_ref),
+            shown(o.display_label.as_deref().unwrap_or(&o.binding_ref))
         )
     }
 }
@@ -122,12 +123,12 @@ impl Render for Status<'_> {
         }
         let mut s = format!(
             "Tracker status\n- provider: {}\n- binding_ref: {}\n- display_label: {}\n- valid: yes\n",
-            o.provider.as_deref().unwrap_or("?"),
-            o.binding_ref.as_deref().unwrap_or("?"),
-            o.display_label.as_deref().unwrap_or("-"),
+            shown(o.provider.as_deref().unwrap_or("?")),
+            shown(o.binding_ref.as_deref().unwrap_or("?")),
+            shown(o.display_label.as_deref().unwrap_or("-")),
         );
         for (k, v) in &o.provider_context {
-            s.push_str(&format!("- {k}: {v}\n"));
+            s.push_str(&format!("- {}: {}\n", shown(k), shown(v)));
         }
         s
     }

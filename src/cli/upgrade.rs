@@ -12,6 +12,7 @@ use super::CliError;
 use super::error_code::ErrorCode;
 use super::mission::project_root;
 use super::output::Render;
+use super::output::clean::{shown, shown_path};
 use super::output::emit;
 use super::output::mission::UpgradedMeta;
 use crate::home::SpecKittyHome;
@@ -64,14 +65,14 @@ impl Render for UpgradeDoc {
             let _ = writeln!(
                 out,
                 "  {} [{}]: {} ({})",
-                f.path.display(),
+                shown_path(&f.path),
                 f.kind,
                 f.change,
                 f.count
             );
         }
         for q in &self.queues {
-            let _ = writeln!(out, "  {} [queue]:", q.path.display());
+            let _ = writeln!(out, "  {} [queue]:", shown_path(&q.path));
             if !q.body_columns.is_empty() {
                 let rows = q.body_rows.map_or_else(
                     || "every row kept; `--dry-run` counts them".to_owned(),
@@ -94,7 +95,9 @@ impl Render for UpgradeDoc {
                 let _ = writeln!(
                     out,
                     "    quarantined {} ({}): {}",
-                    u.event_id, u.field, u.reason
+                    shown(&u.event_id),
+                    shown(&u.field),
+                    shown(&u.reason)
                 );
             }
         }
@@ -114,8 +117,13 @@ fn upgrade_error(e: UpgradeError, json: bool) -> CliError {
 
 pub fn run(args: &UpgradeArgs) -> Result<ExitCode, CliError> {
     let root = project_root(args.json)?;
-    let home = SpecKittyHome::from_env().ok();
     let json = args.json;
+    // No `$HOME`: only the project is upgraded. A home that is a link is refused.
+    let home = match SpecKittyHome::from_env() {
+        Ok(h) => Some(h),
+        Err(crate::home::HomeError::NoHome) => None,
+        Err(e) => return Err(CliError::new(ErrorCode::NoHome, e.to_string()).json(json)),
+    };
     // A run that writes holds every mission's status lock from before it reads the logs until
     // the last file is in place: no transition interleaves with the rewrite of a log.
     let _locks = if args.dry_run {

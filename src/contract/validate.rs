@@ -6,6 +6,9 @@
 //!   listed, worded as upstream), the typed `Event`, and residual schema constraints.
 //! * [`validate_payload`]: a payload of an event type in the registry: the `doing` lane alias,
 //!   the typed payload, the cross-field model rules and residual constraints.
+//! * [`validate_lane_mapping`]: upstream's lane-mapping cases (canonical lane → sync lane).
+//! * [`validate_contract_payload`]: the same for every event type of the 3.0.0 contract
+//!   (`rules::CONTRACT_EVENT_TYPES`, most of which this CLI never emits), and the registry's.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -223,6 +226,102 @@ pub fn validate_payload(
     }
 }
 
+/// Whether an event type is known, and so its payload was judged as that type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judged {
+    /// The payload is valid for its (contract or registry) event type.
+    Valid,
+    /// Neither the events contract nor this CLI's registry defines the event type.
+    UnknownType,
+}
+
+/// Validate the payload of any event type of the 3.0.0 events contract (the generated type of
+/// `rules::CONTRACT_EVENT_TYPES`), or of the registry's types the contract does not define: the
+/// lane alias, residual schema constraints, the model rules and the typed payload. Every
+/// failure is listed.
+pub fn validate_contract_payload(
+    event_type: &str,
+    payload: &Value,
+) -> Result<Judged, Vec<Violation>> {
+    let Some(contract) = rules::CONTRACT_EVENT_TYPES
+        .iter()
+        .find(|c| c.name == event_type)
+    else {
+        return validate_payload(event_type, payload).map(|typed| match typed {
+            Some(_) => Judged::Valid,
+            None => Judged::UnknownType,
+        });
+    };
+    let mut doc = payload.clone();
+    apply_lane_aliases(event_type, &mut doc);
+    let mut out = residual_violations(contract.payload_type, &doc);
+    out.extend(model_violations(event_type, &doc));
+    if let Some(Err(e)) = super::types::check_contract_payload(event_type, &doc) {
+        out.push(violation(Layer::Type, "", e.to_string()));
+    }
+    if out.is_empty() {
+        Ok(Judged::Valid)
+    } else {
+        Err(out)
+    }
+}
+
+/// Validate a list of lane-mapping cases as upstream's conformance suite does: each case's
+/// `canonical` must be a lane of the contract (exactly, as `Lane(value)`), and its
+/// `expected_sync`, when given, must be what the contract's sync vocabulary `v1` maps it to.
+pub fn validate_lane_mapping(doc: &Value) -> Result<(), Vec<Violation>> {
+    let Value::Array(cases) = doc else {
+        return Err(vec![violation(
+            Layer::Type,
+            "",
+            "a lane mapping must be a JSON array of {\"canonical\", \"expected_sync\"} cases",
+        )]);
+    };
+    let v1 = rules::SYNC_LANES
+        .iter()
+        .find(|(version, _)| *version == "v1")
+        .map(|(_, m)| *m)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let at = |field: &str| format!("[{i}].{field}");
+        let Some(canonical) = case.get("canonical") else {
+            out.push(violation(
+                Layer::Type,
+                format!("[{i}]"),
+                "missing \"canonical\"",
+            ));
+            continue;
+        };
+        if super::types::Lane::deserialize(canonical).is_err() {
+            out.push(violation(
+                Layer::Type,
+                at("canonical"),
+                format!("{canonical} is not a valid Lane"),
+            ));
+            continue;
+        }
+        let Some(expected) = case.get("expected_sync") else {
+            continue;
+        };
+        let mapped = v1
+            .iter()
+            .find(|(lane, _)| canonical.as_str() == Some(*lane))
+            .map(|(_, sync)| *sync);
+        if expected.as_str() != mapped {
+            out.push(violation(
+                Layer::Model,
+                at("expected_sync"),
+                format!(
+                    "{canonical} maps to sync lane {:?} (v1), not {expected}",
+                    mapped.unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    if out.is_empty() { Ok(()) } else { Err(out) }
+}
+
 /// Rewrite lane aliases (`doing` → `in_progress`) in the alias fields, as the 3.0.0 library does
 /// on input (after trimming and lower-casing).
 pub fn apply_lane_aliases(event_type: &str, payload: &mut Value) {
@@ -287,6 +386,7 @@ pub fn residual_violations(root: &str, doc: &Value) -> Vec<Violation> {
                 ResidualKind::MaxItems(n) => v.as_array().is_some_and(|a| (a.len() as u64) > n),
                 ResidualKind::Minimum(n) => v.as_f64().is_some_and(|x| x < n as f64),
                 ResidualKind::Maximum(n) => v.as_f64().is_some_and(|x| x > n as f64),
+                ResidualKind::HttpUrl => v.as_str().is_some_and(|s| !is_http_url(s)),
             };
             if bad {
                 let what = match check.kind {
@@ -294,12 +394,37 @@ pub fn residual_violations(root: &str, doc: &Value) -> Vec<Violation> {
                     ResidualKind::MaxItems(n) => format!("must have at most {n} item(s)"),
                     ResidualKind::Minimum(n) => format!("must be >= {n}"),
                     ResidualKind::Maximum(n) => format!("must be <= {n}"),
+                    ResidualKind::HttpUrl => "must be an http or https URL with a host".into(),
                 };
                 out.push(violation(Layer::Residual, path, what));
             }
         });
     }
     out
+}
+
+/// An http(s) URL with a host and no blanks, at most 2083 characters (upstream's `AnyHttpUrl`).
+fn is_http_url(s: &str) -> bool {
+    let lower = s.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':').unwrap_or(p)),
+            None => return false,
+        },
+        None => host_port.split_once(':').unwrap_or((host_port, "")),
+    };
+    s.len() <= 2083
+        && !host.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && !s.chars().any(char::is_whitespace)
 }
 
 fn visit(v: &Value, path: &[&str], at: String, f: &mut dyn FnMut(String, &Value)) {
@@ -382,6 +507,63 @@ mod tests {
                 .message
                 .starts_with("unsupported cutover major version")
         );
+    }
+
+    #[test]
+    fn contract_types_the_cli_does_not_emit_are_judged() {
+        let gate = json!({"gate_type": "ci", "external_provider": "github", "check_run_id": 1,
+            "check_run_url": "https://github.com/o/r/runs/1", "delivery_id": "d",
+            "conclusion": "success", "gate_name": "ci/test"});
+        assert_eq!(
+            validate_contract_payload("GatePassed", &gate),
+            Ok(Judged::Valid)
+        );
+        let mut bad = gate.clone();
+        bad["conclusion"] = json!("failure");
+        assert!(validate_contract_payload("GatePassed", &bad).is_err());
+        let mut bad = gate;
+        bad["check_run_url"] = json!("not a url");
+        assert!(validate_contract_payload("GatePassed", &bad).is_err());
+        assert_eq!(
+            validate_contract_payload("TestEvent", &json!({})),
+            Ok(Judged::UnknownType)
+        );
+        // The registry's own types stay judged (WPCreated has no 3.0.0 schema).
+        assert!(validate_contract_payload("WPCreated", &json!({})).is_err());
+    }
+
+    #[test]
+    fn lane_mappings_as_upstream() {
+        let good = json!([{"canonical": "approved", "expected_sync": "done"},
+                          {"canonical": "blocked", "expected_sync": "doing"}]);
+        assert_eq!(validate_lane_mapping(&good), Ok(()));
+        let wrong = json!([{"canonical": "approved", "expected_sync": "approved"}]);
+        assert_eq!(
+            validate_lane_mapping(&wrong).unwrap_err()[0].layer,
+            Layer::Model
+        );
+        for lane in ["in_review", "paused", "", "Planned"] {
+            let bad = json!([{"canonical": lane, "expected_error": "not a valid Lane"}]);
+            assert!(validate_lane_mapping(&bad).is_err(), "{lane}");
+        }
+        assert!(validate_lane_mapping(&json!({"canonical": "planned"})).is_err());
+    }
+
+    #[test]
+    fn http_urls_as_upstream() {
+        for ok in ["https://x.io", "http://x.io:8080/a?b#c", "https://u@h/p"] {
+            assert!(is_http_url(ok), "{ok}");
+        }
+        for bad in [
+            "ftp://x.io",
+            "https://",
+            "https:///p",
+            "x.io",
+            "https://a b",
+            "http://h:x/",
+        ] {
+            assert!(!is_http_url(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -288,7 +288,7 @@ impl LamportClock {
         };
         if self.lock_file.is_none() {
             if let Some(dir) = lock_path.parent() {
-                fs::create_dir_all(dir).map_err(err)?;
+                crate::repo::create_private_dir(dir).map_err(err)?;
             }
             let file = OpenOptions::new()
                 .create(true)
@@ -323,7 +323,8 @@ impl LamportClock {
     }
 
     fn read(&self) -> Loaded {
-        let bytes = match fs::read(&self.path) {
+        // A regular file, bounded, never through a link (a FIFO would block, /dev/zero never end).
+        let bytes = match crate::repo::fence::read_project_file(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Loaded {

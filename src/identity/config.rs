@@ -110,7 +110,7 @@ pub(crate) fn add_missing(
 }
 
 pub(super) fn read_text(path: &Path) -> Result<Option<String>, IdentityError> {
-    match fs::read(path) {
+    match crate::repo::fence::read_project_file(path) {
         Ok(bytes) => {
             String::from_utf8(bytes)
                 .map(Some)
@@ -128,6 +128,12 @@ pub(super) fn read_text(path: &Path) -> Result<Option<String>, IdentityError> {
 }
 
 pub(super) fn parse(path: &Path, text: &str) -> Result<Value, IdentityError> {
+    crate::repo::fence::check_text_depth(text, crate::repo::fence::MAX_NESTING).map_err(|e| {
+        IdentityError::MalformedConfig {
+            path: path.to_path_buf(),
+            message: e,
+        }
+    })?;
     yaml_serde::from_str::<Value>(text).map_err(|e| IdentityError::MalformedConfig {
         path: path.to_path_buf(),
         message: e.to_string(),

@@ -67,9 +67,11 @@ fn mid8(meta: &MissionMeta) -> Option<String> {
     {
         return Some(m.trim().to_string());
     }
+    // The mid8 becomes part of a worktree path: letters and digits only (meta.json's own
+    // `mid8` is checked when meta.json is read).
     if let Some(id) = &meta.mission_id
         && id.len() >= 8
-        && id.is_char_boundary(8)
+        && id.as_bytes()[..8].iter().all(u8::is_ascii_alphanumeric)
     {
         return Some(id[..8].to_string());
     }
@@ -98,7 +100,10 @@ impl CoordSurface {
             });
         }
         let path = self.worktree.to_string_lossy().into_owned();
-        git::run(root, &["worktree", "add", "--quiet", &path, &self.branch])?;
+        git::run(
+            root,
+            &["worktree", "add", "--quiet", "--", &path, &self.branch],
+        )?;
         Ok(())
     }
 

@@ -179,7 +179,11 @@ fn validate_branch(root: &Path, branch: &str) -> Result<(), MissionError> {
     let invalid = || MissionError::InvalidBranch {
         value: branch.to_owned(),
     };
-    if branch.trim().is_empty() || branch.trim() != branch {
+    // The fence's rules first (no leading `-`: git would read an option), then git's own.
+    if branch.trim().is_empty()
+        || branch.trim() != branch
+        || repo::fence::refname_problem(branch).is_some()
+    {
         return Err(invalid());
     }
     match repo::git::run_optional(root, &["check-ref-format", "--branch", branch])? {

@@ -73,9 +73,11 @@ pub fn bootstrap_edits(
     let strategy = branch_strategy_text(target_branch);
     let mut out = Vec::new();
     for wp in wps {
-        let text = std::fs::read_to_string(&wp.path).map_err(|source| MissionError::Read {
-            path: wp.path.clone(),
-            source,
+        let text = crate::repo::fence::read_project_text(&wp.path).map_err(|source| {
+            MissionError::Read {
+                path: wp.path.clone(),
+                source,
+            }
         })?;
         let mut updates: Vec<(&str, Json)> = Vec::new();
         for (key, value) in [
@@ -119,6 +121,6 @@ fn has_key(wp: &WorkPackage, key: &str) -> bool {
 }
 
 fn raw_has_key(path: &Path, key: &str) -> Option<bool> {
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = crate::repo::fence::read_project_text(path).ok()?;
     frontmatter::has_non_null(&text, key)
 }

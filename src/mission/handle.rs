@@ -133,7 +133,7 @@ fn is_mid8(s: &str) -> bool {
 /// Unreadable or odd files simply do not match: one broken mission must not make every other
 /// handle unresolvable.
 fn mission_id(specs: &Path, name: &str) -> Option<String> {
-    let bytes = fs::read(specs.join(name).join(META_FILE)).ok()?;
+    let bytes = crate::repo::fence::read_project_file(&specs.join(name).join(META_FILE)).ok()?;
     let value: Value = serde_json::from_slice(&bytes).ok()?;
     value
         .get("mission_id")?

@@ -112,17 +112,66 @@ impl LanesFile {
     /// Read `lanes.json`; `Ok(None)` when there is none.
     pub fn load(mission_dir: &Path) -> Result<Option<Self>, MissionError> {
         let path = Self::path(mission_dir);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match repo::fence::read_project_file(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(MissionError::Read { path, source }),
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| MissionError::InvalidMeta {
+        let file: Self = serde_json::from_slice(&bytes).map_err(|e| MissionError::InvalidMeta {
+            path: path.clone(),
+            reason: format!(
+                "not a valid lanes.json: {e} (fix the file, or delete it and rerun \
+                 `spec-kitty agent mission finalize-tasks`)"
+            ),
+        })?;
+        let dir_name = mission_dir.file_name().and_then(|n| n.to_str());
+        file.validate(dir_name)
+            .map_err(|reason| MissionError::InvalidMeta {
                 path,
-                reason: format!("not a valid lanes.json: {e}"),
-            })
+                reason: format!(
+                    "{reason} (lanes.json is written by `spec-kitty agent mission finalize-tasks`: \
+                 restore it from git history or delete it and rerun that command)"
+                ),
+            })?;
+        Ok(Some(file))
+    }
+
+    /// Every value that reaches git or a path: the slug is the mission directory's name, the
+    /// branches are valid ref names not starting with `-`, lane ids are `lane-<a-z0-9>` and
+    /// work package ids are `WPnn`.
+    pub fn validate(&self, dir_name: Option<&str>) -> Result<(), String> {
+        if !super::names::is_safe_segment(&self.mission_slug)
+            || dir_name.is_some_and(|d| d != self.mission_slug)
+        {
+            return Err(format!(
+                "mission_slug {:?} is not this mission's directory name {:?}",
+                self.mission_slug,
+                dir_name.unwrap_or("")
+            ));
+        }
+        crate::repo::fence::check_refname(&self.mission_branch)
+            .map_err(|e| format!("mission_branch: {e}"))?;
+        crate::repo::fence::check_refname(&self.target_branch)
+            .map_err(|e| format!("target_branch: {e}"))?;
+        for lane in &self.lanes {
+            if !is_lane_id(&lane.lane_id) {
+                return Err(format!(
+                    "lane_id {:?} is not `lane-` followed by lowercase letters or digits",
+                    lane.lane_id
+                ));
+            }
+            crate::repo::fence::check_refname(&format!("{}-{}", self.mission_branch, lane.lane_id))
+                .map_err(|e| format!("lane branch: {e}"))?;
+            for dep in &lane.depends_on_lanes {
+                if !is_lane_id(dep) {
+                    return Err(format!("depends_on_lanes entry {dep:?} is not a lane id"));
+                }
+            }
+            for wp in &lane.wp_ids {
+                super::names::WpId::parse(wp).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
     }
 
     /// Write `lanes.json` atomically (indent 2, trailing newline).
@@ -142,6 +191,17 @@ impl LanesFile {
     pub fn lane_for(&self, wp: &str) -> Option<&Lane> {
         self.lanes.iter().find(|l| l.wp_ids.iter().any(|w| w == wp))
     }
+}
+
+/// `lane-` followed by at least one lowercase ASCII letter or digit (`lane-a`, `lane-ab`).
+pub fn is_lane_id(id: &str) -> bool {
+    id.strip_prefix("lane-").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.len() <= 32
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 /// Where a lane runs.
@@ -203,12 +263,15 @@ pub fn allocate(root: &Path, lanes: &LanesFile, lane: &Lane) -> Result<LaneWorks
     if !git::branch_exists(root, &lanes.mission_branch)? {
         git::run(
             root,
-            &["branch", &lanes.mission_branch, &lanes.target_branch],
+            &["branch", "--", &lanes.mission_branch, &lanes.target_branch],
         )?;
     }
     let path = ws.path.to_string_lossy().into_owned();
     if git::branch_exists(root, &ws.branch)? {
-        git::run(root, &["worktree", "add", "--quiet", &path, &ws.branch])?;
+        git::run(
+            root,
+            &["worktree", "add", "--quiet", "--", &path, &ws.branch],
+        )?;
     } else {
         git::run(
             root,
@@ -218,6 +281,7 @@ pub fn allocate(root: &Path, lanes: &LanesFile, lane: &Lane) -> Result<LaneWorks
                 "--quiet",
                 "-b",
                 &ws.branch,
+                "--",
                 &path,
                 &lanes.mission_branch,
             ],
@@ -281,6 +345,49 @@ fn repair_half_made(root: &Path, path: &Path) -> Result<(), LaneError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample() -> LanesFile {
+        LanesFile {
+            version: 1,
+            mission_slug: "001-x".into(),
+            mission_id: None,
+            mission_branch: "kitty/mission-001-x".into(),
+            target_branch: "main".into(),
+            lanes: vec![Lane {
+                lane_id: "lane-a".into(),
+                wp_ids: vec!["WP01".into()],
+                write_scope: vec![],
+                predicted_surfaces: vec![],
+                depends_on_lanes: vec![],
+                parallel_group: 0,
+            }],
+            computed_at: None,
+            computed_from: None,
+            planning_artifact_wps: vec![],
+            planning_commit_sha: None,
+        }
+    }
+
+    #[test]
+    fn committed_values_that_reach_git_or_paths_are_validated() {
+        assert!(sample().validate(Some("001-x")).is_ok());
+        let cases: Vec<fn(&mut LanesFile)> = vec![
+            |f| f.mission_branch = "-D".into(),
+            |f| f.target_branch = "--orphan".into(),
+            |f| f.target_branch = "a..b".into(),
+            |f| f.mission_slug = "../../escaped".into(),
+            |f| f.mission_slug = "002-other".into(),
+            |f| f.lanes[0].lane_id = "../x".into(),
+            |f| f.lanes[0].lane_id = "lane-A".into(),
+            |f| f.lanes[0].wp_ids[0] = "../WP01".into(),
+            |f| f.lanes[0].depends_on_lanes.push("-x".into()),
+        ];
+        for change in cases {
+            let mut f = sample();
+            change(&mut f);
+            assert!(f.validate(Some("001-x")).is_err(), "{f:?}");
+        }
+    }
 
     #[test]
     fn lane_ids_continue_after_z() {

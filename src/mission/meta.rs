@@ -21,7 +21,6 @@
 //! - A known optional key holding `null` reads as absent and is not written back.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -179,7 +178,7 @@ impl MissionMeta {
     /// Read `<mission_dir>/meta.json`. The directory name supplies missing identity values.
     pub fn load(mission_dir: &Path) -> Result<Self, MissionError> {
         let path = mission_dir.join(META_FILE);
-        let bytes = match fs::read(&path) {
+        let bytes = match crate::repo::fence::read_project_file(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(MissionError::MetaMissing { path });
@@ -282,6 +281,36 @@ impl MissionMeta {
         }
         if self.mission_type.trim().is_empty() {
             return Err(invalid("mission_type is empty".to_owned()));
+        }
+        // Every value that reaches git as a branch is a checked ref name when meta.json is
+        // read, not only when a command gets to use it.
+        let extra = |key: &str| self.extra.get(key).and_then(Value::as_str);
+        let branches = [
+            ("target_branch", self.target_branch.as_deref()),
+            ("mission_branch", self.mission_branch.as_deref()),
+            ("merge_target_branch", extra("merge_target_branch")),
+            ("planning_base_branch", extra("planning_base_branch")),
+            ("coordination_branch", extra("coordination_branch")),
+        ];
+        for (key, value) in branches {
+            let Some(value) = value.filter(|v| !v.trim().is_empty() || key == "target_branch")
+            else {
+                continue;
+            };
+            crate::repo::fence::check_refname(value).map_err(|e| {
+                invalid(format!(
+                    "{key}: {e}; set it to an existing branch name (e.g. \"main\") or remove \
+                     the key, then rerun"
+                ))
+            })?;
+        }
+        if let Some(mid8) = extra("mid8").map(str::trim).filter(|m| !m.is_empty())
+            && !(mid8.len() == 8 && mid8.bytes().all(|b| b.is_ascii_alphanumeric()))
+        {
+            return Err(invalid(format!(
+                "mid8 {mid8:?} is not 8 letters or digits (the first 8 characters of \
+                 mission_id); fix it or remove the key, then rerun"
+            )));
         }
         Ok(())
     }
@@ -486,6 +515,32 @@ mod tests {
     fn hostile_slug_is_refused() {
         let err = parse(json!({"mission_slug": "../../evil"}), "001-x").unwrap_err();
         assert!(matches!(err, MissionError::InvalidMeta { .. }), "{err}");
+    }
+
+    #[test]
+    fn branch_values_are_ref_names_when_read() {
+        for (key, value) in [
+            ("target_branch", "-D"),
+            ("target_branch", "a..b"),
+            ("target_branch", ""),
+            ("mission_branch", "--force"),
+            ("merge_target_branch", "--orphan=x"),
+            ("coordination_branch", "a b"),
+            ("mid8", "../../xy"),
+        ] {
+            let mut doc = json!({"mission_slug": "001-x", "mission_type": "software-dev"});
+            doc[key] = json!(value);
+            let err = parse(doc, "001-x").unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, MissionError::InvalidMeta { .. }), "{text}");
+            assert!(
+                text.contains("meta.json") && text.contains(key) && text.contains("remove the key"),
+                "{key}={value}: {text}"
+            );
+        }
+        let ok = json!({"mission_slug": "001-x", "target_branch": "e2e/orchestrator",
+            "coordination_branch": "", "mid8": "01ABCDEF"});
+        assert!(parse(ok, "001-x").is_ok());
     }
 
     #[test]

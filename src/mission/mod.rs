@@ -78,13 +78,21 @@ pub enum MissionError {
     #[error("Work package '{wp}' not found in {mission}")]
     WpNotFound { wp: String, mission: String },
 
-    #[error("no meta.json at {}", path.display())]
+    #[error(
+        "no meta.json at {} (restore it with `git checkout -- <path>`, or create the mission \
+         with `spec-kitty agent mission create`)",
+        path.display()
+    )]
     MetaMissing { path: PathBuf },
 
-    #[error("cannot parse {}: {message}", path.display())]
+    #[error(
+        "cannot parse {}: {message} (fix the JSON by hand or restore it with \
+         `git checkout -- <path>`)",
+        path.display()
+    )]
     MalformedMeta { path: PathBuf, message: String },
 
-    #[error("invalid {}: {reason}", path.display())]
+    #[error("invalid {}: {reason}{}", path.display(), remedy_unless_given(reason))]
     InvalidMeta { path: PathBuf, reason: String },
 
     #[error(
@@ -94,11 +102,16 @@ pub enum MissionError {
     )]
     LegacyMeta { path: PathBuf, keys: Vec<String> },
 
-    #[error("cannot parse work package {}: {message}", path.display())]
+    #[error(
+        "cannot parse work package {}: {message} (fix its `---` YAML frontmatter by hand or \
+         restore it with `git checkout -- <path>`)",
+        path.display()
+    )]
     MalformedWp { path: PathBuf, message: String },
 
     #[error(
-        "work package {} declares work_package_id {frontmatter_id:?} but its file name says {file_id:?}",
+        "work package {} declares work_package_id {frontmatter_id:?} but its file name says \
+         {file_id:?} (rename the file or fix work_package_id so they agree)",
         path.display()
     )]
     WpIdMismatch {
@@ -107,7 +120,11 @@ pub enum MissionError {
         frontmatter_id: String,
     },
 
-    #[error("work package dependencies form a cycle: {}", cycle.join(" -> "))]
+    #[error(
+        "work package dependencies form a cycle: {} (remove one of these from the \
+         `dependencies:` of the WP files in tasks/)",
+        cycle.join(" -> ")
+    )]
     DependencyCycle { cycle: Vec<String> },
 
     #[error(
@@ -116,17 +133,17 @@ pub enum MissionError {
     )]
     NoTargetBranch { root: PathBuf },
 
-    #[error("{} already exists", path.display())]
+    #[error("{} already exists (choose another slug, or remove it first)", path.display())]
     AlreadyExists { path: PathBuf },
 
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}{}", path.display(), io_remedy(source))]
     Read {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
 
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {source}{}", path.display(), io_remedy(source))]
     Write {
         path: PathBuf,
         #[source]
@@ -135,6 +152,30 @@ pub enum MissionError {
 
     #[error(transparent)]
     Repo(#[from] RepoError),
+}
+
+/// The remedy for a refused read or write of a project file, unless the error states one.
+pub(crate) fn io_remedy(e: &io::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("(") && text.contains("restore") {
+        return "";
+    }
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => " (check the file's permissions)",
+        io::ErrorKind::NotFound => " (restore it with `git checkout -- <path>`)",
+        io::ErrorKind::IsADirectory => {
+            " (a directory is where a file belongs: remove it and restore the file from git)"
+        }
+        _ => " (check the file, or restore it with `git checkout -- <path>`)",
+    }
+}
+
+fn remedy_unless_given(reason: &str) -> &'static str {
+    if reason.contains("restore") || reason.contains("rerun") || reason.contains(" run ") {
+        ""
+    } else {
+        " (fix the file by hand or restore it with `git checkout -- <path>`)"
+    }
 }
 
 impl MissionError {

@@ -25,10 +25,13 @@ pub enum WorkflowError {
     Status(#[from] StatusError),
     #[error(transparent)]
     Git(#[from] repo::RepoError),
-    #[error("work package {wp} depends on {dependency}, which has no file in tasks/")]
+    #[error(
+        "work package {wp} depends on {dependency}, which has no file in tasks/ (add \
+         tasks/{dependency}.md or remove it from {wp}'s `dependencies:`)"
+    )]
     MissingDependency { wp: String, dependency: String },
     #[error(
-        "no subtask of {} is listed by any work package (frontmatter `subtasks:` or a `## WPxx` section of tasks.md)",
+        "no subtask of {} is listed by any work package (frontmatter `subtasks:` or a `## WPxx` section of tasks.md); check the id, or add it to a work package's `subtasks:`",
         ids.join(", ")
     )]
     SubtaskNotFound { ids: Vec<String> },
@@ -134,8 +137,9 @@ impl MissionContext {
     /// every status change. The domain persists only; the use-case (`crate::app::record`)
     /// hands the same records to its outbox.
     pub fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
-        // Checks before writes: a log that does not read (a malformed or torn line) is refused
-        // before anything is appended to it.
+        // Checks before writes: a log that cannot be read (a malformed line, a link, a FIFO)
+        // is refused before anything is appended to it. With the saved reducer state this
+        // folds only the lines added since the last command.
         lock.reduce()?;
         lock.append(records)?;
         lock.materialize(&self.snapshot_identity())?;
@@ -334,7 +338,7 @@ pub(crate) fn identity_file_to_commit(root: &Path) -> Result<Option<String>, rep
         .unwrap_or(&config)
         .to_string_lossy()
         .into_owned();
-    let ignored = git::run_optional(root, &["check-ignore", "-q", &rel])?.is_some();
+    let ignored = git::run_optional(root, &["check-ignore", "-q", "--", &rel])?.is_some();
     Ok((config.exists() && !ignored).then_some(rel))
 }
 
@@ -375,18 +379,28 @@ fn commit_paths_locked(
 }
 
 /// The work package that lists subtask `id`: its frontmatter `subtasks:`, else the
-/// `## WPxx` section of tasks.md that mentions it.
-pub fn owner_of_subtask(ctx: &MissionContext, wps: &[WorkPackage], id: &str) -> Option<String> {
+/// `## WPxx` section of tasks.md that mentions it. A missing tasks.md lists nothing; one that
+/// cannot be read (a link, not a regular file, too large, not UTF-8) is an error naming it.
+pub fn owner_of_subtask(
+    ctx: &MissionContext,
+    wps: &[WorkPackage],
+    id: &str,
+) -> Result<Option<String>, MissionError> {
     for wp in wps {
         if wp
             .subtasks
             .iter()
             .any(|s| s.as_str() == Some(id) || s.get("id").and_then(Value::as_str) == Some(id))
         {
-            return Some(wp.id.as_str().to_string());
+            return Ok(Some(wp.id.as_str().to_string()));
         }
     }
-    let text = std::fs::read_to_string(ctx.dir.join("tasks.md")).ok()?;
+    let path = ctx.dir.join("tasks.md");
+    let text = match crate::repo::fence::read_project_text(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(MissionError::Read { path, source }),
+    };
     let mut current: Option<String> = None;
     for line in text.lines() {
         if let Some(heading) = line.strip_prefix("## ") {
@@ -403,10 +417,10 @@ pub fn owner_of_subtask(ctx: &MissionContext, wps: &[WorkPackage], id: &str) -> 
             .any(|w| w == id)
             && let Some(wp) = &current
         {
-            return Some(wp.clone());
+            return Ok(Some(wp.clone()));
         }
     }
-    None
+    Ok(None)
 }
 
 /// What became of one id given to `mark-status` (upstream's `TaskIdResolutionOutcome`).
@@ -467,7 +481,7 @@ pub fn mark_subtasks(
     let state = lock.reduce()?;
     let mut marked = Vec::new();
     for id in ids {
-        let Some(wp_id) = owner_of_subtask(ctx, &wps, id) else {
+        let Some(wp_id) = owner_of_subtask(ctx, &wps, id)? else {
             marked.push(Marked {
                 id: id.clone(),
                 wp_id: None,

@@ -82,10 +82,11 @@ pub fn load_work_package(mission_dir: &Path, wp: &str) -> Result<WorkPackage, Mi
 
 /// Read and parse one WP file.
 pub fn read_work_package(path: &Path) -> Result<WorkPackage, MissionError> {
-    let text = fs::read_to_string(path).map_err(|source| MissionError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::repo::fence::read_project_text(path).map_err(|source| MissionError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     parse_work_package(path, &text)
 }
 
@@ -133,6 +134,8 @@ pub fn parse_work_package(path: &Path, text: &str) -> Result<WorkPackage, Missio
                 .to_owned(),
         )
     })?;
+    crate::repo::fence::check_text_depth(yaml, crate::repo::fence::MAX_NESTING)
+        .map_err(|e| malformed(format!("frontmatter YAML {e}")))?;
     let parsed: Yaml = yaml_serde::from_str(yaml)
         .map_err(|e| malformed(format!("invalid frontmatter YAML: {e}")))?;
     let mut fields = match parsed {

@@ -61,8 +61,9 @@ pub fn run(cmd: &ApiCommand) -> Outcome {
 }
 
 fn work_package(ctx: &MissionContext, wp: &str) -> Result<WorkPackage, ApiError> {
-    WpId::parse(wp).map_err(|e| mission_error(wp, e))?;
-    load_work_package(&ctx.dir, wp).map_err(|e| mission_error(wp, e))
+    let mission = ctx.meta.mission_slug.as_str();
+    WpId::parse(wp).map_err(|e| mission_error(mission, e))?;
+    load_work_package(&ctx.dir, wp).map_err(|e| mission_error(mission, e))
 }
 
 fn read_err(e: workflow::WorkflowError) -> ApiError {
@@ -291,7 +292,8 @@ fn start_implementation(t: &MissionWp, actor: &str, policy: Option<&str>) -> Out
         return Err(ApiError::new(
             Code::DependenciesNotSatisfied,
             format!(
-                "WP {id} depends on work packages that are not approved or done: {}",
+                "WP {id} depends on work packages that are not approved or done: {} (finish \
+                 those first, or fix the `dependencies:` of the WP files)",
                 unsatisfied.join(", ")
             ),
         )

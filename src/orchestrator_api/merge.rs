@@ -67,6 +67,7 @@ impl TempWorktree {
                 "add",
                 "--quiet",
                 "--detach",
+                "--",
                 &path.to_string_lossy(),
                 rev,
             ],
@@ -93,6 +94,7 @@ impl Drop for TempWorktree {
                 "worktree",
                 "remove",
                 "--force",
+                "--",
                 &self.path.to_string_lossy(),
             ],
         );
@@ -102,7 +104,7 @@ impl Drop for TempWorktree {
 fn merge_in(dir: &Path, source: &str, message: &str) -> Result<(), String> {
     git::run(
         dir,
-        &["merge", "--no-edit", "--quiet", "-m", message, source],
+        &["merge", "--no-edit", "--quiet", "-m", message, "--", source],
     )
     .map(|_| ())
     .map_err(|e| {
@@ -124,7 +126,7 @@ fn integrate(
     let message = format!("Merge {label} into {target}");
     if strategy == "rebase" {
         let tmp = TempWorktree::new(root, source)?;
-        git::run(&tmp.path, &["rebase", "--quiet", target]).map_err(|e| {
+        git::run(&tmp.path, &["rebase", "--quiet", "--", target]).map_err(|e| {
             let _ = git::run(&tmp.path, &["rebase", "--abort"]);
             format!("rebasing {label} onto {target} failed: {e}")
         })?;
@@ -134,7 +136,7 @@ fn integrate(
     }
     let run = |dir: &Path| -> Result<(), String> {
         if strategy == "squash" {
-            git::run(dir, &["merge", "--squash", "--quiet", source]).map_err(|e| {
+            git::run(dir, &["merge", "--squash", "--quiet", "--", source]).map_err(|e| {
                 let _ = git::run(dir, &["reset", "--merge"]);
                 format!("squash-merging {label} failed: {e}")
             })?;
@@ -172,7 +174,7 @@ fn integrate(
             let head = tmp.head()?;
             git::run(
                 root,
-                &["update-ref", &format!("refs/heads/{target}"), &head],
+                &["update-ref", "--", &format!("refs/heads/{target}"), &head],
             )
             .map_err(|e| e.to_string())?;
             Ok(head)
@@ -182,11 +184,11 @@ fn integrate(
 
 fn fast_forward(root: &Path, target: &str, commit: &str) -> Result<String, String> {
     match checked_out_at(root, target) {
-        Some(dir) => git::run(&dir, &["merge", "--ff-only", "--quiet", commit])
+        Some(dir) => git::run(&dir, &["merge", "--ff-only", "--quiet", "--", commit])
             .map_err(|e| format!("fast-forward of {target} failed: {e}"))?,
         None => git::run(
             root,
-            &["update-ref", &format!("refs/heads/{target}"), commit],
+            &["update-ref", "--", &format!("refs/heads/{target}"), commit],
         )
         .map_err(|e| e.to_string())?,
     };
@@ -215,6 +217,16 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
             .or_else(|| ctx.meta.target_branch.clone())
             .unwrap_or_else(|| "main".into()),
     };
+    if let Err(e) = crate::repo::fence::check_refname(&target) {
+        return Err(preflight(
+            &ctx,
+            &target,
+            vec![format!(
+                "target {e} (pass a valid branch with --target, or fix merge_target_branch / \
+                 target_branch in meta.json)"
+            )],
+        ));
+    }
     let mut errors = Vec::new();
     if !ref_exists(&root, &format!("refs/heads/{target}"))
         && !ref_exists(&root, &format!("refs/remotes/origin/{target}"))
@@ -290,12 +302,12 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
         if !target_is_local {
             // Only on origin: the local branch is created from it only now; removed again if
             // the integration fails.
-            git::run(&root, &["branch", &target, &target_rev]).map_err(|e| e.to_string())?;
+            git::run(&root, &["branch", "--", &target, &target_rev]).map_err(|e| e.to_string())?;
         }
         // 2. The mission branch into the target.
         integrate(&root, &target, &head, &mission_branch, strategy).inspect_err(|_| {
             if !target_is_local {
-                let _ = git::run(&root, &["branch", "-D", &target]);
+                let _ = git::run(&root, &["branch", "-D", "--", &target]);
             }
         })
     })();
@@ -308,12 +320,12 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
     // 4. Push, then clean up.
     let mut fields = identity(&ctx);
     if push {
-        if git::run_optional(&root, &["remote", "get-url", "origin"])
+        if git::run_optional(&root, &["remote", "get-url", "--", "origin"])
             .ok()
             .flatten()
             .is_some()
         {
-            if let Err(e) = git::run(&root, &["push", "--quiet", "origin", &target]) {
+            if let Err(e) = git::run(&root, &["push", "--quiet", "--", "origin", &target]) {
                 fields.insert("push_error".into(), json!(e.to_string()));
             }
         } else {
@@ -325,15 +337,21 @@ pub fn merge_mission(handle: &str, target: Option<&str>, strategy: &str, push: b
         if ws.path.exists()
             && git::run(
                 &root,
-                &["worktree", "remove", "--force", &ws.path.to_string_lossy()],
+                &[
+                    "worktree",
+                    "remove",
+                    "--force",
+                    "--",
+                    &ws.path.to_string_lossy(),
+                ],
             )
             .is_ok()
         {
             removed = true;
         }
-        let _ = git::run(&root, &["branch", "-D", &ws.branch]);
+        let _ = git::run(&root, &["branch", "-D", "--", &ws.branch]);
     }
-    let _ = git::run(&root, &["branch", "-D", &mission_branch]);
+    let _ = git::run(&root, &["branch", "-D", "--", &mission_branch]);
     let mut meta = ctx.meta.clone();
     let merged_at = crate::contract::Timestamp::now().to_string();
     meta.merged_at = Some(merged_at.clone());

@@ -51,6 +51,10 @@ pub(crate) fn mission_error(handle: &str, e: MissionError) -> ApiError {
         MissionError::WpNotFound { .. } | MissionError::InvalidWpId { .. } => {
             ApiError::new(Code::WpNotFound, e.to_string())
         }
+        other if handle.is_empty() => ApiError::new(
+            Code::MissionNotFound,
+            format!("The mission cannot be read: {other}"),
+        ),
         other => ApiError::new(
             Code::MissionNotFound,
             format!("Mission '{handle}' cannot be read: {other}"),

@@ -464,11 +464,15 @@ impl Queue {
         let path = path.into();
         check_header(&path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|source| QueueError::Io {
+            crate::repo::create_private_dir(dir).map_err(|source| QueueError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
+        crate::repo::create_private_file(&path).map_err(|source| QueueError::Io {
+            path: path.clone(),
+            source,
+        })?;
         let conn = Connection::open(&path).map_err(sqlite_err(&path, "open"))?;
         let mut queue = Self {
             conn,

@@ -1,6 +1,5 @@
 //! The queue file's schema: tables, the header check, and the ordered migration steps.
 
-use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -121,7 +120,8 @@ pub(super) const REQUIRED_COLUMNS: &[&str] = &[
 
 /// Refuse, before SQLite touches it, a non-empty file that does not start with SQLite's magic.
 pub(super) fn check_header(path: &Path) -> Result<(), QueueError> {
-    let mut file = match fs::File::open(path) {
+    // Not through a link, without blocking (a FIFO), a regular file only.
+    let mut file = match crate::repo::fence::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {

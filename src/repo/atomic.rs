@@ -10,12 +10,14 @@ use std::path::{Path, PathBuf};
 /// Replace `path` with `contents` atomically.
 ///
 /// The temp file is created next to `path` (so the rename never crosses a file system), flushed
-/// with `fsync`, then renamed over `path`. An existing file's permissions are kept; a new file gets
-/// `0644` on Unix. The parent directory must exist.
+/// with `fsync`, then renamed over `path`. An existing file's permissions are kept exactly; a new file
+/// gets `0666` less the umask on Unix, as `File::create` gives. The parent directory must exist.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    super::fence::refuse_links(path)?;
     let dir = parent_dir(path)?;
     sweep_stale_temps(dir);
     let mut tmp = temp_builder(path).tempfile_in(dir)?;
+    keep_mode(path, tmp.as_file())?;
     hold_temp(tmp.as_file());
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
@@ -49,6 +51,7 @@ pub fn write_atomic_private(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// Returns `Ok(false)` (and writes nothing) when another file is already there, which makes
 /// first-writer-wins races safe: the loser reads the winner's file.
 pub fn create_new_atomic(path: &Path, contents: &[u8]) -> io::Result<bool> {
+    super::fence::refuse_links(path)?;
     let dir = parent_dir(path)?;
     let mut tmp = temp_builder(path).tempfile_in(dir)?;
     hold_temp(tmp.as_file());
@@ -134,15 +137,54 @@ fn temp_builder(path: &Path) -> tempfile::Builder<'static, 'static> {
     builder.prefix(".tmp-").suffix(".partial");
     #[cfg(unix)]
     {
+        // A new file follows the umask (0666 & !umask), as `File::create` does; an existing
+        // file's mode is restored exactly by `keep_mode` once the temp file exists.
         use std::os::unix::fs::PermissionsExt;
-        let perms = fs::metadata(path)
-            .map(|m| m.permissions())
-            .unwrap_or_else(|_| fs::Permissions::from_mode(0o644));
-        builder.permissions(perms);
+        builder.permissions(fs::Permissions::from_mode(0o666));
     }
-    #[cfg(not(unix))]
     let _ = path;
     builder
+}
+
+/// Give the temp file the mode of the file it replaces (not subject to the umask).
+fn keep_mode(path: &Path, tmp: &fs::File) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => tmp.set_permissions(m.permissions()),
+        _ => Ok(()),
+    }
+}
+
+/// Create `dir` and its missing parents readable by the owner only (`0700` on Unix); an
+/// existing directory is left as it is. For the spec-kitty home and what it holds.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Create `path` empty, owner-only (`0600`), when it does not exist (for SQLite databases:
+/// SQLite gives its `-wal` and `-shm` files the database's mode).
+pub fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Best effort: make the rename itself durable. Failure here does not undo the write.
@@ -190,15 +232,17 @@ pub fn write_durable(path: &Path, contents: &[u8], durability: Durability) -> io
 /// here), which would dominate an emit. Callers hold the clock lock, so only one process writes
 /// ``<file>.next`` at a time. Elsewhere, or where exchange is unsupported: temp file + rename.
 pub fn replace_without_sync(path: &Path, contents: &[u8]) -> io::Result<()> {
+    super::fence::refuse_links(path)?;
     #[cfg(target_os = "linux")]
     if swap_in(path, contents)? {
         return Ok(());
     }
     let dir = parent_dir(path)?;
     fs::create_dir_all(dir)?;
-    // Keeps the file's mode (0644 for a new one), as `write_atomic` does.
+    // Keeps the file's mode (umask for a new one), as `write_atomic` does.
     let builder = temp_builder(path);
     let mut tmp = builder.tempfile_in(dir)?;
+    keep_mode(path, tmp.as_file())?;
     hold_temp(tmp.as_file());
     tmp.write_all(contents)?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -220,13 +264,38 @@ fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
         fs::create_dir_all(dir)?;
     }
     // Opened by name every time: after an exchange the name refers to the previous clock file,
-    // never to the live one.
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .open(&next)?;
+    // never to the live one. Never through a link, never blocking: the previous file may have
+    // been anything (a FIFO put in place of the clock blocks a plain open for writing forever);
+    // what is not a regular file is removed and created afresh.
+    let open = || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o666)
+            .custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            )
+            .open(&next)
+    };
+    let file = match open() {
+        Ok(f) if f.metadata()?.is_file() => f,
+        _ => {
+            let _ = fs::remove_file(&next);
+            let f = open()?;
+            if !f.metadata()?.is_file() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} is not a regular file (remove it; spec-kitty recreates it)",
+                        next.display()
+                    ),
+                ));
+            }
+            f
+        }
+    };
+    keep_mode(path, &file)?;
     file.write_all_at(contents, 0)?;
     file.set_len(contents.len() as u64)?;
     drop(file);
@@ -245,6 +314,53 @@ fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO in place of the clock: the exchange moves it to the spare name, where the next
+    /// replacement must neither block on it nor write into it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_fifo_in_place_of_the_file_never_blocks_a_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clock.json");
+        let fifo = |p: &Path| {
+            assert!(
+                std::process::Command::new("mkfifo")
+                    .arg(p)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        };
+        fifo(&path);
+        for value in ["1", "2", "3"] {
+            replace_without_sync(&path, value.as_bytes()).unwrap();
+            assert_eq!(fs::read_to_string(&path).unwrap(), value);
+        }
+        let next = dir.path().join("clock.json.next");
+        fs::remove_file(&next).unwrap();
+        fifo(&next);
+        replace_without_sync(&path, b"4").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "4");
+        assert!(fs::symlink_metadata(&next).unwrap().is_file());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_files_mode_is_kept_by_every_replacement() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (i, mode) in [0o644, 0o640, 0o600, 0o664].into_iter().enumerate() {
+            let p = dir.path().join(format!("f{i}"));
+            fs::write(&p, "x").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+            write_atomic(&p, b"a").unwrap();
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, mode);
+            replace_without_sync(&p, b"b").unwrap();
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, mode);
+            replace_without_sync(&p, b"c").unwrap();
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, mode);
+        }
+    }
 
     #[test]
     fn replaces_and_creates() {

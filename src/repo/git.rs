@@ -62,7 +62,18 @@ pub fn ref_exists(dir: &Path, reference: &str) -> Result<bool, RepoError> {
     if let super::gitfs::Answer::Known(found) = super::gitfs::resolve_ref(dir, reference) {
         return Ok(found.is_some());
     }
-    Ok(run_optional(dir, &["rev-parse", "--verify", "--quiet", reference])?.is_some())
+    // `--end-of-options`: a reference is never read as an option, whatever its origin.
+    Ok(run_optional(
+        dir,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            reference,
+        ],
+    )?
+    .is_some())
 }
 
 /// Whether the local branch `branch` exists.
@@ -210,7 +221,7 @@ pub fn head_sha(dir: &Path) -> Option<String> {
 /// `git remote get-url <remote>`; `None` when the remote or its URL does not exist.
 pub fn remote_url(dir: &Path, remote: &str) -> Option<String> {
     super::gitfs::remote_url(dir, remote)
-        .or_else(|| query(dir, &["remote", "get-url", remote]))
+        .or_else(|| query(dir, &["remote", "get-url", "--", remote]))
         .filter(|s| !s.trim().is_empty())
 }
 

@@ -23,6 +23,7 @@
 //! submodules and `--separate-git-dir` checkouts also have `.git` files but are not worktrees.
 
 pub mod atomic;
+pub mod fence;
 pub mod git;
 pub mod gitfs;
 pub mod lock;
@@ -33,8 +34,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use atomic::{
-    Durability, create_new_atomic, replace_without_sync, write_atomic, write_atomic_private,
-    write_durable,
+    Durability, create_new_atomic, create_private_dir, create_private_file, replace_without_sync,
+    write_atomic, write_atomic_private, write_durable,
 };
 
 /// The project marker directory.

@@ -338,10 +338,8 @@ impl<'s> Sender<'s> {
             let requests = self.requests.requests;
             report.requests = requests;
             let reply = reply.map_err(|stop| SendStop::Drain(stop.into()))?;
-            let scrub = |text: &str| match self.requests.access() {
-                Some(access) => access.scrub(text),
-                None => text.to_owned(),
-            };
+            let secrets = self.requests.secrets();
+            let scrub = |text: &str| super::credentials::scrub_all(&secrets, text);
             match reply {
                 Reply::Results(results) => {
                     let reasons = refusals(&batch, &results, &scrub);

@@ -49,13 +49,26 @@ impl Secret {
         &self.0
     }
 
-    /// Replace every occurrence of this secret in `text` (for server-provided error text).
+    /// Replace every occurrence of this secret in `text` (for server-provided error text),
+    /// whatever its length (only an empty token is nothing to hide).
     pub fn scrub(&self, text: &str) -> String {
-        if self.0.len() < 4 {
+        if self.0.is_empty() {
             return text.to_owned();
         }
         text.replace(&self.0, "[redacted]")
     }
+}
+
+/// `text` with every one of `secrets` replaced, longest first (so a token that contains
+/// another is hidden whole).
+pub fn scrub_all(secrets: &[Secret], text: &str) -> String {
+    let mut sorted: Vec<&Secret> = secrets.iter().collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
+    let mut out = text.to_owned();
+    for s in sorted {
+        out = s.scrub(&out);
+    }
+    out
 }
 
 impl fmt::Debug for Secret {
@@ -182,7 +195,7 @@ impl CredentialStore {
 
     /// Read the file: `Ok(None)` when there is none.
     pub fn load(&self) -> Result<Option<StoredCredentials>, CredentialsError> {
-        let text = match fs::read_to_string(&self.path) {
+        let text = match crate::repo::fence::read_project_text(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
@@ -227,7 +240,7 @@ impl CredentialStore {
             path: self.path.clone(),
             source,
         };
-        let mut doc = fs::read_to_string(&self.path)
+        let mut doc = crate::repo::fence::read_project_text(&self.path)
             .ok()
             .and_then(|t| t.parse::<toml::Table>().ok())
             .unwrap_or_default();
@@ -290,17 +303,7 @@ impl CredentialStore {
 }
 
 fn create_private_dir(dir: &Path) -> io::Result<()> {
-    if dir.as_os_str().is_empty() || dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
+    crate::repo::create_private_dir(dir)
 }
 
 /// Upstream's `_parse_expiry`: ISO 8601, `Z` allowed, no offset means UTC.
@@ -427,6 +430,12 @@ mod tests {
         let s = Secret::new("tok-abcdef");
         assert_eq!(format!("{s} {s:?}"), "[redacted] Secret([redacted])");
         assert_eq!(s.scrub("bad token tok-abcdef!"), "bad token [redacted]!");
+        assert_eq!(Secret::new("xy").scrub("a xy b"), "a [redacted] b");
+        let both = [Secret::new("acc"), Secret::new("acc-refresh")];
+        assert_eq!(
+            scrub_all(&both, "got acc-refresh and acc"),
+            "got [redacted] and [redacted]"
+        );
         assert!(!format!("{:?}", sample()).contains("acc-123456"));
     }
 }

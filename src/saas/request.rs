@@ -167,6 +167,14 @@ impl<'s> RequestLoop<'s> {
         self.access.as_ref()
     }
 
+    /// Every token this loop and the stored login hold: the access token in use, and the
+    /// stored access and refresh tokens.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut all = self.session.secrets();
+        all.extend(self.access.iter().cloned());
+        all
+    }
+
     async fn token(&mut self) -> Result<Secret, RequestStop> {
         if let Some(a) = &self.access {
             return Ok(a.clone());
@@ -251,7 +259,7 @@ impl<'s> RequestLoop<'s> {
             if attempts >= self.max_attempts {
                 return Err(RequestStop::Unavailable {
                     attempts,
-                    detail: access.scrub(&detail),
+                    detail: super::credentials::scrub_all(&self.secrets(), &access.scrub(&detail)),
                 });
             }
             tokio::time::sleep(self.options.backoff(attempts, retry_after)).await;

@@ -118,6 +118,14 @@ impl Session {
         &self.http
     }
 
+    /// Every token the stored login holds (access and refresh), to scrub server text with.
+    pub fn secrets(&self) -> Vec<Secret> {
+        match self.store.load() {
+            Ok(Some(c)) => vec![c.access, c.refresh],
+            _ => Vec::new(),
+        }
+    }
+
     /// The stored login, checked to belong to this server.
     fn stored(&self) -> Result<StoredCredentials, AuthError> {
         let creds = self

@@ -78,6 +78,32 @@ impl UrlError {
     }
 }
 
+/// Replace the user info of every `scheme://user[:password]@host` in `text` with `***@`.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| {
+                c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '\'' || c == '"'
+            })
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl ServerUrl {
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
         let trimmed = raw.trim();
@@ -88,7 +114,7 @@ impl ServerUrl {
                 let _ = u.set_password(None);
                 u.to_string()
             }
-            _ => trimmed.to_owned(),
+            _ => redact_userinfo(trimmed),
         };
         let url = Url::parse(trimmed).map_err(|e| UrlError::Malformed {
             url: shown(),

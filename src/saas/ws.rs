@@ -505,7 +505,10 @@ impl Link {
             let token = self.session.ws_token().await?;
             let request = upgrade_request(&url, &token).map_err(|detail| WsError::Protocol {
                 server: self.server(),
-                detail: token.scrub(&detail),
+                detail: super::credentials::scrub_all(
+                    &self.session.secrets(),
+                    &token.scrub(&detail),
+                ),
             })?;
             let connector = if url.starts_with("wss://") {
                 Some(self.tls_connector()?)
@@ -539,7 +542,10 @@ impl Link {
                     }
                     return Err(WsError::Unreachable {
                         server: self.server(),
-                        detail: token.scrub(&e.to_string()),
+                        detail: super::credentials::scrub_all(
+                            &self.session.secrets(),
+                            &token.scrub(&e.to_string()),
+                        ),
                     });
                 }
             }

@@ -75,7 +75,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The mark of the log as it is now; `None` when it does not exist or cannot be read.
 pub(crate) fn mark(log: &Path) -> Option<Mark> {
-    let mut file = File::open(log).ok()?;
+    let mut file = crate::repo::fence::open_read(log).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() {
         return None;
@@ -119,7 +119,7 @@ pub(crate) fn load(log: &Path) -> Option<(Fold, Option<Mark>)> {
     let v: Value = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
     let saved = read_mark(v.get("log")?)?;
     let mut fold = Fold::from_json(v.get("fold")?)?;
-    let mut file = File::open(log).ok()?;
+    let mut file = crate::repo::fence::open_read(log).ok()?;
     let now = file.metadata().ok()?;
     let (ino, mtime_ns) = identity(&now);
     if ino != saved.ino || now.len() < saved.len {

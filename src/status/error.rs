@@ -18,7 +18,7 @@ pub enum StatusError {
     Transition(#[from] TransitionError),
 
     /// The file system refused an operation.
-    #[error("cannot {action} {}: {source}", path.display())]
+    #[error("cannot {action} {}: {source}{}", path.display(), io_remedy(source))]
     Io {
         /// What was being done ("read", "lock", "append to", ...).
         action: &'static str,
@@ -107,5 +107,23 @@ impl StatusError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// What to do about a refused file operation on the status log, unless the error says it.
+fn io_remedy(e: &std::io::Error) -> &'static str {
+    let text = e.to_string();
+    if text.contains("restore") || text.contains("replace it") {
+        return "";
+    }
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            " (check the permissions of the file and its directory)"
+        }
+        std::io::ErrorKind::StorageFull => " (free some disk space and retry)",
+        std::io::ErrorKind::IsADirectory => {
+            " (a directory is where the file belongs: remove it and restore the file from git)"
+        }
+        _ => " (check the file, or restore it with `git checkout -- <path>`)",
     }
 }

@@ -149,7 +149,7 @@ pub fn render_status_json(reduction: &Reduction, identity: &SnapshotIdentity) ->
 /// Writes `contents` to `path` atomically (rename, no fsync) unless the file already holds exactly
 /// these bytes. Returns whether it wrote.
 pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
-    match std::fs::read(path) {
+    match crate::repo::fence::read_project_file_unbounded(path) {
         Ok(existing) if existing == contents.as_bytes() => return Ok(false),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

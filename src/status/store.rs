@@ -211,7 +211,7 @@ impl EventLog {
     }
 
     fn load(&self) -> Result<Option<Vec<u8>>> {
-        match std::fs::read(&self.events_path) {
+        match crate::repo::fence::read_project_file_unbounded(&self.events_path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StatusError::io("read", &self.events_path, e)),
@@ -355,12 +355,8 @@ impl LogLock<'_> {
         std::fs::create_dir_all(&log.mission_dir)
             .map_err(|e| StatusError::io("create directory", &log.mission_dir, e))?;
         let existed = path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(|e| StatusError::io("open", path, e))?;
+        let mut file =
+            crate::repo::fence::open_append(path).map_err(|e| StatusError::io("open", path, e))?;
         let len = file
             .metadata()
             .map_err(|e| StatusError::io("inspect", path, e))?
@@ -392,7 +388,7 @@ impl LogLock<'_> {
     /// Removes a torn final line and returns its bytes; `None` if intact.
     pub fn repair_torn_tail(&self) -> Result<Option<Vec<u8>>> {
         let path = &self.log.events_path;
-        let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        let mut file = match crate::repo::fence::open_rw(path) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StatusError::io("open", path, e)),

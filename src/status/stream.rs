@@ -9,7 +9,6 @@
 //! Errors carry line numbers relative to their half; the caller adds the line
 //! count of the first half.
 
-use std::fs::File;
 use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom};
 use std::path::Path;
 
@@ -72,7 +71,7 @@ pub(crate) fn read_for_reduce(
 /// event out of order or repeated, a bad or torn line, a read error): the caller then reduces
 /// the whole log, which also reports a bad line exactly as before.
 pub(crate) fn fold_in_order(path: &Path, chunk_bytes: usize) -> Option<Fold> {
-    let mut file = File::open(path).ok()?;
+    let mut file = crate::repo::fence::open_read(path).ok()?;
     let mut fold = Fold::default();
     let mut cache = ScanCache::default();
     let mut buf = vec![0u8; chunk_bytes.max(1)];
@@ -175,7 +174,7 @@ pub(crate) enum ScanError {
 
 /// First line start at or after the middle of the file, if there is one.
 fn split_point(path: &Path, len: u64) -> std::io::Result<Option<u64>> {
-    let mut file = File::open(path)?;
+    let mut file = crate::repo::fence::open_read(path)?;
     let mid = len / 2;
     file.seek(SeekFrom::Start(mid))?;
     let mut window = vec![0u8; 1 << 16];
@@ -201,7 +200,7 @@ fn scan_range(
     end: u64,
     chunk_bytes: usize,
 ) -> std::result::Result<RangeScan, ScanError> {
-    let mut file = File::open(path).map_err(ScanError::Io)?;
+    let mut file = crate::repo::fence::open_read(path).map_err(ScanError::Io)?;
     file.seek(SeekFrom::Start(start)).map_err(ScanError::Io)?;
     let mut remaining = end - start;
     let mut out = RangeScan {

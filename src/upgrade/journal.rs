@@ -143,7 +143,8 @@ impl Staging {
 
 /// Read a committed manifest.
 pub fn read_manifest(dir: &Path) -> io::Result<Manifest> {
-    let bytes = fs::read(dir.join(MANIFEST))?;
+    // The journal lives in the git directory: still read bounded, as a regular file only.
+    let bytes = crate::repo::fence::read_project_file(&dir.join(MANIFEST))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -172,6 +173,8 @@ pub fn roll_forward<E: From<io::Error>>(
         if !staged.exists() {
             continue;
         }
+        // Never through a link out of the repository (a link committed since the plan).
+        crate::repo::fence::refuse_links(&file.target)?;
         if let Some(parent) = file.target.parent() {
             fs::create_dir_all(parent)?;
             if !parents.iter().any(|p| p == parent) {

@@ -26,7 +26,7 @@ pub fn upgrade_meta_files(root: &Path, dry_run: bool) -> Result<Vec<Rewritten>, 
     for name in mission::list_missions(root)? {
         let dir = specs.join(&name);
         let path = mission::meta::meta_path(&dir);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::repo::fence::read_project_file(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(source) => return Err(MissionError::Read { path, source }),

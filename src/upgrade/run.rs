@@ -13,6 +13,7 @@ use super::queue_db::{self, QueueReport};
 use super::{meta_files, metadata, status_log};
 use crate::home::SpecKittyHome;
 use crate::mission::{self, MissionError, MissionMeta};
+use crate::repo::fence;
 use crate::status::pyjson;
 use crate::status::snapshot::{SnapshotIdentity, render_status_json};
 use crate::status::store::EventLog;
@@ -34,6 +35,19 @@ pub enum UpgradeError {
     /// A mission's status log is locked by a writer for longer than the bounded wait.
     #[error("{0}; nothing was changed")]
     Lock(#[from] crate::repo::lock::LockError),
+}
+
+/// Read a project file through the fence (no link out, a regular file, bounded): `None` when
+/// it is missing; any other failure names the file and what to do.
+fn read_fenced(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, UpgradeError> {
+    match fence::read_project_file_limited(path, limit) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(UpgradeError::Mission(MissionError::Read {
+            path: path.to_path_buf(),
+            source,
+        })),
+    }
 }
 
 fn file_err(path: &Path, e: impl std::fmt::Display) -> UpgradeError {
@@ -233,10 +247,14 @@ pub fn plan_with(
         }
     }
     let md_path = root.join(".kittify").join("metadata.yaml");
-    let existing = match fs::read_to_string(&md_path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(file_err(&md_path, e)),
+    let existing = match read_fenced(&md_path, fence::MAX_PROJECT_FILE)? {
+        None => None,
+        Some(bytes) => Some(String::from_utf8(bytes).map_err(|_| {
+            file_err(
+                &md_path,
+                "is not UTF-8 text (re-save it as UTF-8 or restore it with `git checkout -- <path>`)",
+            )
+        })?),
     };
     if (!files.is_empty() || !queues.is_empty())
         && !existing.as_deref().is_some_and(metadata::recorded)
@@ -270,14 +288,10 @@ fn status_files(
 ) -> Result<(), UpgradeError> {
     let log_path = dir.join("status.events.jsonl");
     let json_path = dir.join("status.json");
-    let log = match fs::read(&log_path) {
-        Ok(b) => Some(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(file_err(&log_path, e)),
-    };
+    // The log has no size bound (a million events is a supported size); status.json is derived.
+    let log = read_fenced(&log_path, u64::MAX - 1)?;
     let new_log = log.as_deref().and_then(status_log::canonical_log);
-    let status_legacy = fs::read(&json_path)
-        .ok()
+    let status_legacy = read_fenced(&json_path, fence::MAX_PROJECT_FILE)?
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
         .is_some_and(|v| status_log::has_legacy_keys(&v));
     if new_log.is_none() && !status_legacy {
@@ -349,7 +363,11 @@ fn dossier_files(root: &Path, files: &mut Vec<FileChange>) -> Result<(), Upgrade
     dirs.sort();
     for d in dirs {
         let path = d.join("snapshot-latest.json");
-        let Ok(bytes) = fs::read(&path) else { continue };
+        // A snapshot is derived: one that cannot be read (missing, a link, not a regular file)
+        // is not upgraded, and never read through.
+        let Ok(bytes) = fence::read_project_file(&path) else {
+            continue;
+        };
         let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
             continue;
         };

@@ -4,9 +4,13 @@
 //! `SPEC_KITTY_REQUIRE_UPSTREAM=1` (CI) every case fails instead.
 //!
 //! * our shape file equals upstream's in meaning;
-//! * the generated types + validators agree with every fixture of spec-kitty-events 3.0.0 for
-//!   the event types this contract models (`Event` and every payload type the CLI emits);
-//! * probes of cutover rules no fixture covers.
+//! * the generated types + validators agree with every fixture of spec-kitty-events 3.0.0 that
+//!   has a verdict (130: envelopes, bare payloads of all 62 event types, replay streams, lane
+//!   mappings), with the agreement printed per fixture group;
+//! * `spec-kitty contract check` agrees on each of those fixtures: one case per fixture,
+//!   `contract_check::<group>::<fixture id>`, routed as the manifest declares it;
+//! * probes of cutover rules no fixture covers, and one-change probes of every valid payload
+//!   fixture (each required field removed, an unknown key added) against upstream's schema.
 
 mod cases;
 #[path = "../it/upstream.rs"]
@@ -18,7 +22,7 @@ use std::path::Path;
 /// A case, given upstream's data directory.
 type Case = fn(&Path);
 
-const CASES: [(&str, Case); 3] = [
+const CASES: [(&str, Case); 4] = [
     (
         "shape_file_equals_upstream_in_meaning",
         cases::shape_file_equals_upstream_in_meaning,
@@ -30,6 +34,10 @@ const CASES: [(&str, Case); 3] = [
     (
         "probes_of_unfixtured_cutover_rules",
         cases::probes_of_unfixtured_cutover_rules,
+    ),
+    (
+        "probes_of_required_fields_and_closedness",
+        cases::probes_of_required_fields_and_closedness,
     ),
 ];
 
@@ -48,7 +56,7 @@ fn main() {
             missing.display()
         );
     }
-    let trials = CASES
+    let mut trials: Vec<Trial> = CASES
         .iter()
         .map(|&(name, case)| match &found {
             Ok(dir) => {
@@ -68,5 +76,23 @@ fn main() {
             Err(_) => Trial::test(name, || Ok(())).with_ignored_flag(true),
         })
         .collect();
+    match &found {
+        Ok(dir) => trials.extend(cases::fixtures(dir).0.into_iter().map(|f| {
+            let name = format!("contract_check::{}::{}", f.group, f.id);
+            Trial::test(name, move || {
+                cases::contract_check_agrees(&f).map_err(Failed::from)
+            })
+        })),
+        Err(missing) if required => {
+            let message = format!(
+                "SPEC_KITTY_REQUIRE_UPSTREAM=1 but upstream data is missing at {}",
+                missing.display()
+            );
+            trials.push(Trial::test("contract_check", move || {
+                Err(Failed::from(message))
+            }));
+        }
+        Err(_) => trials.push(Trial::test("contract_check", || Ok(())).with_ignored_flag(true)),
+    }
     libtest_mimic::run(&args, trials).exit();
 }

@@ -66,29 +66,35 @@ fn check_passes_the_sample() {
 
 #[test]
 fn check_reports_one_line_per_violation_with_line_numbers() {
+    let file = example("bad-envelopes.jsonl");
     let out = bin()
-        .args(["contract", "check", &example("bad-envelopes.jsonl")])
+        .args(["contract", "check", &file])
         .assert()
         .code(1)
         .get_output()
-        .stdout
         .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(
-        lines[0].starts_with("line 1: payload.mission_type: "),
+        lines[0].starts_with(&format!("{file}:1: payload.mission_type: ")),
         "{text}"
     );
     assert!(
-        lines[1].starts_with("line 2: actor: forbidden field"),
+        lines[1].starts_with(&format!("{file}:2: actor: forbidden field")),
         "{text}"
     );
     assert!(lines[2].contains("[CONTRACT_VALUE_NOT_ALLOWED]"), "{text}");
     assert!(
-        lines[3].starts_with("line 4: payload.meta.")
+        lines[3].starts_with(&format!("{file}:4: payload.meta."))
             && lines[3].ends_with("[CONTRACT_LEGACY_FIELD]"),
         "{text}"
+    );
+    // What to do goes to stderr, naming the file.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with(&format!("{file}: 4 of ")) && stderr.contains("fix the fields"),
+        "{stderr}"
     );
 }
 
@@ -226,4 +232,87 @@ fn check_refuses_one_field_defects_the_shape_rules_let_through() {
         .args(["contract", "check", &example("envelopes.jsonl")])
         .assert()
         .success();
+}
+
+/// Event types of the 3.0.0 contract that this CLI never emits are judged as their payload
+/// types (bare, and inside an upstream `Event`); the CLI's own envelope surface still refuses
+/// them, since nothing this CLI sends may carry them.
+#[test]
+fn check_judges_contract_types_the_cli_does_not_emit() {
+    let payload = serde_json::json!({
+        "gate_type": "ci", "external_provider": "github", "check_run_id": 7,
+        "check_run_url": "https://github.com/o/r/runs/7", "delivery_id": "d-1",
+        "conclusion": "success", "gate_name": "ci/test"
+    });
+    let event = serde_json::json!({
+        "event_id": "01HV0000000000000000000000", "event_type": "GatePassed",
+        "aggregate_id": "gate/ci", "payload": payload, "timestamp": "2026-01-15T10:00:00Z",
+        "build_id": "b", "node_id": "n", "lamport_clock": 1,
+        "project_uuid": "5d6c8f47-0d1e-4a3b-9c2d-1e2f3a4b5c6d",
+        "correlation_id": "01HV0000000000000000000001", "schema_version": "3.0.0"
+    });
+    let check = |args: &[&str], doc: &Value| {
+        bin()
+            .args(["contract", "check", "--json"])
+            .args(args)
+            .arg("-")
+            .write_stdin(doc.to_string())
+            .output()
+            .unwrap()
+    };
+    let bare = ["--event-type", "GatePassed"];
+    assert_eq!(check(&bare, &payload).status.code(), Some(0));
+    assert_eq!(
+        check(&["--surface", "event"], &event).status.code(),
+        Some(0)
+    );
+    for (field, bad) in [
+        ("conclusion", serde_json::json!("failure")),
+        ("check_run_url", serde_json::json!("ftp://x")),
+        ("check_run_id", serde_json::json!(0)),
+    ] {
+        let mut p = payload.clone();
+        p[field] = bad;
+        let out = check(&bare, &p);
+        assert_eq!(out.status.code(), Some(1), "bare {field}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["violations"][0]["code"], "CONTRACT_INVALID");
+        let mut e = event.clone();
+        e["payload"] = p;
+        assert_eq!(
+            check(&["--surface", "event"], &e).status.code(),
+            Some(1),
+            "event {field}"
+        );
+    }
+    // Not a type this CLI sends: the wire envelope's gate refuses it.
+    assert_eq!(check(&[], &event).status.code(), Some(1));
+    // A type of neither the contract nor the registry.
+    let out = check(&["--event-type", "NoSuchEvent"], &payload);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["violations"][0]["code"],
+        "CONTRACT_UNKNOWN_EVENT_TYPE"
+    );
+}
+
+#[test]
+fn check_lane_mapping_cases() {
+    let run = |doc: &str| {
+        bin()
+            .args(["contract", "check", "--surface", "lane-mapping", "-"])
+            .write_stdin(doc.to_string())
+            .output()
+            .unwrap()
+    };
+    let ok = r#"[{"canonical": "approved", "expected_sync": "done"}, {"canonical": "claimed", "expected_sync": "planned"}]"#;
+    assert_eq!(run(ok).status.code(), Some(0));
+    let wrong = r#"[{"canonical": "approved", "expected_sync": "approved"}]"#;
+    assert_eq!(run(wrong).status.code(), Some(1));
+    let out = run(r#"[{"canonical": "in_review"}]"#);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not a valid Lane"),
+        "{out:?}"
+    );
 }

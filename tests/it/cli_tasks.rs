@@ -260,6 +260,41 @@ fn the_board_fits_the_terminal_and_colors_follow_ripgrep() {
 }
 
 #[test]
+fn escape_sequences_of_a_wp_title_are_removed_while_the_board_keeps_its_colours() {
+    let (_t, root) = finalized();
+    let wp = root.join(format!(
+        "kitty-specs/{MISSION}/tasks/WP01-deterministic-implementation.md"
+    ));
+    std::fs::write(
+        &wp,
+        super::support::wp_file("WP01", "\\e]0;pwned\\a\\e[2JClean\\e[31m title", "[]"),
+    )
+    .unwrap();
+    let out = bin(&root)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .args(["--color", "always", "status"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(text.contains("WP01 Clean title"), "{text:?}");
+    assert!(
+        !text.contains("pwned") && !text.contains("\x1b[2J") && !text.contains("\x1b[31m"),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("\x1b[36mplanned ("),
+        "the board is painted: {text:?}"
+    );
+    // Only the board's own colour sequences remain.
+    let stripped = text
+        .replace("\x1b[0m", "")
+        .replace("\x1b[36m", "")
+        .replace("\x1b[33m", "");
+    assert!(!stripped.contains('\x1b'), "{text:?}");
+}
+
+#[test]
 fn sync_server_shows_and_sets_the_server() {
     let home = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {

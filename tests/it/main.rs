@@ -1,5 +1,6 @@
 //! Integration tests, one binary (one link step). Modules by area.
 
+mod bad_input;
 mod body_sync;
 mod cli_contract;
 mod cli_mission;

@@ -963,3 +963,52 @@ fn a_failed_merge_replay_creates_no_branch_and_changes_nothing() {
     assert_eq!(snapshot(&root.join("kitty-specs")), before);
     assert_eq!(git(&root, &["status", "--porcelain"]), porcelain);
 }
+
+/// Every git path of the merge (its operands follow `--`): a merge in a temporary worktree whose
+/// result moves the target ref, a rebase fast-forwarded in the target's own checkout, and a
+/// rebase whose result moves the ref.
+#[test]
+fn merge_and_rebase_land_both_lanes_on_the_target_checked_out_or_not() {
+    for (strategy, detached) in [("merge", true), ("rebase", false), ("rebase", true)] {
+        let (_tmp, root) = finalized();
+        for (wp, subtask) in [("WP01", "T001"), ("WP02", "T002")] {
+            implement(&root, wp);
+            bin(&root)
+                .args(["agent", "tasks", "mark-status", subtask, "--status", "done"])
+                .args(["--mission", MISSION])
+                .assert()
+                .success();
+            ok_call(&root, &CALLS.to_review(wp, "Implementation complete"));
+            review(&root, wp, 1, "approved");
+        }
+        let target = git(&root, &["rev-parse", "--abbrev-ref", "HEAD"])
+            .trim()
+            .to_owned();
+        if detached {
+            git(&root, &["checkout", "-q", "--detach"]);
+        }
+        let merged = ok(
+            &root,
+            &[
+                "merge-mission",
+                "--mission",
+                MISSION,
+                "--target",
+                &target,
+                "--strategy",
+                strategy,
+            ],
+        );
+        assert_eq!(merged["merged_wps"], json!(["WP01", "WP02"]), "{strategy}");
+        let files = git(&root, &["ls-tree", "-r", "--name-only", &target]);
+        assert!(
+            files.contains("src/WP01.py") && files.contains("src/WP02.py"),
+            "{strategy} (detached: {detached}): {files}"
+        );
+        assert_eq!(
+            git(&root, &["branch", "--list", "kitty/*"]),
+            "",
+            "{strategy}"
+        );
+    }
+}

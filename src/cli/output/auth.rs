@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::Render;
+use super::clean::{shown, shown_path};
 
 /// `auth login --json`.
 #[derive(Debug, Serialize)]
@@ -18,7 +19,11 @@ pub struct LoggedIn {
 
 impl Render for LoggedIn {
     fn text(&self) -> String {
-        format!("Logged in to {} as {}\n", self.server, self.username)
+        format!(
+            "Logged in to {} as {}\n",
+            shown(&self.server),
+            shown(&self.username)
+        )
     }
 }
 
@@ -59,21 +64,25 @@ impl Render for AuthStatus {
             }
             AuthStatus::LoggedIn(c) => c,
         };
-        let mut out = format!("Logged in as {} on {}\n", c.username, c.server);
+        let mut out = format!(
+            "Logged in as {} on {}\n",
+            shown(&c.username),
+            shown(&c.server)
+        );
         if let Some(team) = &c.team_slug {
-            let _ = writeln!(out, "Team: {team}");
+            let _ = writeln!(out, "Team: {}", shown(team));
         }
         let _ = writeln!(
             out,
             "Access token: {} (expires {})",
             token_state(c.access_valid),
-            c.access_expires_at.as_deref().unwrap_or("unknown")
+            shown(c.access_expires_at.as_deref().unwrap_or("unknown"))
         );
         let _ = writeln!(
             out,
             "Refresh token: {} (expires {})",
             token_state(c.refresh_valid),
-            c.refresh_expires_at.as_deref().unwrap_or("unknown")
+            shown(c.refresh_expires_at.as_deref().unwrap_or("unknown"))
         );
         out
     }
@@ -94,11 +103,11 @@ pub struct LoggedOut {
 impl Render for LoggedOut {
     fn text(&self) -> String {
         if self.removed {
-            format!("Logged out; {} removed\n", self.path.display())
+            format!("Logged out; {} removed\n", shown_path(&self.path))
         } else {
             format!(
                 "Not logged in: there were no credentials ({} does not exist)\n",
-                self.path.display()
+                shown_path(&self.path)
             )
         }
     }

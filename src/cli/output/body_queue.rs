@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use super::clean::shown;
 use crate::queue::{BodyStats, thousands};
 
 /// The body upload queue (upstream's `get_stats`, plus the latest errors).
@@ -76,7 +77,7 @@ impl BodyQueueDoc {
             thousands(self.in_backoff)
         );
         if let Some(oldest) = &self.oldest_created_at {
-            let _ = writeln!(out, "  Oldest: {oldest}");
+            let _ = writeln!(out, "  Oldest: {}", shown(oldest));
         }
         if self.retry_histogram.iter().any(|b| b.retry_count > 0) {
             let buckets: Vec<String> = self
@@ -87,7 +88,12 @@ impl BodyQueueDoc {
             let _ = writeln!(out, "  Retries (count×tasks): {}", buckets.join(", "));
         }
         for e in &self.last_errors {
-            let _ = writeln!(out, "  Last error: {}: {}", e.artifact_path, e.error);
+            let _ = writeln!(
+                out,
+                "  Last error: {}: {}",
+                shown(&e.artifact_path),
+                shown(&e.error)
+            );
         }
     }
 }

@@ -163,6 +163,8 @@ impl Render for ContractShow {
 /// `contract check --json`.
 #[derive(Debug, Serialize)]
 pub struct CheckReport {
+    /// The file checked as given (`<stdin>` for `-`).
+    pub file: String,
     pub surface: &'static str,
     pub documents: usize,
     pub valid: usize,
@@ -190,7 +192,15 @@ impl Render for CheckReport {
             } else {
                 format!("{}: ", v.field)
             };
-            let _ = writeln!(out, "line {}: {field}{} [{}]", v.line, v.message, v.code);
+            // `file:line:` as compilers and grep print it; the file name is the user's text.
+            let _ = writeln!(
+                out,
+                "{}:{}: {field}{} [{}]",
+                super::clean::for_terminal(&self.file),
+                v.line,
+                super::clean::for_terminal(&v.message),
+                v.code
+            );
         }
         if self.violations.is_empty() {
             let _ = writeln!(
@@ -200,5 +210,40 @@ impl Render for CheckReport {
             );
         }
         out
+    }
+}
+
+impl CheckReport {
+    /// What to do about the violations: one line for stderr, after the one line per violation
+    /// on stdout. `None` when every document passed.
+    pub fn remedy(&self) -> Option<String> {
+        if self.violations.is_empty() {
+            return None;
+        }
+        let mut text = format!(
+            "{}: {} of {} document(s) refused by the {} contract; fix the fields named above \
+             (`spec-kitty contract show` lists the rules)",
+            self.file,
+            self.violations.len(),
+            self.documents,
+            self.surface
+        );
+        if self
+            .violations
+            .iter()
+            .any(|v| v.code == ErrorCode::InvalidJson)
+        {
+            text.push_str(
+                "; fix invalid JSON at the line shown (one document, or JSON Lines: one per line)",
+            );
+        }
+        if self
+            .violations
+            .iter()
+            .any(|v| v.message.contains("recursion limit"))
+        {
+            text.push_str("; flatten documents nested deeper than 128 levels");
+        }
+        Some(super::clean::for_terminal(&text).into_owned())
     }
 }

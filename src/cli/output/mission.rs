@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::Render;
+use super::clean::{shown, shown_path};
 use crate::identity::ProjectIdentity;
 
 /// `init --json`.
@@ -24,7 +25,7 @@ pub struct Initialized {
 impl Render for Initialized {
     fn text(&self) -> String {
         let mut out = String::new();
-        let root = self.root.display();
+        let root = shown_path(&self.root);
         if self.git_initialized {
             let _ = writeln!(out, "Initialized a git repository in {root}");
         }
@@ -32,7 +33,7 @@ impl Render for Initialized {
             let _ = writeln!(
                 out,
                 "Created .kittify/config.yaml with project identity '{}'",
-                self.project.slug
+                shown(&self.project.slug)
             );
         } else if self.keys_added.is_empty() && !self.gitignore_updated {
             let _ = writeln!(
@@ -74,8 +75,8 @@ impl Render for MissionCreated {
         format!(
             "Created mission {slug} in {}\n\
              Next: write tasks/WP01-<title>.md, then `spec-kitty agent mission finalize-tasks --mission {slug}`\n",
-            self.mission_dir.display(),
-            slug = self.mission_slug,
+            shown_path(&self.mission_dir),
+            slug = shown(&self.mission_slug),
         )
     }
 }
@@ -97,17 +98,17 @@ impl Render for Finalized {
     fn text(&self) -> String {
         let mut out = format!(
             "Finalized {}: {} work package(s) in {} lane(s); bootstrapped {}\n",
-            self.mission_slug,
+            shown(&self.mission_slug),
             self.work_packages.len(),
             self.lanes,
             if self.bootstrapped.is_empty() {
                 "none (already finalized)".to_string()
             } else {
-                self.bootstrapped.join(", ")
+                shown(&self.bootstrapped.join(", ")).into_owned()
             }
         );
         if let Some(commit) = &self.commit {
-            let short: String = commit.chars().take(12).collect();
+            let short: String = shown(commit).chars().take(12).collect();
             let _ = writeln!(out, "Committed {short}");
         }
         out
@@ -146,7 +147,7 @@ impl Render for MarkedStatus {
     fn text(&self) -> String {
         self.results
             .iter()
-            .map(|r| format!("{}\n", r.message))
+            .map(|r| format!("{}\n", shown(&r.message)))
             .collect()
     }
 }
@@ -181,8 +182,8 @@ impl Render for Upgraded {
             let _ = writeln!(
                 out,
                 "{verb} {} (replaced {})",
-                r.path.display(),
-                r.removed_keys.join(", ")
+                shown_path(&r.path),
+                shown(&r.removed_keys.join(", "))
             );
         }
         out

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body_queue;
+pub mod clean;
 pub mod contract;
 pub mod mission;
 pub mod status;
@@ -43,7 +44,9 @@ pub fn print_json<T: Serialize + ?Sized>(doc: &T) {
     }
 }
 
-/// Print `doc` as one JSON line, or as its text.
+/// Print `doc` as one JSON line, or as its text. The text is printed as rendered: each
+/// renderer cleans the outside text it shows ([`clean::shown`]); JSON escapes control
+/// characters itself.
 pub fn emit<T: Render>(doc: &T, json: bool) {
     if json {
         print_json(doc);

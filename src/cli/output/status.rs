@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use serde::{Serialize, Serializer};
 
+use super::clean::shown;
 use super::{Render, Tally};
 use crate::status::Lane;
 
@@ -94,10 +95,12 @@ pub fn ellipsize(text: &str, max: usize) -> String {
     cut
 }
 
+/// A work package's cell: its id and title from the repository, cleaned before they are
+/// measured and cut.
 fn cell(w: &BoardWp, title_chars: usize) -> String {
     match &w.title {
-        Some(t) => format!("{} {}", w.wp_id, ellipsize(t, title_chars)),
-        None => w.wp_id.clone(),
+        Some(t) => format!("{} {}", shown(&w.wp_id), ellipsize(&shown(t), title_chars)),
+        None => shown(&w.wp_id).into_owned(),
     }
 }
 
@@ -115,7 +118,8 @@ impl Render for Board {
         let _ = writeln!(
             out,
             "{} — {} ({done}/{total} done)",
-            self.mission_slug, self.friendly_name
+            shown(&self.mission_slug),
+            shown(&self.friendly_name)
         );
         let lanes: Vec<(Lane, Vec<&BoardWp>)> = Lane::DISPLAY
             .iter()
@@ -191,7 +195,9 @@ impl Board {
             let _ = writeln!(out, "  {}", paint(&header, *lane, self.color));
             for w in wps {
                 // "    WP01 " before the title.
-                let room = width.saturating_sub(5 + w.wp_id.chars().count()).max(8);
+                let room = width
+                    .saturating_sub(5 + shown(&w.wp_id).chars().count())
+                    .max(8);
                 let _ = writeln!(out, "    {}", cell(w, room));
             }
         }
@@ -235,6 +241,22 @@ mod tests {
             color: false,
             width,
         }
+    }
+
+    #[test]
+    fn outside_text_is_cleaned_and_the_board_keeps_its_colours() {
+        let mut b = board(None);
+        b.friendly_name = "t\u{1b}]0;pwned\u{7}x".into();
+        b.work_packages[0].title = Some("\u{1b}[2Jred\u{1b}[31m title".into());
+        b.color = true;
+        let text = b.text();
+        assert!(text.contains("001-x — tx ("), "{text:?}");
+        assert!(text.contains("WP01 red title"), "{text:?}");
+        assert!(
+            !text.contains("\u{1b}[2J") && !text.contains("pwned"),
+            "{text:?}"
+        );
+        assert!(text.contains("\u{1b}[36mplanned (1)"), "{text:?}");
     }
 
     #[test]

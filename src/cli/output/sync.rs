@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::clean::{shown, shown_path};
 use super::{CodeMessage, Render};
 use crate::cli::error_code::ErrorCode;
 use crate::queue::thousands;
@@ -84,9 +85,16 @@ impl QuarantinedRowDoc {
             .legacy
             .as_ref()
             .map_or_else(String::new, |l| format!(" ({l})"));
+        // Every field came from a queue row (another process, a server's answer).
         format!(
             "  #{} {} {} [{}] {}{}: {}{legacy}",
-            self.id, self.event_type, self.event_id, self.code, self.surface, field, self.reason
+            self.id,
+            shown(&self.event_type),
+            shown(&self.event_id),
+            shown(&self.code),
+            shown(&self.surface),
+            shown(&field),
+            shown(&self.reason)
         )
     }
 }
@@ -149,15 +157,15 @@ impl Render for SyncSection {
             } else {
                 "disabled (set SPEC_KITTY_ENABLE_SAAS_SYNC=1 to enable)"
             },
-            self.server
+            shown(&self.server)
         );
         if let Some(e) = &self.server_error {
-            let _ = writeln!(out, "  server URL refused: {}", e.message);
+            let _ = writeln!(out, "  server URL refused: {}", shown(&e.message));
         }
         match &self.login {
             None => out.push_str("  login: none (spec-kitty auth login)\n"),
             Some(LoginDoc::Unreadable { error }) => {
-                let _ = writeln!(out, "  login: unreadable: {}", error.message);
+                let _ = writeln!(out, "  login: unreadable: {}", shown(&error.message));
             }
             Some(LoginDoc::Stored {
                 username,
@@ -173,21 +181,27 @@ impl Render for SyncSection {
                 } else {
                     "expired (spec-kitty auth login)"
                 };
-                let _ = writeln!(out, "  login: {username} on {server} ({state})");
+                let _ = writeln!(
+                    out,
+                    "  login: {} on {} ({state})",
+                    shown(username),
+                    shown(server)
+                );
             }
         }
         match &self.last_sync_at {
             Some(at) => {
                 let _ = writeln!(
                     out,
-                    "  last sync: {at} with {}",
-                    self.last_server.as_deref().unwrap_or_default()
+                    "  last sync: {} with {}",
+                    shown(at),
+                    shown(self.last_server.as_deref().unwrap_or_default())
                 );
             }
             None => out.push_str("  last sync: never\n"),
         }
         if let Some(err) = &self.last_error {
-            let _ = writeln!(out, "  last error: {err}");
+            let _ = writeln!(out, "  last error: {}", shown(err));
         }
         out
     }
@@ -222,7 +236,7 @@ impl Render for CheckDoc {
             } else {
                 "FAILED"
             };
-            let _ = writeln!(out, "  {:<11} {state:<7} {}", c.name, c.detail);
+            let _ = writeln!(out, "  {:<11} {state:<7} {}", c.name, shown(&c.detail));
         }
         out
     }
@@ -233,7 +247,7 @@ impl Render for SyncStatus {
         let q = &self.queue;
         let mut out = String::new();
         if !q.exists {
-            let _ = writeln!(out, "Queue: {} (not created yet)", q.path.display());
+            let _ = writeln!(out, "Queue: {} (not created yet)", shown_path(&q.path));
             let _ = writeln!(out, "Depth: 0 of {}", thousands(q.max_queue_size));
         } else {
             self.queue_text(&mut out);
@@ -254,7 +268,7 @@ impl SyncStatus {
         let _ = writeln!(
             out,
             "Queue: {} (schema {})",
-            q.path.display(),
+            shown_path(&q.path),
             q.schema_version.unwrap_or_default()
         );
         let _ = writeln!(
@@ -265,19 +279,24 @@ impl SyncStatus {
             thousands(q.retried)
         );
         if let (Some(oldest), Some(newest)) = (&q.oldest_enqueued_at, &q.newest_enqueued_at) {
-            let _ = writeln!(out, "Oldest: {oldest}");
-            let _ = writeln!(out, "Newest: {newest}");
+            let _ = writeln!(out, "Oldest: {}", shown(oldest));
+            let _ = writeln!(out, "Newest: {}", shown(newest));
         }
         if !q.by_type.is_empty() {
             out.push_str("By type:\n");
             let width = q
                 .by_type
                 .iter()
-                .map(|t| t.event_type.len())
+                .map(|t| shown(&t.event_type).chars().count())
                 .max()
                 .unwrap_or(0);
             for t in &q.by_type {
-                let _ = writeln!(out, "  {:<width$}  {}", t.event_type, thousands(t.count));
+                let _ = writeln!(
+                    out,
+                    "  {:<width$}  {}",
+                    shown(&t.event_type),
+                    thousands(t.count)
+                );
             }
         }
         let rows = &self.quarantine.rows;
@@ -307,7 +326,11 @@ impl SyncStatus {
                 let _ = writeln!(
                     out,
                     "  {} {} ({}x, {}): {}",
-                    r.event_type, r.event_id, r.rejections, r.category, r.reason
+                    shown(&r.event_type),
+                    shown(&r.event_id),
+                    r.rejections,
+                    shown(&r.category),
+                    shown(&r.reason)
                 );
             }
         }
@@ -325,12 +348,12 @@ pub struct QuarantineList {
 impl Render for QuarantineList {
     fn text(&self) -> String {
         if self.rows.is_empty() {
-            return format!("No quarantined rows in {}\n", self.path.display());
+            return format!("No quarantined rows in {}\n", shown_path(&self.path));
         }
         let mut out = format!(
             "{} quarantined row(s) in {}:\n",
             self.rows.len(),
-            self.path.display()
+            shown_path(&self.path)
         );
         for row in &self.rows {
             let _ = writeln!(out, "{}", row.line());
@@ -351,7 +374,7 @@ impl Render for QuarantineDropped {
         format!(
             "Dropped {} quarantined row(s) from {}\n",
             self.dropped,
-            self.path.display()
+            shown_path(&self.path)
         )
     }
 }

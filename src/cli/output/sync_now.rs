@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::clean::shown;
 use super::{CodeMessage, Render, Tally};
 use crate::app::body_sync::BodyDrainReport;
 use crate::saas::batch::{DrainReport, Failure};
@@ -18,7 +19,7 @@ pub struct SyncDisabled {
 
 impl Render for SyncDisabled {
     fn text(&self) -> String {
-        format!("{}\n", self.message)
+        format!("{}\n", shown(&self.message))
     }
 }
 
@@ -69,9 +70,9 @@ impl Render for SyncNow {
                 text.push_str(&format!(
                     "  removed after {} retries: {}/{} ({})\n",
                     s.retry_count,
-                    s.mission_slug,
-                    s.artifact_path,
-                    s.last_error.as_deref().unwrap_or("no error recorded")
+                    shown(&s.mission_slug),
+                    shown(&s.artifact_path),
+                    shown(s.last_error.as_deref().unwrap_or("no error recorded"))
                 ));
             }
             const SHOWN: usize = 10;
@@ -79,7 +80,9 @@ impl Render for SyncNow {
                 let fate = if f.retryable { "kept" } else { "removed" };
                 text.push_str(&format!(
                     "  {fate}: {}/{}: {}\n",
-                    f.mission_slug, f.artifact_path, f.reason
+                    shown(&f.mission_slug),
+                    shown(&f.artifact_path),
+                    shown(&f.reason)
                 ));
             }
             if b.failures.len() > SHOWN {

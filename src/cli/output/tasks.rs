@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::Render;
+use super::clean::{shown, shown_path};
 
 /// `agent tasks move-task --json`.
 #[derive(Debug, Serialize)]
@@ -26,13 +27,17 @@ impl Render for TaskMoved {
     fn text(&self) -> String {
         let mut out = format!(
             "Moved {} from {} to {} ({})\n",
-            self.wp_id, self.from_lane, self.to_lane, self.mission_slug
+            shown(&self.wp_id),
+            self.from_lane,
+            self.to_lane,
+            shown(&self.mission_slug)
         );
         if let (Some(path), Some(branch)) = (&self.workspace_path, &self.lane_branch) {
             let _ = writeln!(
                 out,
-                "Work in {} (branch {branch}); commit there before moving to for_review.",
-                path.display()
+                "Work in {} (branch {}); commit there before moving to for_review.",
+                shown_path(path),
+                shown(branch)
             );
         }
         out
@@ -69,7 +74,13 @@ impl Render for TaskList {
         }
         let mut out = format!("Tasks{filter}:\n");
         for t in &self.tasks {
-            let _ = writeln!(out, "  {}: {} [{}]", t.work_package_id, t.title, t.lane);
+            let _ = writeln!(
+                out,
+                "  {}: {} [{}]",
+                shown(&t.work_package_id),
+                shown(&t.title),
+                t.lane
+            );
         }
         out
     }
@@ -88,7 +99,7 @@ pub struct HistoryAdded {
 
 impl Render for HistoryAdded {
     fn text(&self) -> String {
-        format!("{}: {}\n", self.wp_id, self.entry)
+        format!("{}: {}\n", shown(&self.wp_id), shown(&self.entry))
     }
 }
 
@@ -117,8 +128,8 @@ impl Render for MaterializeDoc {
             let _ = writeln!(
                 out,
                 "{}: {} ({} events, {} work packages)",
-                m.mission_slug,
-                m.status_json.display(),
+                shown(&m.mission_slug),
+                shown_path(&m.status_json),
                 m.event_count,
                 m.work_packages
             );
