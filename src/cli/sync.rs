@@ -6,8 +6,9 @@
 //!   the queue file, its depth and cap, the oldest and newest enqueue times, the rows per event
 //!   type, and every quarantined row with its code and reason. A queue file that does not exist
 //!   is reported as empty and is not created.
-//! * `sync quarantine list [--json]` lists quarantined rows (the JSON includes each row's stored
-//!   data, verbatim). It does not run the quarantine pass.
+//! * `sync quarantine list [--json] [--raw]` lists quarantined rows (the JSON includes each row's
+//!   stored data, verbatim; a legacy row's data is summarised and its pre-mission names replaced
+//!   by `<legacy ...>` unless `--raw`). It does not run the quarantine pass.
 //! * `sync quarantine drop (--all | ID...) [--json]` deletes quarantined rows for good; with ids,
 //!   every id must be quarantined or nothing is dropped.
 //! * `sync quarantine retry (--all | ID...) [--json]` re-judges quarantined rows; those that now
@@ -94,6 +95,10 @@ pub enum QuarantineCommand {
         /// Print one JSON document (including each row's stored data) instead of text.
         #[arg(long)]
         json: bool,
+        /// Show legacy (pre-mission) rows verbatim: their stored data and reasons hold the
+        /// pre-mission key names, which are otherwise replaced by `<legacy ...>` and a summary.
+        #[arg(long)]
+        raw: bool,
     },
     /// Delete quarantined rows for good.
     Drop(RowSelection),
@@ -122,7 +127,7 @@ pub fn run(cmd: SyncCommand) -> Result<ExitCode, CliError> {
             check,
             rejudge,
         } => status(json, check, rejudge),
-        SyncCommand::Quarantine(QuarantineCommand::List { json }) => list(json),
+        SyncCommand::Quarantine(QuarantineCommand::List { json, raw }) => list(json, raw),
         SyncCommand::Now(args) => super::sync_now::run(&args),
         SyncCommand::Quarantine(QuarantineCommand::Drop(args)) => drop_rows(&args),
         SyncCommand::Quarantine(QuarantineCommand::Retry(args)) => retry_rows(&args),
@@ -174,25 +179,47 @@ fn when(epoch: Option<i64>) -> Option<String> {
     Some(Timestamp::from_jiff(ts).to_string())
 }
 
-fn row_doc(row: &QuarantinedRow, with_data: bool) -> QuarantinedRowDoc {
+/// One quarantined row as printed. A legacy (pre-mission) row's names are replaced by
+/// `<legacy ...>` and its data by a summary (no feature-era name in any output outside
+/// `upgrade`), unless `raw` (`sync quarantine list --raw`).
+fn row_doc(row: &QuarantinedRow, with_data: bool, raw: bool) -> QuarantinedRowDoc {
+    use crate::upgrade::redact::{legacy_marks, redact};
+    let marks = serde_json::from_str::<serde_json::Value>(&row.data)
+        .map(|d| legacy_marks(&d))
+        .unwrap_or(0);
+    let texts = [&row.event_type, &row.field, &row.reason, &row.event_id];
+    let legacy = !raw && (marks > 0 || texts.iter().any(|t| redact(t) != t.as_str()));
+    let text = |t: &str| {
+        if legacy {
+            redact(t).into_owned()
+        } else {
+            t.to_owned()
+        }
+    };
     QuarantinedRowDoc {
         id: row.id,
         queue_id: row.queue_id,
-        event_id: row.event_id.clone(),
-        event_type: row.event_type.clone(),
+        event_id: text(&row.event_id),
+        event_type: text(&row.event_type),
         enqueued_at: when(Some(row.timestamp)),
         retry_count: row.retry_count,
         code: row.code.clone(),
         surface: row.surface.clone(),
-        field: row.field.clone(),
-        reason: row.reason.clone(),
+        field: text(&row.field),
+        reason: text(&row.reason),
         quarantined_at: row.quarantined_at.clone(),
-        data: with_data.then(|| row.data.clone()),
+        data: (with_data && !legacy).then(|| row.data.clone()),
+        legacy: legacy.then(|| {
+            format!(
+                "legacy envelope ({marks} pre-mission name(s)); `spec-kitty sync quarantine list \
+                 --raw` shows it verbatim"
+            )
+        }),
     }
 }
 
 fn row_docs(rows: &[QuarantinedRow], with_data: bool) -> Vec<QuarantinedRowDoc> {
-    rows.iter().map(|r| row_doc(r, with_data)).collect()
+    rows.iter().map(|r| row_doc(r, with_data, false)).collect()
 }
 
 /// The `sync` section of `sync status`: enablement, server, login, the last drain.
@@ -364,7 +391,7 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
     Ok(exit)
 }
 
-fn list(json: bool) -> Result<ExitCode, CliError> {
+fn list(json: bool, raw: bool) -> Result<ExitCode, CliError> {
     let home = home(json)?;
     let (path, queue) = open_existing(&home, json)?;
     let rows = match &queue {
@@ -374,7 +401,7 @@ fn list(json: bool) -> Result<ExitCode, CliError> {
     let doc = QuarantineList {
         path,
         count: rows.len(),
-        rows: row_docs(&rows, true),
+        rows: rows.iter().map(|r| row_doc(r, true, raw)).collect(),
     };
     emit(&doc, json);
     Ok(ExitCode::SUCCESS)

@@ -74,11 +74,14 @@ impl Render for UpgradeDoc {
         for q in &self.queues {
             let _ = writeln!(out, "  {} [queue]:", shown_path(&q.path));
             if !q.body_columns.is_empty() {
+                let rows = q.body_rows.map_or_else(
+                    || "every row kept; `--dry-run` counts them".to_owned(),
+                    |n| format!("{n} row(s) kept"),
+                );
                 let _ = writeln!(
                     out,
-                    "    body_upload_queue: columns renamed in place to {} ({} row(s) kept)",
+                    "    body_upload_queue: columns renamed in place to {} ({rows})",
                     q.body_columns.join(", "),
-                    q.body_rows
                 );
             }
             if q.events_rewritten + q.events_returned > 0 {
@@ -121,12 +124,20 @@ pub fn run(args: &UpgradeArgs) -> Result<ExitCode, CliError> {
         Err(crate::home::HomeError::NoHome) => None,
         Err(e) => return Err(CliError::new(ErrorCode::NoHome, e.to_string()).json(json)),
     };
+    // A run that writes holds every mission's status lock from before it reads the logs until
+    // the last file is in place: no transition interleaves with the rewrite of a log.
+    let _locks = if args.dry_run {
+        None
+    } else {
+        Some(run::lock_status_logs(&root).map_err(|e| upgrade_error(e, json))?)
+    };
     let recovered = if args.dry_run {
         false
     } else {
-        run::recover(&root, home.as_ref()).map_err(|e| upgrade_error(e, json))?
+        run::recover_locked(&root, home.as_ref()).map_err(|e| upgrade_error(e, json))?
     };
-    let plan = run::plan(&root, home.as_ref()).map_err(|e| upgrade_error(e, json))?;
+    let plan =
+        run::plan_with(&root, home.as_ref(), args.dry_run).map_err(|e| upgrade_error(e, json))?;
     if !args.dry_run && !plan.is_empty() {
         let total: u64 = plan
             .queues

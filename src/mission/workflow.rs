@@ -59,6 +59,17 @@ pub enum WorkflowError {
     InvalidSubtaskStatus { value: String },
 }
 
+/// The lock file every status writer of the mission `mission` takes (this CLI and upstream's):
+/// `<root>/.git/spec-kitty-locks/<mission>.status.lock` when the checkout has a `.git`
+/// directory, else `None` (the log's default lock next to it, see `EventLog::new`).
+pub fn shared_status_lock(root: &Path, mission: &str) -> Option<PathBuf> {
+    let locks = root.join(".git").join("spec-kitty-locks");
+    if !root.join(".git").is_dir() || std::fs::create_dir_all(&locks).is_err() {
+        return None;
+    }
+    Some(locks.join(format!("{mission}.status.lock")))
+}
+
 /// A resolved mission: where it lives and what its meta.json says.
 #[derive(Debug, Clone)]
 pub struct MissionContext {
@@ -99,19 +110,15 @@ impl MissionContext {
     /// git: in the mission dir).
     pub fn log(&self) -> EventLog {
         let log = EventLog::new(self.status_dir());
-        let git_dir = self.root.join(".git");
-        if git_dir.is_dir() {
-            let locks = git_dir.join("spec-kitty-locks");
-            if std::fs::create_dir_all(&locks).is_ok() {
-                let name = self
-                    .dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                return log.with_lock_file(locks.join(format!("{name}.status.lock")));
-            }
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match shared_status_lock(&self.root, &name) {
+            Some(lock) => log.with_lock_file(lock),
+            None => log,
         }
-        log
     }
 
     pub fn snapshot_identity(&self) -> SnapshotIdentity {

@@ -312,6 +312,13 @@ impl EventLog {
         Ok(fold)
     }
 
+    /// The reduction of a log held in memory whose events are in order (the usual case), as
+    /// [`EventLog::reduce`] would give it for a file of these bytes; `None` when anything is
+    /// unusual (out of order, a bad or torn line): write the bytes to a log and reduce that.
+    pub fn reduce_in_order(bytes: &[u8]) -> Option<Reduction> {
+        super::stream::fold_in_order_bytes(bytes).map(|f| f.reduction())
+    }
+
     /// Streams the file through a small reused buffer (fresh memory is
     /// expensive), in two line-aligned halves on two threads when it is large.
     fn scan_for_reduce(&self, tuning: ScanTuning) -> Result<(Vec<Batch>, Vec<AnnotationEvent>)> {
@@ -580,6 +587,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::new(dir.path().join("kitty-specs").join("001-demo"));
         (dir, log)
+    }
+
+    #[test]
+    fn reduce_in_order_of_bytes_is_the_reduction_of_the_file() {
+        let (_dir, log) = setup();
+        let mut s = EventStamper::new();
+        log.append(&[
+            event(&mut s, "WP01", Lane::Planned, Lane::Claimed),
+            event(&mut s, "WP02", Lane::Planned, Lane::Claimed),
+            event(&mut s, "WP01", Lane::Claimed, Lane::InProgress),
+            StatusRecord::Annotation(
+                AnnotationEvent::new(s.stamp(), "WP01", "user", AnnotationDelta::note("hi"))
+                    .unwrap(),
+            ),
+        ])
+        .unwrap();
+        let bytes = std::fs::read(log.events_path()).unwrap();
+        let from_file = log.reduce().unwrap();
+        let from_bytes = EventLog::reduce_in_order(&bytes).unwrap();
+        assert_eq!(format!("{from_bytes:?}"), format!("{from_file:?}"));
+        assert_eq!(from_bytes.event_count, 3);
+        // Unusual logs are left to the file reader: a torn tail, a bad line, events out of order.
+        let mut torn = bytes.clone();
+        torn.extend_from_slice(b"{\"wp_id\"");
+        assert!(EventLog::reduce_in_order(&torn).is_none());
+        assert!(EventLog::reduce_in_order(b"not json\n").is_none());
+        let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
+        let swapped = [lines[2], lines[0], lines[1], lines[3]].concat();
+        assert!(EventLog::reduce_in_order(&swapped).is_none());
+        assert_eq!(EventLog::reduce_in_order(b"").unwrap().event_count, 0);
     }
 
     #[test]

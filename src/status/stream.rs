@@ -84,24 +84,7 @@ pub(crate) fn fold_in_order(path: &Path, chunk_bytes: usize) -> Option<Fold> {
         filled += n;
         if let Some(last_nl) = buf[..filled].iter().rposition(|&b| b == b'\n') {
             let text = std::str::from_utf8(&buf[..last_nl]).ok()?;
-            for line in text.split('\n') {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                // The fast scanner when it is sure of the whole line, else the serde reader.
-                let fast = fast_line(line, &mut cache)
-                    .filter(|(_, used)| line[*used..].trim().is_empty())
-                    .map(|(item, _)| item);
-                match fast {
-                    Some(FastLine::Lane(view)) => fold.apply_lane(&view.into_owned().ok()?).ok()?,
-                    Some(FastLine::Annotation(a)) => fold.apply_annotation(&a).ok()?,
-                    None => match super::line::parse_record(line).ok()? {
-                        StatusRecord::Lane(e) => fold.apply_lane(&e).ok()?,
-                        StatusRecord::Annotation(a) => fold.apply_annotation(&a).ok()?,
-                        StatusRecord::MissionLevel(_) => {}
-                    },
-                }
-            }
+            fold_lines(&mut fold, &mut cache, text)?;
             buf.copy_within(last_nl + 1..filled, 0);
             filled -= last_nl + 1;
         }
@@ -113,6 +96,48 @@ pub(crate) fn fold_in_order(path: &Path, chunk_bytes: usize) -> Option<Fold> {
         .iter()
         .all(u8::is_ascii_whitespace)
         .then_some(fold)
+}
+
+/// [`fold_in_order`] of a log held in memory (`spec-kitty upgrade` reduces the log it is about
+/// to write without writing it twice).
+pub(crate) fn fold_in_order_bytes(bytes: &[u8]) -> Option<Fold> {
+    let mut fold = Fold::default();
+    let mut cache = ScanCache::default();
+    let rest = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => {
+            fold_lines(
+                &mut fold,
+                &mut cache,
+                std::str::from_utf8(&bytes[..end]).ok()?,
+            )?;
+            &bytes[end + 1..]
+        }
+        None => bytes,
+    };
+    rest.iter().all(u8::is_ascii_whitespace).then_some(fold)
+}
+
+/// Fold complete lines (`text` without its last newline) in order; `None` at anything unusual.
+fn fold_lines(fold: &mut Fold, cache: &mut ScanCache, text: &str) -> Option<()> {
+    for line in text.split('\n') {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // The fast scanner when it is sure of the whole line, else the serde reader.
+        let fast = fast_line(line, cache)
+            .filter(|(_, used)| line[*used..].trim().is_empty())
+            .map(|(item, _)| item);
+        match fast {
+            Some(FastLine::Lane(view)) => fold.apply_lane(&view.into_owned().ok()?).ok()?,
+            Some(FastLine::Annotation(a)) => fold.apply_annotation(&a).ok()?,
+            None => match super::line::parse_record(line).ok()? {
+                StatusRecord::Lane(e) => fold.apply_lane(&e).ok()?,
+                StatusRecord::Annotation(a) => fold.apply_annotation(&a).ok()?,
+                StatusRecord::MissionLevel(_) => {}
+            },
+        }
+    }
+    Some(())
 }
 
 /// Sizes of the streaming reader (tests shrink them to exercise every seam).

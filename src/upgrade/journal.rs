@@ -16,6 +16,32 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 const MANIFEST: &str = "manifest.json";
+
+/// Fault injection for the tests' kill loop (never set otherwise): with
+/// `SPEC_KITTY_TEST_UPGRADE_EXIT_AT=N` the process ends at the N-th [`step`] of its roll forward
+/// (counted from 1 in each process) with exit status 137 and no cleanup at all: no destructor
+/// runs, an open SQLite transaction is neither committed nor rolled back, which is what a
+/// `kill -9` at that point leaves. Random kills rarely land inside the roll forward; this puts
+/// one at every step of it.
+pub const EXIT_AT_ENV: &str = "SPEC_KITTY_TEST_UPGRADE_EXIT_AT";
+
+/// One step of a roll forward (see [`EXIT_AT_ENV`]).
+pub fn step() {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static EXIT_AT: OnceLock<Option<usize>> = OnceLock::new();
+    static STEPS: AtomicUsize = AtomicUsize::new(0);
+    let Some(at) = *EXIT_AT.get_or_init(|| {
+        std::env::var(EXIT_AT_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+    }) else {
+        return;
+    };
+    if STEPS.fetch_add(1, Ordering::SeqCst) + 1 == at {
+        std::process::exit(137);
+    }
+}
 const STAGE: &str = "stage";
 
 /// One file the upgrade replaces.
@@ -137,6 +163,7 @@ pub fn roll_forward<E: From<io::Error>>(
     let manifest = read_manifest(dir)?;
     for queue in &manifest.queues {
         if queue.exists() {
+            step();
             upgrade_queue(queue, &manifest.fill)?;
         }
     }
@@ -154,13 +181,16 @@ pub fn roll_forward<E: From<io::Error>>(
                 parents.push(parent.to_path_buf());
             }
         }
+        step();
         fs::rename(&staged, &file.target)?;
     }
     for parent in &parents {
         sync_dir(parent);
     }
+    step();
     fs::remove_file(dir.join(MANIFEST))?;
     sync_dir(dir);
+    step();
     discard(dir)?;
     Ok(manifest)
 }

@@ -13,6 +13,7 @@ pub mod legacy;
 pub mod meta_files;
 pub mod metadata;
 pub mod queue_db;
+pub mod redact;
 pub mod run;
 pub mod status_log;
 

@@ -32,8 +32,10 @@ pub struct QueueReport {
     pub path: PathBuf,
     /// The body queue columns that get their canonical names (`mission_slug`, `mission_type`).
     pub body_columns: Vec<String>,
-    /// Rows of the body upload queue (all kept, same ids and values).
-    pub body_rows: u64,
+    /// Rows of the body upload queue (all kept, same ids and values). Counted only when asked
+    /// (`upgrade --dry-run`): `COUNT(*)` reads a whole index, which on a 1,000,000-row queue
+    /// costs more than the rename itself; `null` when not counted.
+    pub body_rows: Option<u64>,
     /// Legacy queued events rewritten to 3.0.0 envelopes (same id, event_id, lamport_clock).
     pub events_rewritten: u64,
     /// Legacy events that were quarantined and go back into the queue.
@@ -130,20 +132,26 @@ fn count(conn: &Connection, table: &str) -> rusqlite::Result<u64> {
     .map(|n| n.max(0) as u64)
 }
 
-/// Read-only: what [`apply`] would do to the queue at `path`.
-pub fn inspect(path: &Path, fill: &Fill) -> rusqlite::Result<QueueReport> {
+/// Read-only: what [`apply`] would do to the queue at `path` (`count_rows`: count the body
+/// queue's rows too).
+pub fn inspect(path: &Path, fill: &Fill, count_rows: bool) -> rusqlite::Result<QueueReport> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     let tx = conn.unchecked_transaction()?;
-    let report = survey(&tx, path, fill)?;
+    let report = survey(&tx, path, fill, count_rows)?;
     tx.finish()?;
     Ok(report)
 }
 
-fn survey(conn: &Connection, path: &Path, fill: &Fill) -> rusqlite::Result<QueueReport> {
+fn survey(
+    conn: &Connection,
+    path: &Path,
+    fill: &Fill,
+    count_rows: bool,
+) -> rusqlite::Result<QueueReport> {
     let mut report = QueueReport {
         path: path.to_path_buf(),
         body_columns: body_renames(conn)?
@@ -152,8 +160,8 @@ fn survey(conn: &Connection, path: &Path, fill: &Fill) -> rusqlite::Result<Queue
             .collect(),
         ..QueueReport::default()
     };
-    if !report.body_columns.is_empty() {
-        report.body_rows = count(conn, "body_upload_queue")?;
+    if count_rows && !report.body_columns.is_empty() {
+        report.body_rows = Some(count(conn, "body_upload_queue")?);
     }
     for (table, id_col) in [("queue", "id"), ("quarantine", "id")] {
         for row in legacy_rows(conn, table, id_col)? {
@@ -207,6 +215,7 @@ pub fn apply(
             "ALTER TABLE body_upload_queue RENAME COLUMN {from} TO {to}"
         ))?;
         report.body_columns.push(to.to_owned());
+        super::journal::step();
     }
     // 2. Legacy events in the queue: rewritten in place (same id), or quarantined.
     let queued = legacy_rows(&tx, "queue", "id")?;
@@ -291,6 +300,8 @@ pub fn apply(
     if table_exists(&tx, "sync_meta")? {
         tx.execute("DELETE FROM sync_meta WHERE key = 'pre_cutover_rows'", [])?;
     }
+    // Killed here: every change of this queue is in the uncommitted transaction.
+    super::journal::step();
     tx.commit()?;
     progress(total, total);
     Ok(report)
@@ -361,9 +372,10 @@ mod tests {
         legacy_table(&conn, "mission_slug", BODY_QUEUE_RENAMES[1].0);
         drop(conn);
         let fill = Fill::default();
-        let plan = inspect(&path, &fill).unwrap();
+        let plan = inspect(&path, &fill, true).unwrap();
         assert_eq!(plan.body_columns, vec!["mission_type".to_owned()]);
-        assert_eq!(plan.body_rows, 1);
+        assert_eq!(plan.body_rows, Some(1));
+        assert_eq!(inspect(&path, &fill, false).unwrap().body_rows, None);
         let done = apply(&path, &fill, &mut |_, _| {}).unwrap();
         assert_eq!(done.body_columns, vec!["mission_type".to_owned()]);
         let conn = Connection::open(&path).unwrap();
@@ -387,7 +399,7 @@ mod tests {
             .unwrap();
         assert!(sql.contains("UNIQUE(project_uuid, mission_slug, target_branch, mission_type"));
         drop(conn);
-        assert!(inspect(&path, &fill).unwrap().is_empty());
+        assert!(inspect(&path, &fill, true).unwrap().is_empty());
         assert!(apply(&path, &fill, &mut |_, _| {}).unwrap().is_empty());
     }
 
@@ -409,7 +421,10 @@ mod tests {
         drop(tx);
         conn.execute_batch("ROLLBACK").unwrap();
         assert_eq!(
-            inspect(&path, &Fill::default()).unwrap().body_columns.len(),
+            inspect(&path, &Fill::default(), false)
+                .unwrap()
+                .body_columns
+                .len(),
             2
         );
     }

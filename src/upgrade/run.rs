@@ -32,6 +32,9 @@ pub enum UpgradeError {
     },
     #[error("the upgrade journal: {0}")]
     Journal(#[from] std::io::Error),
+    /// A mission's status log is locked by a writer for longer than the bounded wait.
+    #[error("{0}; nothing was changed")]
+    Lock(#[from] crate::repo::lock::LockError),
 }
 
 /// Read a project file through the fence (no link out, a regular file, bounded): `None` when
@@ -87,10 +90,45 @@ fn home_dir(home: Option<&SpecKittyHome>) -> Option<&Path> {
     home.map(SpecKittyHome::dir)
 }
 
+/// The exclusive locks of every mission's status log (the lock each status writer takes, see
+/// [`mission::workflow::shared_status_lock`]), held until dropped: while the upgrade reads,
+/// rewrites and renames the logs, no transition can append to one (its line would be lost by
+/// the rename) and none can interleave. Taken in the missions' name order.
+#[derive(Debug)]
+pub struct StatusLocks {
+    _files: Vec<fs::File>,
+}
+
+/// Take [`StatusLocks`] for the project at `root`, waiting for each at most
+/// `SPEC_KITTY_LOCK_TIMEOUT_MS` (then [`UpgradeError::Lock`] names the lock and its holder).
+pub fn lock_status_logs(root: &Path) -> Result<StatusLocks, UpgradeError> {
+    let specs = mission::kitty_specs_dir(root);
+    let mut files = Vec::new();
+    for name in mission::list_missions(root)? {
+        let path = mission::workflow::shared_status_lock(root, &name)
+            .unwrap_or_else(|| specs.join(&name).join(crate::status::store::LOCK_FILENAME));
+        let mut file = crate::repo::lock::open_lock_file(&path)?;
+        crate::repo::lock::lock_bounded(&mut file, &path, true, "mission's status log")?;
+        files.push(file);
+    }
+    Ok(StatusLocks { _files: files })
+}
+
 /// Finish an interrupted upgrade of the project at `root`, if its journal is committed.
-/// Returns whether there was one. Every command calls this first.
+/// Returns whether there was one. Every command calls this first. Takes the [`StatusLocks`]
+/// while it rolls forward.
 pub fn recover(root: &Path, home: Option<&SpecKittyHome>) -> Result<bool, UpgradeError> {
+    if !journal::pending(&journal::journal_dir(root, home_dir(home))) {
+        return Ok(false);
+    }
+    let _locks = lock_status_logs(root)?;
+    recover_locked(root, home)
+}
+
+/// [`recover`] for a caller that holds the [`StatusLocks`] already.
+pub fn recover_locked(root: &Path, home: Option<&SpecKittyHome>) -> Result<bool, UpgradeError> {
     let dir = journal::journal_dir(root, home_dir(home));
+    // Checked again under the locks: another command may have finished it meanwhile.
     if !journal::pending(&dir) {
         return Ok(false);
     }
@@ -149,8 +187,19 @@ fn fill_for(root: &Path, home: Option<&SpecKittyHome>, metas: &[MissionMeta]) ->
     }
 }
 
-/// Plan the upgrade (reads only). `home` is `None` when there is no `$HOME`.
+/// Plan the upgrade (reads only), counting every row (what `--dry-run` prints). `home` is
+/// `None` when there is no `$HOME`.
 pub fn plan(root: &Path, home: Option<&SpecKittyHome>) -> Result<Plan, UpgradeError> {
+    plan_with(root, home, true)
+}
+
+/// [`plan`]; `count_rows` false skips counting the body queue's rows (the plan a run applies
+/// at once: the count would cost more than the in-place rename).
+pub fn plan_with(
+    root: &Path,
+    home: Option<&SpecKittyHome>,
+    count_rows: bool,
+) -> Result<Plan, UpgradeError> {
     let mut files = Vec::new();
     // meta.json (seed decision 6).
     let rewritten = meta_files::upgrade_meta_files(root, true)?;
@@ -186,9 +235,11 @@ pub fn plan(root: &Path, home: Option<&SpecKittyHome>) -> Result<Plan, UpgradeEr
     let mut queues = Vec::new();
     if let Some(home) = home {
         for path in queue_files(home) {
-            let report = queue_db::inspect(&path, &fill).map_err(|source| UpgradeError::Queue {
-                path: path.clone(),
-                source,
+            let report = queue_db::inspect(&path, &fill, count_rows).map_err(|source| {
+                UpgradeError::Queue {
+                    path: path.clone(),
+                    source,
+                }
             })?;
             if !report.is_empty() {
                 queues.push(report);
@@ -251,13 +302,19 @@ fn status_files(
         (None, Some(b)) => b.clone(),
         (None, None) => Vec::new(),
     };
-    // Reduce the canonical log in a scratch directory (never in the working tree).
-    let scratch = tempfile::tempdir().map_err(|e| file_err(dir, e))?;
-    fs::write(scratch.path().join("status.events.jsonl"), &bytes)
-        .map_err(|e| file_err(&log_path, e))?;
-    let reduction = EventLog::new(scratch.path())
-        .reduce()
-        .map_err(|e| file_err(&log_path, e))?;
+    // Reduce the canonical log: from memory when its events are in order, else in a scratch
+    // directory (never in the working tree).
+    let reduction = match EventLog::reduce_in_order(&bytes) {
+        Some(r) => r,
+        None => {
+            let scratch = tempfile::tempdir().map_err(|e| file_err(dir, e))?;
+            fs::write(scratch.path().join("status.events.jsonl"), &bytes)
+                .map_err(|e| file_err(&log_path, e))?;
+            EventLog::new(scratch.path())
+                .reduce()
+                .map_err(|e| file_err(&log_path, e))?
+        }
+    };
     let identity = SnapshotIdentity {
         mission_slug: meta.mission_slug.clone(),
         mission_number: meta

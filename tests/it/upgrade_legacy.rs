@@ -650,9 +650,39 @@ fn no_feature_era_name_in_the_cli_output_before_or_after_the_upgrade() {
         &["status", "--mission", MISSION, "--json"],
         &["upgrade"],
         &["upgrade", "--json"],
+        &["sync", "quarantine", "list"],
+        &["sync", "quarantine", "list", "--json"],
     ] {
         check(args);
     }
+    // The quarantined legacy row is summarised; `--raw` shows its stored data verbatim.
+    let list = |raw: bool| -> Value {
+        let mut args = vec!["sync", "quarantine", "list", "--json"];
+        if raw {
+            args.push("--raw");
+        }
+        serde_json::from_slice(&sb.bin().args(&args).assert().success().get_output().stdout)
+            .unwrap()
+    };
+    let shown = list(false);
+    let row = &shown["rows"][0];
+    assert!(row["data"].is_null(), "{shown}");
+    let summary = row["legacy"].as_str().unwrap();
+    assert!(
+        summary.contains("legacy envelope") && summary.contains("--raw"),
+        "{summary}"
+    );
+    let raw = list(true);
+    let data = raw["rows"][0]["data"].as_str().unwrap();
+    assert!(data.contains(&legacy("slug")), "{data}");
+    assert!(raw["rows"][0]["legacy"].is_null());
+    let text = sb
+        .bin()
+        .args(["sync", "quarantine", "list"])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&text.get_output().stdout).into_owned();
+    assert!(text.contains("legacy envelope"), "{text}");
 }
 
 /// A cheap pseudo-random sequence (no dependency): xorshift seeded by the clock.
@@ -691,14 +721,21 @@ fn kill_loop(points: usize) {
         let sb = Sandbox::new();
         build_fixture_with(&sb, KILL_LOOP_BULK);
         let before = state(&sb);
-        let mut child = sb
-            .std_bin()
-            .arg("upgrade")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_micros(rng.below(span + span / 4)));
-        let _ = child.kill();
+        // Every other point is a kill inside the roll forward, at a random one of its steps
+        // (the fault-injection hook; a timed kill rarely lands there), instead of a timed one.
+        let mut upgrade = sb.std_bin();
+        upgrade.arg("upgrade").stdout(std::process::Stdio::null());
+        if point % 2 == 1 {
+            upgrade.env(
+                spec_kitty::upgrade::journal::EXIT_AT_ENV,
+                (1 + rng.below(16)).to_string(),
+            );
+        }
+        let mut child = upgrade.spawn().unwrap();
+        if point % 2 == 0 {
+            std::thread::sleep(Duration::from_micros(rng.below(span + span / 4)));
+            let _ = child.kill();
+        }
         let _ = child.wait();
         // Nothing but the upgrade's own outputs may appear (no temporary file, ever).
         for line in untracked(&sb).lines() {
@@ -727,6 +764,21 @@ fn kill_loop(points: usize) {
             finished += 1;
         }
         if committed {
+            // A second kill, inside the next command's roll forward (or none when it has fewer
+            // steps), then a clean command.
+            let second = sb
+                .std_bin()
+                .args(["status", "--mission", MISSION])
+                .env(
+                    spec_kitty::upgrade::journal::EXIT_AT_ENV,
+                    (1 + rng.below(16)).to_string(),
+                )
+                .output()
+                .unwrap();
+            assert!(
+                second.status.success() || second.status.code() == Some(137),
+                "point {point}: {second:?}"
+            );
             sb.bin()
                 .args(["status", "--mission", MISSION])
                 .assert()
@@ -831,4 +883,165 @@ fn a_committed_journal_is_finished_from_every_point_of_its_roll_forward() {
             assert_eq!(again["changed"], false);
         }
     }
+}
+
+/// The upgrade takes the lock every status writer takes (`.git/spec-kitty-locks/<mission>
+/// .status.lock`): while a writer holds it the upgrade waits, bounded by
+/// SPEC_KITTY_LOCK_TIMEOUT_MS, then fails naming the lock with nothing changed; a line the
+/// writer appends while the upgrade waits is in the upgraded log (read after the wait, not
+/// before it).
+#[test]
+fn the_upgrade_waits_for_a_status_writer_then_errors_clearly_or_keeps_its_line() {
+    let sb = Sandbox::new();
+    build_fixture(&sb);
+    let lock = sb
+        .project
+        .join(".git/spec-kitty-locks")
+        .join(format!("{MISSION}.status.lock"));
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let held = fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .unwrap();
+    held.lock().unwrap();
+    let before = state(&sb);
+    let out = sb
+        .std_bin()
+        .args(["upgrade", "--json"])
+        .env("SPEC_KITTY_LOCK_TIMEOUT_MS", "300")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["code"], "UPGRADE_FAILED", "{doc}");
+    let message = doc["error"]["message"].as_str().unwrap();
+    for part in [
+        "timed out",
+        &lock.display().to_string(),
+        "SPEC_KITTY_LOCK_TIMEOUT_MS",
+        "nothing was changed",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    assert_eq!(state(&sb), before, "a timed-out upgrade changed something");
+    assert!(
+        !sb.project
+            .join(".git/spec-kitty/upgrade/manifest.json")
+            .exists()
+    );
+
+    // Now the writer appends while the upgrade waits for it.
+    let mut child = sb
+        .std_bin()
+        .arg("upgrade")
+        .env("SPEC_KITTY_LOCK_TIMEOUT_MS", "60000")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the upgrade did not wait for the status lock"
+    );
+    let log = sb
+        .project
+        .join("kitty-specs")
+        .join(MISSION)
+        .join("status.events.jsonl");
+    let appended = format!(
+        "{{\"actor\": \"claude\", \"at\": \"2026-01-09T00:00:00+00:00\", \"event_id\": \"01HZZZZZZZZZZZZZZZZZZZZZZW\", \"evidence\": null, \"execution_mode\": \"worktree\", \"{}\": \"{MISSION}\", \"force\": false, \"from_lane\": \"for_review\", \"reason\": null, \"review_ref\": null, \"to_lane\": \"planned\", \"wp_id\": \"WP01\"}}\n",
+        legacy("slug")
+    );
+    let lines_before = fs::read_to_string(&log).unwrap().lines().count();
+    let mut f = fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, appended.as_bytes()).unwrap();
+    drop(f);
+    drop(held);
+    assert!(child.wait().unwrap().success());
+    let text = fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), lines_before + 1, "{text}");
+    assert!(text.contains("01HZZZZZZZZZZZZZZZZZZZZZZW"), "{text}");
+    assert!(!text.contains(&legacy("slug")), "{text}");
+}
+
+/// A process killed at every step of its roll forward (the fault-injection hook
+/// `SPEC_KITTY_TEST_UPGRADE_EXIT_AT` ends it there like kill -9: no cleanup, an open SQLite
+/// transaction left as is), then the next command killed again somewhere in its own roll
+/// forward, then a clean command: always the bytes of an uninterrupted run, and a second
+/// `upgrade` changes nothing.
+#[test]
+fn killed_at_every_step_of_the_roll_forward_and_again_while_recovering() {
+    use spec_kitty::upgrade::journal::EXIT_AT_ENV;
+    let reference = Sandbox::new();
+    build_fixture(&reference);
+    reference.bin().args(["upgrade"]).assert().success();
+    let expected = state(&reference);
+    let manifest = |sb: &Sandbox| sb.project.join(".git/spec-kitty/upgrade/manifest.json");
+    let mut rng = Rng::new();
+    let mut steps = 0;
+    for at in 1..=64u64 {
+        let sb = Sandbox::new();
+        build_fixture(&sb);
+        let out = sb
+            .std_bin()
+            .arg("upgrade")
+            .env(EXIT_AT_ENV, at.to_string())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            // Fewer steps than `at`: every step has been a kill point.
+            assert_eq!(state(&sb), expected);
+            break;
+        }
+        steps = at;
+        assert_eq!(out.status.code(), Some(137), "step {at}: {out:?}");
+        // Inside the roll forward the journal is committed; at its last step (the manifest
+        // removed, the staging not yet) the project is complete already.
+        assert!(
+            manifest(&sb).is_file() || state(&sb) == expected,
+            "step {at}: killed inside the roll forward without a committed journal"
+        );
+        for line in untracked(&sb).lines() {
+            let rel = line.trim_start_matches("?? ");
+            assert!(
+                reference.project.join(rel).is_file(),
+                "step {at}: {rel} was left in the working tree"
+            );
+        }
+        // The next command is killed too, at a random step of its own roll forward (or
+        // finishes, when it has fewer).
+        let again = 1 + rng.below(at);
+        let second = sb
+            .std_bin()
+            .args(["status", "--mission", MISSION])
+            .env(EXIT_AT_ENV, again.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            second.status.success() || second.status.code() == Some(137),
+            "step {at}, then {again}: {second:?}"
+        );
+        sb.bin()
+            .args(["status", "--mission", MISSION])
+            .assert()
+            .success();
+        assert!(!manifest(&sb).exists(), "step {at}, then {again}");
+        assert_eq!(state(&sb), expected, "step {at}, then {again}");
+        let rerun: Value = serde_json::from_slice(
+            &sb.bin()
+                .args(["upgrade", "--json"])
+                .assert()
+                .success()
+                .get_output()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(rerun["changed"], false, "step {at}, then {again}");
+    }
+    // Two queues (a rename and a commit point each) and at least five files.
+    assert!(steps >= 9, "only {steps} steps");
+    eprintln!("killed at each of {steps} roll-forward steps, and again while recovering");
 }

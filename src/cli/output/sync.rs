@@ -68,6 +68,9 @@ pub struct QuarantinedRowDoc {
     /// The row's stored data, verbatim (`sync quarantine list` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// For a legacy (pre-mission) row shown without `--raw`: what its data is, in place of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<String>,
 }
 
 impl QuarantinedRowDoc {
@@ -78,9 +81,13 @@ impl QuarantinedRowDoc {
         } else {
             format!(" {}", self.field)
         };
+        let legacy = self
+            .legacy
+            .as_ref()
+            .map_or_else(String::new, |l| format!(" ({l})"));
         // Every field came from a queue row (another process, a server's answer).
         format!(
-            "  #{} {} {} [{}] {}{}: {}",
+            "  #{} {} {} [{}] {}{}: {}{legacy}",
             self.id,
             shown(&self.event_type),
             shown(&self.event_id),
