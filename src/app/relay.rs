@@ -23,6 +23,7 @@
 //! stderr and passed over.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -265,6 +266,9 @@ fn relay_once(
     let mut reader = BufReader::new(file);
     let mut catalog = Catalog { wps: None };
     let mut line = Vec::new();
+    // A batch's warnings go to stderr in one write before its commit (the same lines, in the
+    // same order; one `eprintln!` per refused line was a write(2) each).
+    let mut warnings = String::new();
     loop {
         let mut docs = Vec::new();
         let mut lines = 0;
@@ -272,7 +276,13 @@ fn relay_once(
         let mut stop = false;
         while lines < BATCH_LINES {
             line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+            let n = match reader.read_until(b'\n', &mut line) {
+                Ok(n) => n,
+                Err(e) => {
+                    eprint!("{warnings}");
+                    return Err(io(e));
+                }
+            };
             if n == 0 || line.last() != Some(&b'\n') {
                 // End of the log, or a torn tail: it is relayed once it is complete.
                 stop = true;
@@ -283,7 +293,8 @@ fn relay_once(
                 let record = match parse_record(text.trim_end_matches(['\n', '\r'])) {
                     Ok(r) => r,
                     Err(reason) => {
-                        eprintln!(
+                        let _ = writeln!(
+                            warnings,
                             "warning: {} (byte {moved}): not a valid status event ({reason}); \
                              it and later lines are not queued for sync until it is fixed",
                             events_path.display()
@@ -298,11 +309,14 @@ fn relay_once(
                         .and_then(|d| emitter.prepare_relayed(d).map_err(|e| e.to_string()))
                     {
                         Ok(doc) => docs.push(doc),
-                        Err(e) => eprintln!(
-                            "warning: {what} for the line at byte {moved} of {} cannot be sent \
-                             ({e}); it stays recorded locally only",
-                            events_path.display()
-                        ),
+                        Err(e) => {
+                            let _ = writeln!(
+                                warnings,
+                                "warning: {what} for the line at byte {moved} of {} cannot be \
+                                 sent ({e}); it stays recorded locally only",
+                                events_path.display()
+                            );
+                        }
                     }
                 }
             }
@@ -312,6 +326,10 @@ fn relay_once(
                 tail.drain(..tail.len() - TAIL);
             }
             lines += 1;
+        }
+        if !warnings.is_empty() {
+            eprint!("{warnings}");
+            warnings.clear();
         }
         if moved > offset {
             let cursor = cursor_value(moved, &tail);

@@ -139,10 +139,8 @@ impl MissionContext {
     pub fn persist(&self, lock: &LogLock<'_>, records: &[StatusRecord]) -> Result<(), StatusError> {
         // Checks before writes: a log that cannot be read (a malformed line, a link, a FIFO)
         // is refused before anything is appended to it. With the saved reducer state this
-        // folds only the lines added since the last command.
-        lock.reduce()?;
-        lock.append(records)?;
-        lock.materialize(&self.snapshot_identity())?;
+        // folds only the lines added since the last command, once for the whole change.
+        lock.append_and_materialize(records, &self.snapshot_identity())?;
         if let Some(c) = &self.coord {
             // Upstream commits each status change on the coordination branch (and resets
             // uncommitted status files there), so the change is committed before it counts.
@@ -230,8 +228,8 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         .as_ref()
         .is_none_or(|l| l.lanes != computed || l.target_branch != target_branch);
     if lanes_written {
-        let head =
-            git::run_optional(&ctx.root, &["rev-parse", "HEAD"])?.map(|s| s.trim().to_string());
+        // In-process (`repo::gitfs`; git only for what it does not model).
+        let head = git::head_sha(&ctx.root);
         let file = LanesFile {
             version: 1,
             mission_slug: ctx.meta.mission_slug.clone(),
@@ -247,12 +245,10 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         file.save(&ctx.dir)?;
     }
 
-    for (path, text) in &edits {
-        repo::write_atomic(path, text.as_bytes()).map_err(|source| MissionError::Write {
-            path: path.clone(),
-            source,
-        })?;
-    }
+    // One sweep and one directory sync for all the files (each file is still fsynced before
+    // its rename).
+    repo::write_atomic_all(&edits)
+        .map_err(|(path, source)| MissionError::Write { path, source })?;
 
     let log = ctx.log();
     let lock = log.lock()?;
@@ -287,9 +283,10 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
     crate::identity::ensure(&ctx.root)
         .map_err(|e| StatusError::InvalidEvent(format!("project identity: {e}")))?;
     ctx.persist(&lock, &records)?;
+    let fresh: std::collections::HashSet<&str> = bootstrapped.iter().map(String::as_str).collect();
     let created = wps
         .iter()
-        .filter(|w| bootstrapped.iter().any(|b| b == w.id.as_str()))
+        .filter(|w| fresh.contains(w.id.as_str()))
         .map(|wp| CreatedWp {
             wp_id: wp.id.as_str().to_string(),
             title: wp
@@ -357,25 +354,40 @@ pub(crate) fn commit_paths(
     git::with_repo_lock(root, || commit_paths_locked(root, paths, message))
 }
 
+/// Paths from which [`commit_paths`] checks for staged changes to commit without pathspecs
+/// (below, the pathspec commit is cheaper than the extra git process).
+const PLAIN_COMMIT_FROM: usize = 200;
+
 fn commit_paths_locked(
     root: &Path,
     paths: &[String],
     message: &str,
 ) -> Result<Option<String>, repo::RepoError> {
+    // With many paths, when nothing was staged before (the usual case), the index after the add differs from
+    // HEAD by exactly `paths`, and a plain commit takes them: a commit with the paths as
+    // pathspecs builds a second index and matches every entry against every path (O(files x
+    // paths): 0.4 s for finalize-tasks on 2,500 work packages). Otherwise the user's staged
+    // changes stay out of the commit by naming the paths, as before.
+    let nothing_staged = paths.len() >= PLAIN_COMMIT_FROM
+        && git::run_optional(root, &["diff", "--cached", "--quiet"])?.is_some();
     let mut add = vec!["add", "--"];
     add.extend(paths.iter().map(String::as_str));
     git::run(root, &add)?;
+    let pathspecs: &[String] = if nothing_staged { &[] } else { paths };
     let mut diff = vec!["diff", "--cached", "--quiet", "--"];
-    diff.extend(paths.iter().map(String::as_str));
+    diff.extend(pathspecs.iter().map(String::as_str));
     if git::run_optional(root, &diff)?.is_some() {
         return Ok(None);
     }
     let mut commit = vec!["commit", "--quiet", "--no-verify", "-m", message, "--"];
-    commit.extend(paths.iter().map(String::as_str));
+    commit.extend(pathspecs.iter().map(String::as_str));
     git::run(root, &commit)?;
-    Ok(Some(
-        git::run(root, &["rev-parse", "HEAD"])?.trim().to_string(),
-    ))
+    match git::head_sha(root) {
+        Some(sha) => Ok(Some(sha)),
+        None => Ok(Some(
+            git::run(root, &["rev-parse", "HEAD"])?.trim().to_string(),
+        )),
+    }
 }
 
 /// The work package that lists subtask `id`: its frontmatter `subtasks:`, else the

@@ -303,11 +303,20 @@ fn wp_file_names(tasks: &Path) -> Result<Vec<String>, MissionError> {
             });
         }
     };
+    // Names first, then the entry's type from the directory listing (a `stat` only for a
+    // symlink, which is followed as before).
     let mut names: Vec<String> = entries
         .flatten()
-        .filter(|e| e.path().is_file())
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| WpId::from_file_name(n).is_some())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            WpId::from_file_name(&name)?;
+            let is_file = match e.file_type() {
+                Ok(t) if t.is_symlink() => e.path().is_file(),
+                Ok(t) => t.is_file(),
+                Err(_) => e.path().is_file(),
+            };
+            is_file.then_some(name)
+        })
         .collect();
     names.sort();
     Ok(names)

@@ -18,6 +18,18 @@ pub(super) fn raise_floor(conn: &Connection, floor: Option<u64>) -> rusqlite::Re
     Ok(())
 }
 
+/// `max(id) - min(id) + 1` of the queue (0 when empty): an upper bound of its row count, in
+/// O(log n) (ids are unique).
+pub(super) fn id_span(conn: &Connection) -> rusqlite::Result<u64> {
+    let (min_id, max_id): (Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT (SELECT min(id) FROM queue), (SELECT max(id) FROM queue)")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(match (min_id, max_id) {
+        (Some(lo), Some(hi)) => u64::try_from(hi.saturating_sub(lo)).unwrap_or(0) + 1,
+        _ => 0,
+    })
+}
+
 /// One part of a coalesce key: a dotted path and the flat fields tried when it is absent.
 pub(super) type KeyPart = (&'static str, &'static [&'static str]);
 
@@ -160,14 +172,7 @@ impl Queue {
         }
 
         let mut evicted = 0u64;
-        let (min_id, max_id): (Option<i64>, Option<i64>) = tx
-            .prepare_cached("SELECT (SELECT min(id) FROM queue), (SELECT max(id) FROM queue)")
-            .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
-            .map_err(err("bound the queue size"))?;
-        let bound = match (min_id, max_id) {
-            (Some(lo), Some(hi)) => u64::try_from(hi.saturating_sub(lo)).unwrap_or(0) + 1,
-            _ => 0,
-        };
+        let bound = id_span(&tx).map_err(err("bound the queue size"))?;
         if bound >= max {
             let rows = match known {
                 Some(c) => c.rows,

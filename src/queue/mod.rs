@@ -400,6 +400,9 @@ pub struct RetryOutcome {
     pub still_refused: Vec<QuarantinedRow>,
 }
 
+/// A WAL file larger than this is checkpointed and truncated when the connection closes.
+const WAL_TRUNCATE_AT: u64 = 512 * 1024;
+
 /// The exact row count as of a `data_version`, kept across our own commits.
 #[derive(Debug, Clone, Copy)]
 struct CachedCount {
@@ -456,6 +459,30 @@ pub fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// The WAL stays short across processes. The first connection of a process rebuilds the WAL
+/// index by reading and checksumming every frame of the WAL, and it cannot know which frames
+/// were already checkpointed, so SQLite's automatic checkpoint never resets a WAL that each
+/// process appends one commit to: the WAL (and the read at every open) grew without bound,
+/// and each checkpoint copied all of it again. So a connection that leaves a WAL file above
+/// WAL_TRUNCATE_AT bytes checkpoints it and truncates it to zero (`wal_checkpoint(TRUNCATE)`:
+/// the WAL is synced before its frames are copied and the database file is synced before the
+/// truncation, so nothing committed is at risk). It does not wait: when another connection is
+/// reading or writing, the checkpoint is left to a later close. Amortized over the commits
+/// that filled those bytes, it costs a fraction of one sync per command.
+impl Drop for Queue {
+    fn drop(&mut self) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        if fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_AT)
+            && self.conn.busy_timeout(Duration::ZERO).is_ok()
+        {
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+    }
 }
 
 impl Queue {
@@ -535,7 +562,7 @@ impl Queue {
         // re-creation and directory sync on every open) and closing does not checkpoint (a
         // checkpoint syncs the WAL and the database file again). Every commit is still synced
         // to the WAL as `synchronous` says; SQLite checkpoints automatically as the WAL grows
-        // (every 1000 pages), and any later opener (this CLI or upstream's) reads the WAL.
+        // (every 1000 pages), and `Drop` keeps the WAL short across processes, and any later opener (this CLI or upstream's) reads the WAL.
         self.conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(sqlite_err(&path, "disable the checkpoint on close"))?;

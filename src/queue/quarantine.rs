@@ -133,6 +133,9 @@ fn pre_cutover(data: &str) -> bool {
     serde_json::from_str::<Value>(data).is_ok_and(|doc| super::legacy::is_pre_cutover(&doc))
 }
 
+/// New rows (ids past the judged mark) up to which a look reads them by id and sorts them.
+const FEW_NEW_ROWS: i64 = 10_000;
+
 impl Queue {
     /// Re-gate every queued row as read back and move the ones that fail (not JSON, or refused
     /// by [`gate`] on the envelope surface: feature-era keys, aggregate `Feature`, missing
@@ -201,11 +204,19 @@ impl Queue {
                 .transaction_with_behavior(TransactionBehavior::Deferred)
                 .map_err(err("begin the quarantine scan"))?;
             {
-                let mut stmt = tx
-                    .prepare(
-                        "SELECT id, data FROM queue WHERE id > ?1 ORDER BY timestamp ASC, id ASC",
-                    )
+                // Rows past `after` in replay order. A few new rows (the usual look) are found by
+                // their ids and sorted; many (the first look) are read in `idx_timestamp` order.
+                // SQLite chose the index either way, so every look scanned the whole queue.
+                let newest: Option<i64> = tx
+                    .query_row("SELECT max(id) FROM queue", [], |r| r.get(0))
                     .map_err(err("read the queue"))?;
+                let sql = if newest.unwrap_or(0).saturating_sub(after) <= FEW_NEW_ROWS {
+                    "SELECT id, data FROM queue NOT INDEXED WHERE id > ?1 \
+                     ORDER BY timestamp ASC, id ASC"
+                } else {
+                    "SELECT id, data FROM queue WHERE id > ?1 ORDER BY timestamp ASC, id ASC"
+                };
+                let mut stmt = tx.prepare(sql).map_err(err("read the queue"))?;
                 let mut rows = stmt.query([after]).map_err(err("read the queue"))?;
                 while let Some(row) = rows.next().map_err(err("read the queue"))? {
                     let id: i64 = row.get(0).map_err(err("read the queue"))?;

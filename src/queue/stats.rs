@@ -11,7 +11,6 @@ impl Queue {
         let count = |sql: &str| -> Result<i64, QueueError> {
             self.conn.query_row(sql, [], |r| r.get(0)).map_err(&err)
         };
-        let depth = count("SELECT COUNT(*) FROM queue")?;
         let retried = count("SELECT COUNT(*) FROM queue WHERE retry_count > 0")?;
         let edge = |sql: &str| -> Result<Option<i64>, QueueError> {
             self.conn.query_row(sql, [], |r| r.get(0)).map_err(&err)
@@ -35,6 +34,9 @@ impl Queue {
             .map_err(&err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(&err)?;
+        // The depth is the sum of the per-type counts (one scan of `idx_queue_event_type`, not
+        // a second one for COUNT(*)).
+        let depth: u64 = by_type.iter().map(|(_, n)| n).sum();
         let quarantined: i64 = self
             .conn
             .query_row("SELECT COUNT(*) FROM quarantine", [], |r| r.get(0))
@@ -44,7 +46,7 @@ impl Queue {
             .query_row(REJECTED_COUNT, [], |r| r.get(0))
             .map_err(&err)?;
         Ok(QueueStats {
-            depth: u64::try_from(depth).unwrap_or(0),
+            depth,
             max_queue_size: self.options.max_queue_size,
             retried: u64::try_from(retried).unwrap_or(0),
             oldest,

@@ -26,6 +26,58 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Files from which [`write_atomic_all`] syncs them with one `syncfs` (Linux).
+const SYNCFS_FROM: usize = 64;
+
+/// [`write_atomic`] for many files at once, with the same guarantee per file (its new contents
+/// are on disk before its rename): each directory is swept once, every temp copy is written,
+/// then all of them are synced (on Linux, from 64 files on, with one `syncfs(2)` of their file
+/// system instead of one `fsync` per file; otherwise file by file), then each is renamed into place, and each
+/// directory is synced once at the end. A failure stops at that file (its path is returned
+/// with the error): files renamed before it keep their new contents, the rest are unchanged.
+pub fn write_atomic_all(files: &[(PathBuf, String)]) -> Result<(), (PathBuf, io::Error)> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (path, _) in files {
+        let dir = parent_dir(path).map_err(|e| (path.clone(), e))?;
+        if !dirs.contains(&dir) {
+            sweep_stale_temps(dir);
+            dirs.push(dir);
+        }
+    }
+    // The temp files are closed once written (thousands of them would exceed the descriptor
+    // limit); a fresh temp file is never swept (only those older than a minute are).
+    // One `syncfs` flushes everything dirty on the file system (other processes' writes too),
+    // so it only pays off for many files.
+    let one_syncfs = cfg!(target_os = "linux") && files.len() >= SYNCFS_FROM;
+    let mut temps = Vec::with_capacity(files.len());
+    for (path, contents) in files {
+        let one = || -> io::Result<tempfile::TempPath> {
+            let dir = parent_dir(path)?;
+            let mut tmp = temp_builder(path).tempfile_in(dir)?;
+            hold_temp(tmp.as_file());
+            tmp.write_all(contents.as_bytes())?;
+            if !one_syncfs {
+                tmp.as_file().sync_all()?;
+            }
+            Ok(tmp.into_temp_path())
+        };
+        temps.push(one().map_err(|e| (path.clone(), e))?);
+    }
+    #[cfg(target_os = "linux")]
+    for dir in dirs.iter().filter(|_| one_syncfs) {
+        let synced =
+            fs::File::open(dir).and_then(|d| rustix::fs::syncfs(&d).map_err(io::Error::from));
+        synced.map_err(|e| (dir.to_path_buf(), e))?;
+    }
+    for ((path, _), tmp) in files.iter().zip(temps) {
+        tmp.persist(path).map_err(|e| (path.clone(), e.error))?;
+    }
+    for dir in dirs {
+        sync_dir(dir);
+    }
+    Ok(())
+}
+
 /// Replace `path` with `contents` atomically, readable and writable by the owner only (`0600` on
 /// Unix, whatever the old file's mode was). The temp file has that mode from its creation, so the
 /// contents are never readable by others, not even for an instant.
@@ -249,20 +301,51 @@ pub fn replace_without_sync(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// The Linux path of [`replace_without_sync`]; `Ok(false)` when exchange is unsupported.
-#[cfg(target_os = "linux")]
-fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+/// Replace `path` (which must exist) atomically, without fsync, by writing `contents` into
+/// `spare` (a private file on the same file system, reused from call to call) and exchanging
+/// the two (`renameat2(RENAME_EXCHANGE)`); `spare` then holds the previous contents. No file
+/// is created, renamed over or freed per call. `Ok(false)` (nothing replaced) when `path` does
+/// not exist, the two are on different file systems, exchange is unsupported or this is not
+/// Linux: the caller then replaces the file its usual way. Callers serialize writers of
+/// `spare` (they hold an exclusive lock).
+pub fn replace_via_spare(path: &Path, spare: &Path, contents: &[u8]) -> io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::FileExt;
 
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    use rustix::io::Errno;
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
 
-    let mut next = path.as_os_str().to_owned();
-    next.push(".next");
-    let next = PathBuf::from(next);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
+        if !path.exists() {
+            return Ok(false);
+        }
+        if let Some(dir) = spare.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let file = open_spare(spare, path)?;
+        file.write_all_at(contents, 0)?;
+        file.set_len(contents.len() as u64)?;
+        drop(file);
+        match renameat_with(CWD, spare, CWD, path, RenameFlags::EXCHANGE) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT | Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, spare, contents);
+        Ok(false)
+    }
+}
+
+/// The spare file `next` of an exchange into `path`, open for writing with `path`'s mode.
+#[cfg(target_os = "linux")]
+fn open_spare(next: &Path, path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+
     // Opened by name every time: after an exchange the name refers to the previous clock file,
     // never to the live one. Never through a link, never blocking: the previous file may have
     // been anything (a FIFO put in place of the clock blocks a plain open for writing forever);
@@ -276,12 +359,12 @@ fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
             .custom_flags(
                 (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
             )
-            .open(&next)
+            .open(next)
     };
     let file = match open() {
         Ok(f) if f.metadata()?.is_file() => f,
         _ => {
-            let _ = fs::remove_file(&next);
+            let _ = fs::remove_file(next);
             let f = open()?;
             if !f.metadata()?.is_file() {
                 return Err(io::Error::new(
@@ -296,6 +379,24 @@ fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
         }
     };
     keep_mode(path, &file)?;
+    Ok(file)
+}
+
+/// The Linux path of [`replace_without_sync`]; `Ok(false)` when exchange is unsupported.
+#[cfg(target_os = "linux")]
+fn swap_in(path: &Path, contents: &[u8]) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
+
+    let mut next = path.as_os_str().to_owned();
+    next.push(".next");
+    let next = PathBuf::from(next);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    let file = open_spare(&next, path)?;
     file.write_all_at(contents, 0)?;
     file.set_len(contents.len() as u64)?;
     drop(file);
@@ -360,6 +461,43 @@ mod tests {
             replace_without_sync(&p, b"c").unwrap();
             assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, mode);
         }
+    }
+
+    #[test]
+    fn writes_many_files_and_leaves_no_temp_files() {
+        for n in [3, SYNCFS_FROM + 1] {
+            let dir = tempfile::tempdir().unwrap();
+            let files: Vec<(PathBuf, String)> = (0..n)
+                .map(|i| (dir.path().join(format!("f{i}.md")), format!("v{i}")))
+                .collect();
+            fs::write(&files[0].0, "old").unwrap();
+            write_atomic_all(&files).unwrap();
+            for (p, text) in &files {
+                assert_eq!(&fs::read_to_string(p).unwrap(), text);
+            }
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), n);
+        }
+        let missing = Path::new("/nonexistent-dir-for-spec-kitty/f.md").to_path_buf();
+        let err = write_atomic_all(&[(missing.clone(), "x".into())]).unwrap_err();
+        assert_eq!(err.0, missing);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_spare_is_exchanged_in_and_keeps_the_previous_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("status.json");
+        let spare = dir.path().join("private").join("spare");
+        // No file yet: nothing replaced, nothing created.
+        assert!(!replace_via_spare(&p, &spare, b"one").unwrap());
+        assert!(!p.exists());
+        fs::write(&p, "zero").unwrap();
+        assert!(replace_via_spare(&p, &spare, b"one").unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(fs::read(&spare).unwrap(), b"zero");
+        assert!(replace_via_spare(&p, &spare, b"longer two").unwrap());
+        assert_eq!(fs::read(&p).unwrap(), b"longer two");
+        assert_eq!(fs::read(&spare).unwrap(), b"one");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! spec-kitty commands on one repository never fail on each other's `index.lock`.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,25 @@ pub enum LockError {
 
 fn pause(attempt: u32) {
     std::thread::sleep(Duration::from_millis(u64::from(attempt.min(10)) * 5 + 2));
+}
+
+/// Writes this process's pid into a lock file it holds exclusively, best effort. On Unix in
+/// place, padded to a fixed width (`holder_pid` trims): truncating and rewriting freed and
+/// reallocated the file's block on every lock, a synchronous discard on some file systems.
+fn write_pid(file: &mut File) {
+    let text = format!("{:<10}\n", std::process::id());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        let _ = file.write_all_at(text.as_bytes(), 0);
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+            .and_then(|()| std::io::Write::write_all(file, text.as_bytes()));
+    }
 }
 
 fn holder_pid(file: &mut File) -> Option<u32> {
@@ -114,9 +133,7 @@ pub fn lock_bounded(
         match tried {
             Ok(()) => {
                 if exclusive {
-                    let _ = file
-                        .set_len(0)
-                        .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
+                    write_pid(file);
                 }
                 return Ok(());
             }

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 pub use atomic::{
     Durability, create_new_atomic, create_private_dir, create_private_file, replace_without_sync,
-    write_atomic, write_atomic_private, write_durable,
+    write_atomic, write_atomic_all, write_atomic_private, write_durable,
 };
 
 /// The project marker directory.

@@ -107,6 +107,14 @@ pub(crate) fn path_for(log: &Path) -> Option<PathBuf> {
     )
 }
 
+/// The private spare file `status.json` of `log`'s mission is exchanged with (see
+/// `snapshot::write_if_changed_with_spare`), beside the checkpoint.
+pub(crate) fn snapshot_spare_for(log: &Path) -> Option<PathBuf> {
+    let mut p = path_for(log)?.into_os_string();
+    p.push(".status-json.next");
+    Some(PathBuf::from(p))
+}
+
 /// The state of `log` from its checkpoint, folding appended lines when needed; `None` when the
 /// checkpoint is missing, stale or unusable (reduce the whole log). The second value says
 /// whether the checkpoint should be rewritten, with the mark to record.
@@ -167,6 +175,18 @@ pub(crate) fn load(log: &Path) -> Option<(Fold, Option<Mark>)> {
 
 /// Saves `fold` as the state of `log` at `mark`; best effort (see the module docs).
 pub(crate) fn save(log: &Path, fold: &Fold, mark: &Mark) {
+    save_with(log, fold, mark, false);
+}
+
+/// [`save`] by a holder of the log's exclusive lock (no other process saves this checkpoint
+/// meanwhile): the file is replaced by exchange with its `.next` copy
+/// ([`crate::repo::replace_without_sync`]), which spares the rename over an existing file and
+/// the write-out ext4 starts for it on every status change.
+pub(crate) fn save_exclusive(log: &Path, fold: &Fold, mark: &Mark) {
+    save_with(log, fold, mark, true);
+}
+
+fn save_with(log: &Path, fold: &Fold, mark: &Mark, exclusive: bool) {
     let Some(path) = path_for(log) else {
         return;
     };
@@ -182,6 +202,10 @@ pub(crate) fn save(log: &Path, fold: &Fold, mark: &Mark) {
     let Ok(bytes) = serde_json::to_vec(&Value::Object(m)) else {
         return;
     };
+    if exclusive {
+        let _ = crate::repo::replace_without_sync(&path, &bytes);
+        return;
+    }
     let Ok(mut tmp) = tempfile::Builder::new()
         .prefix(".checkpoint-")
         .suffix(".tmp")

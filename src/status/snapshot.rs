@@ -149,11 +149,28 @@ pub fn render_status_json(reduction: &Reduction, identity: &SnapshotIdentity) ->
 /// Writes `contents` to `path` atomically (rename, no fsync) unless the file already holds exactly
 /// these bytes. Returns whether it wrote.
 pub fn write_if_changed(path: &Path, contents: &str) -> Result<bool> {
+    write_if_changed_with_spare(path, contents, None)
+}
+
+/// [`write_if_changed`]; with `spare` (by the holder of the log's exclusive lock) an existing
+/// file is replaced by exchange with that private file ([`crate::repo::atomic::replace_via_spare`]):
+/// no new file, no rename over the old one and no freed blocks per status change.
+pub fn write_if_changed_with_spare(
+    path: &Path,
+    contents: &str,
+    spare: Option<&Path>,
+) -> Result<bool> {
     match crate::repo::fence::read_project_file_unbounded(path) {
         Ok(existing) if existing == contents.as_bytes() => return Ok(false),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(StatusError::io("read", path, e)),
+    }
+    if let Some(spare) = spare
+        && crate::repo::atomic::replace_via_spare(path, spare, contents.as_bytes())
+            .map_err(|e| StatusError::io("replace", path, e))?
+    {
+        return Ok(true);
     }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

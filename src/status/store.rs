@@ -43,11 +43,12 @@ use super::checkpoint;
 use super::compact::Batch;
 use super::error::{Result, StatusError};
 use super::event::{AnnotationEvent, StatusRecord, is_wp_id};
-use super::fold::Fold;
+use super::fold::{Fold, OutOfOrder};
 use super::line::{ParsedLine, parse_line, parse_record};
 use super::reducer::{Reduction, fold_batches};
 use super::snapshot::{
     SNAPSHOT_FILENAME, SnapshotIdentity, render_status_json, sync_dir, write_if_changed,
+    write_if_changed_with_spare,
 };
 use super::stamp::is_ulid;
 use super::stream::{ScanError, ScanTuning, fold_in_order, read_for_reduce};
@@ -266,6 +267,25 @@ impl EventLog {
         Ok(self.fold_unlocked()?.reduction())
     }
 
+    /// [`fold_unlocked`](Self::fold_unlocked) without rewriting the checkpoint: the fold and
+    /// the mark it is the log's state at (`None`: it cannot be saved, e.g. outside git).
+    fn fold_deferred(&self) -> Result<(Fold, Option<checkpoint::Mark>)> {
+        if let Some((fold, remark)) = checkpoint::load(&self.events_path) {
+            let mark = remark.or_else(|| checkpoint::mark(&self.events_path));
+            return Ok((fold, mark));
+        }
+        let before = checkpoint::mark(&self.events_path);
+        let fold = match fold_in_order(&self.events_path, ScanTuning::DEFAULT.chunk_bytes) {
+            Some(fold) => fold,
+            None => {
+                let (mut batches, annotations) = self.scan_for_reduce(ScanTuning::DEFAULT)?;
+                fold_batches(&mut batches, &annotations)
+            }
+        };
+        let mark = before.filter(|m| checkpoint::mark(&self.events_path).as_ref() == Some(m));
+        Ok((fold, mark))
+    }
+
     /// The reducer's state: from the checkpoint when it is the log's (plus any appended lines),
     /// else by reducing the whole log, which then becomes the checkpoint (see `checkpoint`).
     fn fold_unlocked(&self) -> Result<Fold> {
@@ -341,14 +361,61 @@ impl LogLock<'_> {
         })
     }
 
+    /// Checks that the log reads, appends `records` and writes `status.json`: the write path
+    /// of a status change, with one fold of the log. The state read before the append (from
+    /// the checkpoint, plus lines appended since) is folded onward by the appended lines, as
+    /// they read back, and saved as the checkpoint once; a record that does not fold onward
+    /// (it sorts before something already folded) reduces the log again, as
+    /// [`materialize`](Self::materialize) does. The same bytes and files as `reduce`,
+    /// `append`, `materialize` in turn.
+    pub fn append_and_materialize(
+        &self,
+        records: &[StatusRecord],
+        identity: &SnapshotIdentity,
+    ) -> Result<Materialized> {
+        let (mut fold, _) = self.log.fold_deferred()?;
+        let written = self.append_lines(records)?;
+        let folded = written.iter().try_for_each(|line| {
+            match parse_record(line).map_err(|_| OutOfOrder)? {
+                StatusRecord::Lane(e) => fold.apply_lane(&e),
+                StatusRecord::Annotation(a) => fold.apply_annotation(&a),
+                StatusRecord::MissionLevel(_) => Ok(()),
+            }
+        });
+        if folded.is_err() {
+            return self.materialize(identity);
+        }
+        if let Some(mark) = checkpoint::mark(&self.log.events_path) {
+            checkpoint::save_exclusive(&self.log.events_path, &fold, &mark);
+        }
+        let reduction = fold.reduction();
+        let status_json = render_status_json(&reduction, identity);
+        let spare = checkpoint::snapshot_spare_for(&self.log.events_path);
+        let written =
+            write_if_changed_with_spare(&self.log.snapshot_path(), &status_json, spare.as_deref())?;
+        Ok(Materialized {
+            reduction,
+            status_json,
+            written,
+        })
+    }
+
     /// Appends records as one durable write; refuses onto a torn tail.
     pub fn append(&self, records: &[StatusRecord]) -> Result<()> {
+        self.append_lines(records).map(drop)
+    }
+
+    /// [`append`](Self::append), returning the lines written (without their newlines).
+    fn append_lines(&self, records: &[StatusRecord]) -> Result<Vec<String>> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
+        let mut lines = Vec::with_capacity(records.len());
         let mut buf = String::new();
         for record in records {
-            buf.push_str(&checked_line(record)?);
+            let line = checked_line(record)?;
+            buf.push_str(&line);
+            lines.push(line.trim_end_matches('\n').to_owned());
         }
         let log = self.log;
         let path = &log.events_path;
@@ -382,7 +449,7 @@ impl LogLock<'_> {
         if !existed {
             sync_dir(&log.mission_dir)?;
         }
-        Ok(())
+        Ok(lines)
     }
 
     /// Removes a torn final line and returns its bytes; `None` if intact.

@@ -61,6 +61,63 @@ fn finalize_bootstraps_once_and_commits_a_clean_checkout() {
 }
 
 #[test]
+fn finalize_commits_its_files_and_leaves_what_the_user_staged_staged() {
+    let (_tmp, root) = fixture();
+    std::fs::write(root.join("notes.txt"), "mine\n").unwrap();
+    git(&root, &["add", "notes.txt"]);
+    json(bin(&root).args([
+        "agent",
+        "mission",
+        "finalize-tasks",
+        "--mission",
+        MISSION,
+        "--json",
+    ]));
+    let committed = git(&root, &["show", "--name-only", "--format=", "HEAD"]);
+    assert!(
+        committed.contains(&format!("kitty-specs/{MISSION}/status.events.jsonl")),
+        "{committed}"
+    );
+    assert!(!committed.contains("notes.txt"), "{committed}");
+    assert_eq!(
+        git(&root, &["diff", "--cached", "--name-only"]).trim(),
+        "notes.txt"
+    );
+}
+
+#[test]
+fn finalize_of_many_work_packages_commits_them_all_and_only_them() {
+    let (_tmp, root) = fixture();
+    let tasks = root.join(format!("kitty-specs/{MISSION}/tasks"));
+    for i in 3..=210 {
+        let id = format!("WP{i:03}");
+        std::fs::write(
+            tasks.join(format!("{id}-task.md")),
+            super::support::wp_file(&id, "Task", "[]"),
+        )
+        .unwrap();
+    }
+    git(&root, &["add", "-A"]);
+    git(&root, &["commit", "-qm", "many tasks"]);
+    std::fs::write(root.join("notes.txt"), "mine\n").unwrap();
+    json(bin(&root).args([
+        "agent",
+        "mission",
+        "finalize-tasks",
+        "--mission",
+        MISSION,
+        "--json",
+    ]));
+    assert_eq!(
+        git(&root, &["status", "--porcelain"]).trim(),
+        "?? notes.txt"
+    );
+    let committed = git(&root, &["show", "--name-only", "--format=", "HEAD"]);
+    assert!(committed.contains("WP210-task.md"), "{committed}");
+    assert!(!committed.contains("notes.txt"), "{committed}");
+}
+
+#[test]
 fn mark_status_from_a_lane_worktree_records_against_the_main_repository() {
     let (_tmp, root) = fixture();
     bin(&root)
