@@ -50,6 +50,7 @@ fn username() -> String {
     ["LOGNAME", "USER", "LNAME", "USERNAME"]
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .or_else(passwd_name)
         .or_else(|| {
             Command::new("id")
                 .arg("-un")
@@ -62,9 +63,36 @@ fn username() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// `pwd.getpwuid(os.getuid())` for accounts in `/etc/passwd` (the process's uid read from the
+/// owner of `/proc/self`), without spawning `id`; other accounts (NSS) fall back to `id -un`.
+fn passwd_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    name_of_uid(&passwd, &uid)
+}
+
+fn name_of_uid(passwd: &str, uid: &str) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let _password = fields.next()?;
+        (fields.next()? == uid && !name.is_empty()).then(|| name.to_owned())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_passwd_entry_of_a_uid_names_the_user() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\n#comment\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+        assert_eq!(name_of_uid(passwd, "1000").as_deref(), Some("bob"));
+        assert_eq!(name_of_uid(passwd, "0").as_deref(), Some("root"));
+        assert_eq!(name_of_uid(passwd, "42"), None);
+    }
 
     #[test]
     fn matches_python_formula() {

@@ -379,7 +379,18 @@ fn commit_paths_locked(
     if git::run_optional(root, &diff)?.is_some() {
         return Ok(None);
     }
-    let mut commit = vec!["commit", "--quiet", "--no-verify", "-m", message, "--"];
+    // `maintenance.auto=false`: a commit otherwise spawns `git maintenance run --auto` (one
+    // more process on every finalize/claim); housekeeping stays with the user's own git runs.
+    let mut commit = vec![
+        "-c",
+        "maintenance.auto=false",
+        "commit",
+        "--quiet",
+        "--no-verify",
+        "-m",
+        message,
+        "--",
+    ];
     commit.extend(pathspecs.iter().map(String::as_str));
     git::run(root, &commit)?;
     match git::head_sha(root) {
