@@ -129,10 +129,15 @@ pub fn create(
         .to_string_lossy()
         .into_owned();
     let mut paths = vec![rel];
-    let commit = workflow::identity_file_to_commit(root).and_then(|identity| {
-        paths.extend(identity);
-        paths.extend(untracked_gitignore(root)?);
-        workflow::commit_paths(root, &paths, &format!("Add mission {}", meta.mission_slug))
+    let ignorable: Vec<String> = workflow::identity_file(root).into_iter().collect();
+    let commit = untracked_gitignore(root).and_then(|gitignore| {
+        paths.extend(gitignore);
+        workflow::commit_paths_ignorable(
+            root,
+            &paths,
+            &ignorable,
+            &format!("Add mission {}", meta.mission_slug),
+        )
     });
     let commit = match commit {
         Ok(c) => c,

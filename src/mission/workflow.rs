@@ -193,9 +193,12 @@ pub struct CreatedWp {
 /// yet, write `status.json`, and commit those files. Idempotent.
 pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowError> {
     // Checks before writes: the commit at the end needs a git identity; without one nothing is
-    // written (git's message says how to set it).
-    git::run(&ctx.root, &["var", "GIT_COMMITTER_IDENT"])?;
-    git::run(&ctx.root, &["var", "GIT_AUTHOR_IDENT"])?;
+    // written (git's message says how to set it). Read in-process where that is sound
+    // (`repo::gitfs`), else asked of git.
+    if !crate::repo::gitfs::identity_configured(&ctx.root) {
+        git::run(&ctx.root, &["var", "GIT_COMMITTER_IDENT"])?;
+        git::run(&ctx.root, &["var", "GIT_AUTHOR_IDENT"])?;
+    }
     let tasks_dir = ctx.rel(&ctx.dir.join(super::TASKS_DIR));
     let (found, invalid) = finalize_files::scan_tasks_dir(&ctx.dir)?;
     if !invalid.is_empty() {
@@ -309,10 +312,11 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         .map(|p| ctx.rel(&p))
         .collect();
     paths.extend(wps.iter().map(|w| ctx.rel(&w.path)));
-    paths.extend(identity_file_to_commit(&ctx.root)?);
-    let commit = commit_paths(
+    let ignorable: Vec<String> = identity_file(&ctx.root).into_iter().collect();
+    let commit = commit_paths_ignorable(
         &ctx.root,
         &paths,
+        &ignorable,
         &format!("Add tasks for mission {}", ctx.meta.mission_slug),
     )?;
     Ok(FinalizeReport {
@@ -326,17 +330,18 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
     })
 }
 
-/// `.kittify/config.yaml`, relative to `root`, when it exists and git does not ignore it: the
-/// project identity is committed together with the first mission files that need it.
-pub(crate) fn identity_file_to_commit(root: &Path) -> Result<Option<String>, repo::RepoError> {
+/// `.kittify/config.yaml`, relative to `root`, when it exists: the project identity is
+/// committed together with the first mission files that need it, unless git ignores it (pass it
+/// as an ignorable path to [`commit_paths_ignorable`]).
+pub(crate) fn identity_file(root: &Path) -> Option<String> {
     let config = crate::identity::config_path(root);
-    let rel = config
-        .strip_prefix(root)
-        .unwrap_or(&config)
-        .to_string_lossy()
-        .into_owned();
-    let ignored = git::run_optional(root, &["check-ignore", "-q", "--", &rel])?.is_some();
-    Ok((config.exists() && !ignored).then_some(rel))
+    config.exists().then(|| {
+        config
+            .strip_prefix(root)
+            .unwrap_or(&config)
+            .to_string_lossy()
+            .into_owned()
+    })
 }
 
 /// Commit exactly `paths` (nothing else staged by the user is included). `None` when nothing
@@ -346,39 +351,71 @@ pub(crate) fn commit_paths(
     paths: &[String],
     message: &str,
 ) -> Result<Option<String>, repo::RepoError> {
-    if paths.is_empty() {
+    commit_paths_ignorable(root, paths, &[], message)
+}
+
+/// [`commit_paths`] of `paths` and of those `ignorable` paths git does not ignore.
+pub(crate) fn commit_paths_ignorable(
+    root: &Path,
+    paths: &[String],
+    ignorable: &[String],
+    message: &str,
+) -> Result<Option<String>, repo::RepoError> {
+    if paths.is_empty() && ignorable.is_empty() {
         return Ok(None);
     }
     // Stage, check and commit as one step under the repository lock: a parallel command's
     // commit cannot slip in between.
-    git::with_repo_lock(root, || commit_paths_locked(root, paths, message))
+    git::with_repo_lock(root, || {
+        commit_paths_locked(root, paths, ignorable, message)
+    })
 }
 
 /// Paths from which [`commit_paths`] checks for staged changes to commit without pathspecs
 /// (below, the pathspec commit is cheaper than the extra git process).
 const PLAIN_COMMIT_FROM: usize = 200;
 
+fn git_add(root: &Path, paths: &[String]) -> Result<(), repo::RepoError> {
+    let mut add = vec!["add", "--"];
+    add.extend(paths.iter().map(String::as_str));
+    git::run(root, &add).map(|_| ())
+}
+
+/// Two git processes on the usual path (add, commit); the questions whose answer is usually
+/// "no" are asked only when the optimistic step fails: whether an ignorable path is ignored
+/// (git add refuses an ignored path it is given, after adding the others), and whether there
+/// was anything to commit (git commit refuses an empty commit).
 fn commit_paths_locked(
     root: &Path,
     paths: &[String],
+    ignorable: &[String],
     message: &str,
 ) -> Result<Option<String>, repo::RepoError> {
+    let mut all: Vec<String> = paths.iter().chain(ignorable).cloned().collect();
     // With many paths, when nothing was staged before (the usual case), the index after the add differs from
     // HEAD by exactly `paths`, and a plain commit takes them: a commit with the paths as
     // pathspecs builds a second index and matches every entry against every path (O(files x
     // paths): 0.4 s for finalize-tasks on 2,500 work packages). Otherwise the user's staged
     // changes stay out of the commit by naming the paths, as before.
-    let nothing_staged = paths.len() >= PLAIN_COMMIT_FROM
+    let nothing_staged = all.len() >= PLAIN_COMMIT_FROM
         && git::run_optional(root, &["diff", "--cached", "--quiet"])?.is_some();
-    let mut add = vec!["add", "--"];
-    add.extend(paths.iter().map(String::as_str));
-    git::run(root, &add)?;
-    let pathspecs: &[String] = if nothing_staged { &[] } else { paths };
-    let mut diff = vec!["diff", "--cached", "--quiet", "--"];
-    diff.extend(pathspecs.iter().map(String::as_str));
-    if git::run_optional(root, &diff)?.is_some() {
-        return Ok(None);
+    if let Err(e) = git_add(root, &all) {
+        let mut ignored = Vec::new();
+        for path in ignorable {
+            if git::run_optional(root, &["check-ignore", "-q", "--", path])?.is_some() {
+                ignored.push(path.clone());
+            }
+        }
+        if ignored.is_empty() {
+            return Err(e);
+        }
+        all.retain(|p| !ignored.contains(p));
+        if all.is_empty() {
+            return Ok(None);
+        }
+        git_add(root, &all)?;
     }
+    let pathspecs: &[String] = if nothing_staged { &[] } else { &all };
     // `maintenance.auto=false`: a commit otherwise spawns `git maintenance run --auto` (one
     // more process on every finalize/claim); housekeeping stays with the user's own git runs.
     let mut commit = vec![
@@ -392,7 +429,15 @@ fn commit_paths_locked(
         "--",
     ];
     commit.extend(pathspecs.iter().map(String::as_str));
-    git::run(root, &commit)?;
+    if let Err(e) = git::run(root, &commit) {
+        // Nothing to commit (the files were committed already) is not an error.
+        let mut diff = vec!["diff", "--cached", "--quiet", "--"];
+        diff.extend(pathspecs.iter().map(String::as_str));
+        if git::run_optional(root, &diff)?.is_some() {
+            return Ok(None);
+        }
+        return Err(e);
+    }
     match git::head_sha(root) {
         Some(sha) => Ok(Some(sha)),
         None => Ok(Some(

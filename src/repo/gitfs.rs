@@ -332,6 +332,124 @@ pub fn remote_url(dir: &Path, remote: &str) -> Answer<Option<String>> {
     config_remote_url(&text, remote).map_or(Answer::Unsure, Answer::Known)
 }
 
+/// Whether git would surely find a committer and author identity for a commit in `dir` (what
+/// `git var GIT_COMMITTER_IDENT` and `git var GIT_AUTHOR_IDENT` check): `user.name` and
+/// `user.email` set, in the simple syntax git itself writes, to values git accepts, in the
+/// config files git reads (system, XDG, global, the repository's), with no environment
+/// variable, include or `author.*`/`committer.*` key that could change the answer. `false`
+/// means "ask git": the identity may still be set in a way this reader does not model.
+pub fn identity_configured(dir: &Path) -> bool {
+    let Answer::Known(layout) = layout(dir) else {
+        return false;
+    };
+    let overridden = std::env::vars_os().any(|(key, _)| {
+        let key = key.to_string_lossy();
+        key.starts_with("GIT_AUTHOR_")
+            || key.starts_with("GIT_COMMITTER_")
+            || key.starts_with("GIT_CONFIG")
+            || key == "EMAIL"
+    });
+    if overridden {
+        return false;
+    }
+    let mut files = vec![
+        PathBuf::from("/etc/gitconfig"),
+        PathBuf::from("/usr/local/etc/gitconfig"),
+    ];
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty());
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|x| !x.is_empty()) {
+        Some(x) => files.push(Path::new(&x).join("git/config")),
+        None => files.extend(home.iter().map(|h| Path::new(h).join(".config/git/config"))),
+    }
+    files.extend(home.iter().map(|h| Path::new(h).join(".gitconfig")));
+    files.push(layout.common_dir.join("config"));
+    identity_in(&files)
+}
+
+/// [`identity_configured`] over these config files, in git's order (later files win).
+fn identity_in(files: &[PathBuf]) -> bool {
+    let mut name = None;
+    let mut email = None;
+    for path in files {
+        let text = match fs::symlink_metadata(path) {
+            Ok(_) => match read_small(path) {
+                Some(text) => text,
+                None => return false,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return false,
+        };
+        let lower = text.to_ascii_lowercase();
+        if ["include", "[author", "[committer"]
+            .iter()
+            .any(|k| lower.contains(k))
+        {
+            return false;
+        }
+        let Some(values) = section_values(&text, "user") else {
+            return false;
+        };
+        for (key, value) in values {
+            match key.as_str() {
+                "name" => name = Some(value),
+                "email" => email = Some(value),
+                _ => {}
+            }
+        }
+    }
+    matches!((name, email), (Some(n), Some(e)) if acceptable_ident(&n) && acceptable_ident(&e))
+}
+
+/// A name or email git's ident code takes as it is: something left after it strips the "crud"
+/// characters at both ends, and nothing it would refuse or rewrite.
+fn acceptable_ident(value: &str) -> bool {
+    let crud = |c: char| c <= ' ' || ".,:;<>\"\\'".contains(c);
+    !value.trim_matches(crud).is_empty()
+        && !value.contains(['<', '>', '\n'])
+        && !value.contains("(none)")
+        && !value.chars().any(char::is_control)
+}
+
+/// The `key = value` pairs (keys lowercased, in file order) of the sections named `section`
+/// (no subsection) of one config file, in the simple syntax git writes. `None` (unsure) for
+/// anything else that could matter: continuation lines anywhere, a key without a value, escapes,
+/// comments or stray quotes in a value of the section.
+fn section_values(text: &str, section: &str) -> Option<Vec<(String, String)>> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.ends_with('\\') {
+            return None;
+        }
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if line.starts_with('[') {
+            let header = line.strip_prefix('[')?.strip_suffix(']')?.trim();
+            inside = header.eq_ignore_ascii_case(section);
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let (key, value) = line.split_once('=')?;
+        let value = value.trim();
+        if value.contains(['\\', '#', ';']) {
+            return None;
+        }
+        let value = match value.strip_prefix('"') {
+            Some(rest) => rest.strip_suffix('"')?,
+            None => value,
+        };
+        if value.contains('"') {
+            return None;
+        }
+        out.push((key.trim().to_ascii_lowercase(), value.to_owned()));
+    }
+    Some(out)
+}
+
 fn outer_configs() -> Vec<PathBuf> {
     let mut out = vec![PathBuf::from("/etc/gitconfig")];
     if let Some(home) = std::env::var_os("HOME") {
@@ -521,5 +639,68 @@ mod tests {
             config_remote_url("[remote \"o\"]\n url = a\\\n b\n", "o"),
             None
         );
+    }
+
+    /// Whenever [`identity_in`] says yes, git agrees (`git var` succeeds with only that
+    /// repository config); the plain cases are recognised; the rest is left to git.
+    #[test]
+    fn identity_is_claimed_only_where_git_agrees() {
+        let home = tempfile::tempdir().unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(repo.path()).unwrap();
+        let init = Command::new("git")
+            .args(["init", "-q", "-b", "main"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(init.status.success());
+        let base = fs::read_to_string(root.join(".git/config")).unwrap();
+        let cases: &[(&str, bool)] = &[
+            ("[user]\n\tname = Ada\n\temail = ada@example.test\n", true),
+            ("[User]\n\tName = \"Ada L\"\n\tEMAIL = a@b\n", true),
+            ("[user]\n\tname = Ada\n", false),
+            ("[user]\n\temail = a@b\n", false),
+            ("[user]\n\tname = ...\n\temail = a@b\n", false),
+            ("[user]\n\tname = \n\temail = a@b\n", false),
+            ("[user]\n\tname = A <x>\n\temail = a@b\n", false),
+            ("[user]\n\tname = Ada # c\n\temail = a@b\n", false),
+            (
+                "[user]\n\tname = Ada\n\temail = a@b\n[include]\n\tpath = x\n",
+                false,
+            ),
+            (
+                "[user]\n\tname = Ada\n\temail = a@b\n[author]\n\tname = \n",
+                false,
+            ),
+            (
+                "[user]\n\tname = Ada\n\temail = a@b\n[user]\n\tname = \"\"\n",
+                false,
+            ),
+            ("[user \"x\"]\n\tname = Ada\n\temail = a@b\n", false),
+            ("[user]\n\tname\n\temail = a@b\n", false),
+        ];
+        for (extra, expected) in cases {
+            let config = root.join(".git/config");
+            fs::write(&config, format!("{base}{extra}")).unwrap();
+            let ours = identity_in(std::slice::from_ref(&config));
+            let mut cmd = Command::new("git");
+            cmd.arg("-C").arg(&root).args(["var", "GIT_AUTHOR_IDENT"]);
+            cmd.env("HOME", home.path())
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env_remove("XDG_CONFIG_HOME")
+                .env_remove("EMAIL");
+            for (k, _) in std::env::vars_os() {
+                let k = k.to_string_lossy().into_owned();
+                if k.starts_with("GIT_AUTHOR_") || k.starts_with("GIT_COMMITTER_") {
+                    cmd.env_remove(k);
+                }
+            }
+            let git_ok = cmd.output().unwrap().status.success();
+            assert_eq!(ours, *expected, "{extra:?}");
+            assert!(
+                !ours || git_ok,
+                "we claimed an identity git refuses: {extra:?}"
+            );
+        }
     }
 }

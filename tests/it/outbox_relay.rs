@@ -453,6 +453,58 @@ fn finalize_without_a_git_identity_writes_nothing() {
     run_ok(&sb, &strs(&finalize_args(SLUG)));
 }
 
+/// The project identity is committed with the mission files unless git ignores it; an ignored
+/// config.yaml (git add refuses it, after adding the rest) leaves the commit to the others, and
+/// a second finalize (nothing to commit) succeeds without a commit.
+#[test]
+fn finalize_commits_around_an_ignored_identity_file_and_is_idempotent() {
+    let sb = Sandbox::new();
+    write_mission(&sb.project, SLUG, 1, 2);
+    std::fs::write(sb.project.join(".gitignore"), ".worktrees/\n.kittify/\n").unwrap();
+    let git = |args: &[&str]| super::support::git(&sb.project, args);
+    git(&["add", ".gitignore"]);
+    git(&["commit", "-q", "-m", "ignore .kittify"]);
+    let head = git(&["rev-parse", "HEAD"]);
+    // The identity in the repository's own config (read in-process, no `git var`).
+    git(&["config", "user.name", "Local Config"]);
+    git(&["config", "user.email", "local@example.test"]);
+    let mut cmd = sb.std_bin();
+    cmd.args(strs(&finalize_args(SLUG)));
+    for var in [
+        "GIT_AUTHOR_NAME",
+        "GIT_AUTHOR_EMAIL",
+        "GIT_COMMITTER_NAME",
+        "GIT_COMMITTER_EMAIL",
+        "EMAIL",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let committed = git(&["show", "--name-only", "--format=", "HEAD"]);
+    assert_ne!(git(&["rev-parse", "HEAD"]), head, "{doc}");
+    assert_eq!(
+        git(&["log", "-1", "--format=%an <%ae>"]),
+        "Local Config <local@example.test>"
+    );
+    assert!(committed.contains("status.events.jsonl"), "{committed}");
+    assert!(!committed.contains("config.yaml"), "{committed}");
+    assert!(sb.project.join(".kittify/config.yaml").is_file());
+    assert_eq!(git(&["status", "--porcelain", "--", "kitty-specs"]), "");
+    let after = git(&["rev-parse", "HEAD"]);
+    run_ok(&sb, &strs(&finalize_args(SLUG)));
+    assert_eq!(
+        git(&["rev-parse", "HEAD"]),
+        after,
+        "a second finalize made a commit"
+    );
+}
+
 #[test]
 fn a_closed_stdout_ends_quietly_with_141() {
     let sb = Sandbox::new();
