@@ -176,8 +176,19 @@ pub fn finalize(
 ) -> Result<FinalizeReport, WorkflowError> {
     let before = log_len(&ctx.dir);
     let report = workflow::finalize_tasks(ctx);
-    // The relay sends each bootstrap line as `WPCreated` then its `WPStatusChanged`.
-    relay_after(outbox, &ctx.dir, before, report.is_ok());
+    // The relay sends each bootstrap line as `WPCreated` then its `WPStatusChanged`, with the
+    // work packages finalize-tasks has just read.
+    match &report {
+        Ok(r) => {
+            let known: super::relay::WpCatalog = r
+                .all
+                .iter()
+                .map(|w| (w.wp_id.clone(), (w.title.clone(), w.dependencies.clone())))
+                .collect();
+            outbox.relay_known(&ctx.dir, Some(&known));
+        }
+        Err(_) => relay_after(outbox, &ctx.dir, before, false),
+    }
     if report.is_ok() {
         dossier::after(Trigger::Finalized, &ctx.root, &ctx.dir, &ctx.meta, outbox);
     }

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use super::emitting::{live_client, open_emitter};
-use super::relay::relay_log;
+use super::relay::relay_log_with;
 use crate::contract::types::{
     BodySyncNamespace, EnvelopePayload, MissionDossierArtifactIndexedPayload,
     MissionDossierArtifactMissingPayload, MissionDossierSnapshotComputedPayload,
@@ -99,6 +99,12 @@ impl Outbox {
     /// append, and by commands that open the queue; a relay that cannot run now (no home, a
     /// busy or damaged queue) leaves the lines for the next one, with one warning line.
     pub fn relay(&mut self, mission_dir: &Path) {
+        self.relay_known(mission_dir, None);
+    }
+
+    /// [`relay`](Self::relay) with the mission's work packages already read (see
+    /// [`super::relay::WpCatalog`]).
+    pub fn relay_known(&mut self, mission_dir: &Path, known: Option<&super::relay::WpCatalog>) {
         // Temp files a killed command left in the project's own directories go first.
         crate::repo::atomic::sweep_stale_temps(mission_dir);
         // finalize-tasks rewrites the WP files' frontmatter in place.
@@ -119,7 +125,7 @@ impl Outbox {
             );
             return;
         };
-        if let Err(e) = relay_log(emitter, &root, mission_dir, &events) {
+        if let Err(e) = relay_log_with(emitter, &root, mission_dir, &events, known) {
             eprintln!(
                 "warning: the status events of {} were not all queued for sync ({e}); they \
                  stay in the log and the next command on this mission queues them",

@@ -136,12 +136,40 @@ pub fn relay_log(
     mission_dir: &Path,
     events_path: &Path,
 ) -> Result<Relayed, RelayError> {
+    relay_log_with(emitter, root, mission_dir, events_path, None)
+}
+
+/// The work packages of a mission as a relay needs them for `WPCreated`: id → (title,
+/// dependencies). A command that has just read them all passes them to
+/// [`relay_log_with`], so the relay does not read every work package file again.
+pub type WpCatalog = HashMap<String, (String, Vec<String>)>;
+
+/// [`relay_log`] with the mission's work packages already known (`None`: read them if a line
+/// needs them).
+pub fn relay_log_with(
+    emitter: &mut Emitter,
+    root: &Path,
+    mission_dir: &Path,
+    events_path: &Path,
+    known: Option<&WpCatalog>,
+) -> Result<Relayed, RelayError> {
     let Some(key) = cursor_key(events_path) else {
         return Ok(Relayed::default());
     };
     let mut total = Relayed::default();
     for _ in 0..16 {
-        match relay_once(emitter, root, mission_dir, events_path, &key, &mut total)? {
+        let catalog = Catalog {
+            wps: known.cloned(),
+        };
+        match relay_once(
+            emitter,
+            root,
+            mission_dir,
+            events_path,
+            &key,
+            &mut total,
+            catalog,
+        )? {
             Pass::Done => return Ok(total),
             Pass::Raced => continue,
         }
@@ -155,7 +183,7 @@ enum Pass {
 }
 
 struct Catalog {
-    wps: Option<HashMap<String, (String, Vec<String>)>>,
+    wps: Option<WpCatalog>,
 }
 
 impl Catalog {
@@ -250,6 +278,7 @@ fn relay_once(
     events_path: &Path,
     key: &str,
     total: &mut Relayed,
+    mut catalog: Catalog,
 ) -> Result<Pass, RelayError> {
     let io = |source| RelayError::Io {
         path: events_path.display().to_string(),
@@ -264,7 +293,6 @@ fn relay_once(
     }
     file.seek(SeekFrom::Start(offset)).map_err(io)?;
     let mut reader = BufReader::new(file);
-    let mut catalog = Catalog { wps: None };
     let mut line = Vec::new();
     // A batch's warnings go to stderr in one write before its commit (the same lines, in the
     // same order; one `eprintln!` per refused line was a write(2) each).

@@ -73,12 +73,8 @@ pub fn bootstrap_edits(
     let strategy = branch_strategy_text(target_branch);
     let mut out = Vec::new();
     for wp in wps {
-        let text = crate::repo::fence::read_project_text(&wp.path).map_err(|source| {
-            MissionError::Read {
-                path: wp.path.clone(),
-                source,
-            }
-        })?;
+        let text = &wp.source;
+        let present = frontmatter::non_null_keys(text);
         let mut updates: Vec<(&str, Json)> = Vec::new();
         for (key, value) in [
             ("planning_base_branch", target_branch),
@@ -90,14 +86,14 @@ pub fn bootstrap_edits(
             }
         }
         for key in LIST_FIELDS {
-            if !has_key(wp, key) {
+            if !has_key(wp, present.as_ref(), key) {
                 updates.push((key, json!([])));
             }
         }
-        if !has_key(wp, "execution_mode") {
+        if !has_key(wp, present.as_ref(), "execution_mode") {
             updates.push(("execution_mode", json!("code_change")));
         }
-        let edited = frontmatter::set_fields(&text, &updates).map_err(|message| {
+        let edited = frontmatter::set_fields(text, &updates).map_err(|message| {
             MissionError::MalformedWp {
                 path: wp.path.clone(),
                 message,
@@ -111,16 +107,15 @@ pub fn bootstrap_edits(
 }
 
 /// Whether the frontmatter of `wp` has `key` with a non-null value. The parsed fields
-/// (dependencies, subtasks, owned_files) are checked on the file, since parsing moved them out
-/// of `extra`.
-fn has_key(wp: &WorkPackage, key: &str) -> bool {
+/// (dependencies, subtasks, owned_files) are checked on the file's keys (`present`, `None`
+/// when they could not be read), since parsing moved them out of `extra`.
+fn has_key(
+    wp: &WorkPackage,
+    present: Option<&std::collections::BTreeSet<String>>,
+    key: &str,
+) -> bool {
     match key {
-        "dependencies" | "subtasks" | "owned_files" => raw_has_key(&wp.path, key).unwrap_or(true),
+        "dependencies" | "subtasks" | "owned_files" => present.is_none_or(|p| p.contains(key)),
         _ => wp.extra.get(key).is_some_and(|v| !v.is_null()),
     }
-}
-
-fn raw_has_key(path: &Path, key: &str) -> Option<bool> {
-    let text = crate::repo::fence::read_project_text(path).ok()?;
-    frontmatter::has_non_null(&text, key)
 }

@@ -75,6 +75,12 @@ pub fn set_fields(text: &str, updates: &[(&str, Json)]) -> Result<Option<String>
 /// Whether the frontmatter of `text` has a top-level `key` whose value is not null; `None`
 /// when the frontmatter cannot be read.
 pub fn has_non_null(text: &str, key: &str) -> Option<bool> {
+    Some(non_null_keys(text)?.contains(key))
+}
+
+/// The top-level frontmatter keys of `text` whose value is not null (one parse for several
+/// [`has_non_null`] questions); `None` as there.
+pub fn non_null_keys(text: &str) -> Option<std::collections::BTreeSet<String>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.split_inclusive('\n');
     if lines.next()?.trim_end() != "---" {
@@ -82,7 +88,12 @@ pub fn has_non_null(text: &str, key: &str) -> Option<bool> {
     }
     let yaml: String = lines.take_while(|l| l.trim_end() != "---").collect();
     let m = mapping(&yaml).ok()?;
-    Some(m.get(key).is_some_and(|v| !v.is_null()))
+    Some(
+        m.iter()
+            .filter(|(_, v)| !v.is_null())
+            .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+            .collect(),
+    )
 }
 
 fn is_key_line(line: &str, key: &str) -> bool {
@@ -120,9 +131,9 @@ fn verify(old: &str, new: &str, updates: &[(&str, Json)]) -> Result<(), String> 
         }
     }
     for (key, value) in updates {
-        let expected: Yaml =
-            yaml_serde::from_str(&serde_json::to_string(value).unwrap_or_default())
-                .map_err(|e| refused(e.to_string()))?;
+        // The YAML value the JSON text reads back as (converted, not re-parsed: one parse per
+        // key per file was most of finalize-tasks' frontmatter cost).
+        let expected: Yaml = yaml_serde::to_value(value).map_err(|e| refused(e.to_string()))?;
         if after.get(*key) != Some(&expected) {
             return Err(refused(format!(
                 "key {key:?} does not read back as written"

@@ -178,6 +178,9 @@ pub struct FinalizeReport {
     pub created: Vec<CreatedWp>,
     /// The records appended to the status log (the bootstrap events).
     pub records: Vec<StatusRecord>,
+    /// Every work package of the mission as finalized (a superset of `created`), so the
+    /// use-case's relay need not read the files again.
+    pub all: Vec<CreatedWp>,
 }
 
 /// A work package bootstrapped by finalize-tasks.
@@ -287,9 +290,8 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         .map_err(|e| StatusError::InvalidEvent(format!("project identity: {e}")))?;
     ctx.persist(&lock, &records)?;
     let fresh: std::collections::HashSet<&str> = bootstrapped.iter().map(String::as_str).collect();
-    let created = wps
+    let all: Vec<CreatedWp> = wps
         .iter()
-        .filter(|w| fresh.contains(w.id.as_str()))
         .map(|wp| CreatedWp {
             wp_id: wp.id.as_str().to_string(),
             title: wp
@@ -302,6 +304,11 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
                 .map(|d| d.as_str().to_string())
                 .collect(),
         })
+        .collect();
+    let created = all
+        .iter()
+        .filter(|w| fresh.contains(w.wp_id.as_str()))
+        .cloned()
         .collect();
     drop(lock);
 
@@ -327,6 +334,7 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         commit,
         created,
         records,
+        all,
     })
 }
 

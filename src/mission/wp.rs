@@ -53,6 +53,8 @@ pub struct WorkPackage {
     pub extra: BTreeMap<String, Json>,
     /// The text after the closing `---` line.
     pub body: String,
+    /// The whole file as it was read (finalize-tasks edits its frontmatter in place).
+    pub source: String,
 }
 
 /// The file of work package `wp` in `mission_dir`: `tasks/<WP>.md`, else the first sorted
@@ -196,6 +198,7 @@ pub fn parse_work_package(path: &Path, text: &str) -> Result<WorkPackage, Missio
         owned_files,
         extra: fields,
         body: body.to_owned(),
+        source: text.to_owned(),
     })
 }
 
