@@ -55,6 +55,7 @@ pub fn write_atomic_all(files: &[(PathBuf, String)]) -> Result<(), (PathBuf, io:
             let dir = parent_dir(path)?;
             let mut tmp = temp_builder(path).tempfile_in(dir)?;
             hold_temp(tmp.as_file());
+            keep_mode(path, tmp.as_file())?;
             tmp.write_all(contents.as_bytes())?;
             if !one_syncfs {
                 tmp.as_file().sync_all()?;
@@ -459,6 +460,8 @@ mod tests {
             replace_without_sync(&p, b"b").unwrap();
             assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, mode);
             replace_without_sync(&p, b"c").unwrap();
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, mode);
+            write_atomic_all(&[(p.clone(), "d".into())]).unwrap();
             assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, mode);
         }
     }
