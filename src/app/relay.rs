@@ -50,7 +50,13 @@ pub struct Relayed {
     pub queued: usize,
     /// Lines read past the old cursor.
     pub lines: usize,
+    /// Events the contract could not carry (reported on stderr, not queued).
+    pub unsendable: usize,
 }
+
+/// Unsendable lines reported one by one per relay; the rest are counted in one summary line (a
+/// long log written by other tools could otherwise print a warning for each of its lines).
+const WARNED_LINES: usize = 20;
 
 /// Why a relay stopped before the end of the log (the lines it queued stay queued).
 #[derive(Debug, thiserror::Error)]
@@ -170,7 +176,17 @@ pub fn relay_log_with(
             &mut total,
             catalog,
         )? {
-            Pass::Done => return Ok(total),
+            Pass::Done => {
+                if total.unsendable > WARNED_LINES {
+                    eprintln!(
+                        "warning: {} more events of {} cannot be sent (not shown one by one); \
+                         they stay recorded locally only",
+                        total.unsendable - WARNED_LINES,
+                        events_path.display()
+                    );
+                }
+                return Ok(total);
+            }
             Pass::Raced => continue,
         }
     }
@@ -300,6 +316,7 @@ fn relay_once(
     loop {
         let mut docs = Vec::new();
         let mut lines = 0;
+        let mut unsendable = 0;
         let mut moved = offset;
         let mut stop = false;
         while lines < BATCH_LINES {
@@ -338,12 +355,15 @@ fn relay_once(
                     {
                         Ok(doc) => docs.push(doc),
                         Err(e) => {
-                            let _ = writeln!(
-                                warnings,
-                                "warning: {what} for the line at byte {moved} of {} cannot be \
-                                 sent ({e}); it stays recorded locally only",
-                                events_path.display()
-                            );
+                            unsendable += 1;
+                            if total.unsendable + unsendable <= WARNED_LINES {
+                                let _ = writeln!(
+                                    warnings,
+                                    "warning: {what} for the line at byte {moved} of {} cannot \
+                                     be sent ({e}); it stays recorded locally only",
+                                    events_path.display()
+                                );
+                            }
                         }
                     }
                 }
@@ -365,6 +385,7 @@ fn relay_once(
                 RelayCommit::Committed { .. } => {
                     total.queued += docs.len();
                     total.lines += lines;
+                    total.unsendable += unsendable;
                     offset = moved;
                     expected = Some(cursor);
                 }

@@ -505,6 +505,52 @@ fn finalize_commits_around_an_ignored_identity_file_and_is_idempotent() {
     );
 }
 
+/// Lines another tool wrote that the contract cannot carry are passed over, each named on stderr
+/// up to a bound, then counted in one line; the relay goes on past them.
+#[test]
+fn unsendable_lines_are_reported_up_to_a_bound_then_counted() {
+    let sb = Sandbox::new();
+    write_mission(&sb.project, SLUG, 1, 1);
+    run_ok(&sb, &strs(&finalize_args(SLUG)));
+    let mut lines = String::new();
+    for i in 0..30 {
+        lines.push_str(&format!(
+            "{{\"actor\": \"other-tool\", \"at\": \"2026-01-01T00:00:{:02}.000000+00:00\", \
+             \"event_id\": \"01J0000000000000000000{i:04}\", \"evidence\": null, \
+             \"execution_mode\": \"worktree\", \"force\": true, \"from_lane\": \"planned\", \
+             \"mission_slug\": \"{SLUG}\", \"policy_metadata\": null, \"reason\": \"x\", \
+             \"review_ref\": null, \"to_lane\": \"done\", \"wp_id\": \"WP01\"}}\n",
+            i % 60
+        ));
+    }
+    let log = events_path(&sb.project, SLUG);
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str(&lines);
+    std::fs::write(&log, text).unwrap();
+    let out = run_ok(&sb, &strs(&history_args(SLUG, "WP01", "after")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let named = stderr
+        .lines()
+        .filter(|l| l.contains("for the line at byte"))
+        .count();
+    assert_eq!(named, 20, "{stderr}");
+    assert!(
+        stderr.contains("10 more events of") && stderr.contains("stay recorded locally only"),
+        "{stderr}"
+    );
+    let q = Queue::open(queue_of(&sb), QueueOptions::default()).unwrap();
+    let history = q
+        .peek(u64::MAX)
+        .unwrap()
+        .iter()
+        .filter(|r| r.event_type == "HistoryAdded")
+        .count();
+    assert_eq!(
+        history, 1,
+        "the note after the unsendable lines was not queued"
+    );
+}
+
 #[test]
 fn a_closed_stdout_ends_quietly_with_141() {
     let sb = Sandbox::new();
