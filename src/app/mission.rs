@@ -175,24 +175,33 @@ pub fn finalize(
     outbox: &mut Outbox,
 ) -> Result<FinalizeReport, WorkflowError> {
     let before = log_len(&ctx.dir);
-    let report = workflow::finalize_tasks(ctx);
-    // The relay sends each bootstrap line as `WPCreated` then its `WPStatusChanged`, with the
-    // work packages finalize-tasks has just read.
-    match &report {
-        Ok(r) => {
-            let known: super::relay::WpCatalog = r
-                .all
-                .iter()
-                .map(|w| (w.wp_id.clone(), (w.title.clone(), w.dependencies.clone())))
-                .collect();
-            outbox.relay_known(&ctx.dir, Some(&known));
+    let (mut report, pending) = match workflow::finalize_tasks_uncommitted(ctx) {
+        Ok(done) => done,
+        Err(e) => {
+            relay_after(outbox, &ctx.dir, before, false);
+            return Err(e);
         }
-        Err(_) => relay_after(outbox, &ctx.dir, before, false),
-    }
-    if report.is_ok() {
-        dossier::after(Trigger::Finalized, &ctx.root, &ctx.dir, &ctx.meta, outbox);
-    }
-    report
+    };
+    // The relay sends each bootstrap line as `WPCreated` then its `WPStatusChanged`, with the
+    // work packages finalize-tasks has just read. It writes only the queue in the home
+    // directory, so it runs while git stages and commits the files (the two are the longest
+    // steps on a large mission); a failed commit still leaves the recorded lines relayed.
+    let known: super::relay::WpCatalog = report
+        .all
+        .iter()
+        .map(|w| (w.wp_id.clone(), (w.title.clone(), w.dependencies.clone())))
+        .collect();
+    let commit = std::thread::scope(|scope| {
+        let committing = scope.spawn(|| pending.commit());
+        outbox.relay_known(&ctx.dir, Some(&known));
+        committing.join()
+    });
+    report.commit = match commit {
+        Ok(result) => result.map_err(WorkflowError::from)?,
+        Err(_) => pending.commit().map_err(WorkflowError::from)?,
+    };
+    dossier::after(Trigger::Finalized, &ctx.root, &ctx.dir, &ctx.meta, outbox);
+    Ok(report)
 }
 
 /// `mark-status` (see [`workflow::mark_subtasks`]), then the annotations' events.

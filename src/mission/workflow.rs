@@ -195,6 +195,34 @@ pub struct CreatedWp {
 /// `genesis → planned` bootstrap event (not forced) for each work package that has no event
 /// yet, write `status.json`, and commit those files. Idempotent.
 pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowError> {
+    let (mut report, pending) = finalize_tasks_uncommitted(ctx)?;
+    report.commit = pending.commit()?;
+    Ok(report)
+}
+
+/// The commit finalize-tasks still owes: its files, written and recorded, not yet committed.
+/// The use-case runs it (perhaps beside the relay of the new status lines, which does not touch
+/// the repository) and puts its answer in [`FinalizeReport::commit`].
+#[derive(Debug, Clone)]
+pub struct PendingCommit {
+    root: PathBuf,
+    paths: Vec<String>,
+    ignorable: Vec<String>,
+    message: String,
+}
+
+impl PendingCommit {
+    /// Commit the files (see [`commit_paths_ignorable`]); `None` when nothing changed.
+    pub fn commit(&self) -> Result<Option<String>, repo::RepoError> {
+        commit_paths_ignorable(&self.root, &self.paths, &self.ignorable, &self.message)
+    }
+}
+
+/// [`finalize_tasks`] up to, not including, its commit: everything is validated, written and
+/// recorded; `report.commit` is `None` until the [`PendingCommit`] runs.
+pub fn finalize_tasks_uncommitted(
+    ctx: &MissionContext,
+) -> Result<(FinalizeReport, PendingCommit), WorkflowError> {
     // Checks before writes: the commit at the end needs a git identity; without one nothing is
     // written (git's message says how to set it). Read in-process where that is sound
     // (`repo::gitfs`), else asked of git.
@@ -319,23 +347,23 @@ pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowEr
         .map(|p| ctx.rel(&p))
         .collect();
     paths.extend(wps.iter().map(|w| ctx.rel(&w.path)));
-    let ignorable: Vec<String> = identity_file(&ctx.root).into_iter().collect();
-    let commit = commit_paths_ignorable(
-        &ctx.root,
-        &paths,
-        &ignorable,
-        &format!("Add tasks for mission {}", ctx.meta.mission_slug),
-    )?;
-    Ok(FinalizeReport {
+    let pending = PendingCommit {
+        root: ctx.root.clone(),
+        paths,
+        ignorable: identity_file(&ctx.root).into_iter().collect(),
+        message: format!("Add tasks for mission {}", ctx.meta.mission_slug),
+    };
+    let report = FinalizeReport {
         work_packages: wps.iter().map(|w| w.id.as_str().to_string()).collect(),
         lanes: computed.len(),
         bootstrapped,
         lanes_written,
-        commit,
+        commit: None,
         created,
         records,
         all,
-    })
+    };
+    Ok((report, pending))
 }
 
 /// `.kittify/config.yaml`, relative to `root`, when it exists: the project identity is
