@@ -44,8 +44,14 @@ spawn = sum(t for t, _ in floor)
 by = collections.defaultdict(list)
 for t, cmd in calls:
     by[" ".join(cmd)].append(t)
+import statistics
 for cmd, ts in sorted(by.items(), key=lambda kv: -sum(kv[1])):
-    print(f"  {cmd:<40} {len(ts):4d} calls {sum(ts) * 1000:8.1f} ms (mean {sum(ts) / len(ts) * 1000:.2f} ms)")
+    print(f"  {cmd:<40} {len(ts):4d} calls {sum(ts) * 1000:8.1f} ms (mean {sum(ts) / len(ts) * 1000:.2f} ms, "
+          f"median {statistics.median(ts) * 1000:.2f} ms, max {max(ts) * 1000:.1f} ms)")
+# The same total with each call costed at its command's median: robust to the few calls a busy
+# disk or scheduler stalls (both totals are printed).
+robust = sum(len(ts) * statistics.median(ts) for ts in by.values())
+print(f"host time by per-command medians: {robust * 1000:.0f} ms")
 print(f"host time: {total * 1000:.0f} ms for {len(calls)} calls (mean {total / max(len(calls), 1) * 1000:.2f} ms); "
       f"floor ({len(floor)} spawns of --version through the shim) {spawn * 1000:.0f} ms; target <= 1000 ms")
 PY
