@@ -315,10 +315,20 @@ fn repair_half_made(root: &Path, path: &Path) -> Result<(), LaneError> {
         git::run(root, &["worktree", "prune"])?;
         return Ok(());
     }
-    let initializing = std::fs::read_to_string(&dot_git)
-        .ok()
+    // Both small files are read only when they are regular files (not links, not FIFOs) of
+    // at most 64 KiB: the `.git` file is in the checkout, where anything may have been put.
+    let small = |p: &Path| {
+        let meta = std::fs::symlink_metadata(p).ok()?;
+        if !meta.is_file() || meta.len() > 64 * 1024 {
+            return None;
+        }
+        std::fs::read(p)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    };
+    let initializing = small(&dot_git)
         .and_then(|t| t.strip_prefix("gitdir:").map(|g| PathBuf::from(g.trim())))
-        .and_then(|admin| std::fs::read_to_string(admin.join("locked")).ok())
+        .and_then(|admin| small(&admin.join("locked")))
         .is_some_and(|reason| reason.contains("initializing"));
     let head_ok = git::run_optional(path, &["rev-parse", "--verify", "--quiet", "HEAD"])?.is_some();
     if initializing || !head_ok {
