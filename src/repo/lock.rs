@@ -160,23 +160,31 @@ pub fn lock_bounded(
     }
 }
 
-/// The repository lock, held until dropped. Re-entrant within the process: a command that
-/// holds it around a sequence of git commands ([`super::git::with_repo_lock`]) runs each of them
-/// without taking it again (flock would block on itself). Commands are single-threaded.
+/// The repository lock, held until dropped. Re-entrant within a thread: a command that holds
+/// it around a sequence of git commands ([`super::git::with_repo_lock`]) runs each of them
+/// without taking it again (flock would block on itself). Another thread of the process (the
+/// commit finalize-tasks runs beside its relay) takes it on its own handle, so it waits like
+/// another process would.
 #[derive(Debug)]
 pub struct RepoLock {
     path: PathBuf,
+    thread: std::thread::ThreadId,
 }
 
-/// Repository locks this process holds: the lock file, its open handle, how many guards.
-static HELD: std::sync::Mutex<Vec<(PathBuf, File, usize)>> = std::sync::Mutex::new(Vec::new());
+/// Repository locks this process holds: the lock file, the thread holding it, its open handle,
+/// how many guards.
+type Held = (PathBuf, std::thread::ThreadId, File, usize);
+static HELD: std::sync::Mutex<Vec<Held>> = std::sync::Mutex::new(Vec::new());
 
 impl Drop for RepoLock {
     fn drop(&mut self) {
         let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = held.iter().position(|(p, _, _)| *p == self.path) {
-            held[i].2 -= 1;
-            if held[i].2 == 0 {
+        if let Some(i) = held
+            .iter()
+            .position(|(p, t, _, _)| *p == self.path && *t == self.thread)
+        {
+            held[i].3 -= 1;
+            if held[i].3 == 0 {
                 held.swap_remove(i);
             }
         }
@@ -191,19 +199,23 @@ pub fn repo_lock_path(common_dir: &Path) -> PathBuf {
 /// Take the repository lock at `path` (bounded wait).
 pub fn repo_lock(path: &Path) -> Result<RepoLock, LockError> {
     let path = path.to_path_buf();
+    let thread = std::thread::current().id();
     {
         let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = held.iter_mut().find(|(p, _, _)| *p == path) {
-            entry.2 += 1;
-            return Ok(RepoLock { path });
+        if let Some(entry) = held
+            .iter_mut()
+            .find(|(p, t, _, _)| *p == path && *t == thread)
+        {
+            entry.3 += 1;
+            return Ok(RepoLock { path, thread });
         }
     }
     let mut file = open_lock_file(&path)?;
     lock_bounded(&mut file, &path, true, "repository")?;
     HELD.lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push((path.clone(), file, 1));
-    Ok(RepoLock { path })
+        .push((path.clone(), thread, file, 1));
+    Ok(RepoLock { path, thread })
 }
 
 /// Wait (bounded) until git's `index.lock` at `path` is gone.
@@ -266,6 +278,33 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+
+    #[test]
+    fn another_thread_waits_for_the_repository_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locks/repo.lock");
+        let held = repo_lock(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let lock = repo_lock(&path);
+                let _ = tx.send(lock.is_ok());
+                drop(lock);
+            })
+        };
+        // Not re-entrant across threads: the other thread waits while this one holds it.
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err()
+        );
+        drop(held);
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(10)),
+            Ok(true)
+        );
+        waiter.join().unwrap();
     }
 
     #[test]
