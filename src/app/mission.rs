@@ -175,7 +175,7 @@ pub fn finalize(
     outbox: &mut Outbox,
 ) -> Result<FinalizeReport, WorkflowError> {
     let before = log_len(&ctx.dir);
-    let (mut report, pending) = match workflow::finalize_tasks_uncommitted(ctx) {
+    let (mut report, pending) = match workflow::finalize_tasks(ctx) {
         Ok(done) => done,
         Err(e) => {
             relay_after(outbox, &ctx.dir, before, false);
@@ -198,7 +198,7 @@ pub fn finalize(
     });
     report.commit = match commit {
         Ok(result) => result.map_err(WorkflowError::from)?,
-        Err(_) => pending.commit().map_err(WorkflowError::from)?,
+        Err(panic) => std::panic::resume_unwind(panic),
     };
     dossier::after(Trigger::Finalized, &ctx.root, &ctx.dir, &ctx.meta, outbox);
     Ok(report)

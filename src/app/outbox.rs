@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use super::emitting::{live_client, open_emitter};
-use super::relay::relay_log_with;
+use super::relay::relay_log;
 use crate::contract::types::{
     BodySyncNamespace, EnvelopePayload, MissionDossierArtifactIndexedPayload,
     MissionDossierArtifactMissingPayload, MissionDossierSnapshotComputedPayload,
@@ -125,7 +125,7 @@ impl Outbox {
             );
             return;
         };
-        if let Err(e) = relay_log_with(emitter, &root, mission_dir, &events, known) {
+        if let Err(e) = relay_log(emitter, &root, mission_dir, &events, known) {
             eprintln!(
                 "warning: the status events of {} were not all queued for sync ({e}); they \
                  stay in the log and the next command on this mission queues them",

@@ -134,25 +134,15 @@ fn start_of(file: &mut File, stored: Option<&str>, len: u64, path: &Path) -> (u6
     })
 }
 
-/// Relay the lines of the log at `events_path` (mission directory `mission_dir`, project
-/// `root`) that are past its cursor.
-pub fn relay_log(
-    emitter: &mut Emitter,
-    root: &Path,
-    mission_dir: &Path,
-    events_path: &Path,
-) -> Result<Relayed, RelayError> {
-    relay_log_with(emitter, root, mission_dir, events_path, None)
-}
-
 /// The work packages of a mission as a relay needs them for `WPCreated`: id → (title,
 /// dependencies). A command that has just read them all passes them to
-/// [`relay_log_with`], so the relay does not read every work package file again.
+/// [`relay_log`], so the relay does not read every work package file again.
 pub type WpCatalog = HashMap<String, (String, Vec<String>)>;
 
-/// [`relay_log`] with the mission's work packages already known (`None`: read them if a line
-/// needs them).
-pub fn relay_log_with(
+/// Relay the lines of the log at `events_path` (mission directory `mission_dir`, project
+/// `root`) that are past its cursor; `known`: the mission's work packages when the caller has
+/// just read them (`None`: read if a line needs them).
+pub fn relay_log(
     emitter: &mut Emitter,
     root: &Path,
     mission_dir: &Path,

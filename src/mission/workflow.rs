@@ -191,15 +191,6 @@ pub struct CreatedWp {
     pub dependencies: Vec<String>,
 }
 
-/// `finalize-tasks`: validate the work packages, compute `lanes.json`, append one
-/// `genesis → planned` bootstrap event (not forced) for each work package that has no event
-/// yet, write `status.json`, and commit those files. Idempotent.
-pub fn finalize_tasks(ctx: &MissionContext) -> Result<FinalizeReport, WorkflowError> {
-    let (mut report, pending) = finalize_tasks_uncommitted(ctx)?;
-    report.commit = pending.commit()?;
-    Ok(report)
-}
-
 /// The commit finalize-tasks still owes: its files, written and recorded, not yet committed.
 /// The use-case runs it (perhaps beside the relay of the new status lines, which does not touch
 /// the repository) and puts its answer in [`FinalizeReport::commit`].
@@ -218,9 +209,11 @@ impl PendingCommit {
     }
 }
 
-/// [`finalize_tasks`] up to, not including, its commit: everything is validated, written and
-/// recorded; `report.commit` is `None` until the [`PendingCommit`] runs.
-pub fn finalize_tasks_uncommitted(
+/// `finalize-tasks`: validate the work packages, compute `lanes.json`, append one
+/// `genesis → planned` bootstrap event (not forced) for each work package that has no event
+/// yet, write `status.json`; the commit of those files is returned for the caller to run
+/// ([`PendingCommit`]; `report.commit` stays `None` until then). Idempotent.
+pub fn finalize_tasks(
     ctx: &MissionContext,
 ) -> Result<(FinalizeReport, PendingCommit), WorkflowError> {
     // Checks before writes: the commit at the end needs a git identity; without one nothing is
