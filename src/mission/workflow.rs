@@ -203,7 +203,7 @@ pub struct PendingCommit {
 }
 
 impl PendingCommit {
-    /// Commit the files (see [`commit_paths_ignorable`]); `None` when nothing changed.
+    /// Commit the files (as `commit_paths_ignorable` does); `None` when nothing changed.
     pub fn commit(&self) -> Result<Option<String>, repo::RepoError> {
         commit_paths_ignorable(&self.root, &self.paths, &self.ignorable, &self.message)
     }
