@@ -77,17 +77,24 @@ fn read_small(path: &Path) -> Option<String> {
 /// The layout of the checkout `dir` is in: `Known(None)` outside any repository is never
 /// claimed (git decides that), so the answer is `Known(layout)` or `Unsure`.
 pub fn layout(dir: &Path) -> Answer<Layout> {
-    let Ok(start) = fs::canonicalize(dir) else {
-        return Answer::Unsure;
-    };
+    // The directory as given first (the commands ask about the same few paths many times, and
+    // never change directory), then canonical.
     if let Ok(map) = cache().lock()
-        && let Some(found) = map.get(&start)
+        && let Some(found) = map.get(dir)
     {
         return found.clone().map_or(Answer::Unsure, Answer::Known);
     }
-    let found = discover(&start);
+    let Ok(start) = fs::canonicalize(dir) else {
+        return Answer::Unsure;
+    };
+    let cached = cache().lock().ok().and_then(|map| map.get(&start).cloned());
+    let found = match cached {
+        Some(found) => found,
+        None => discover(&start),
+    };
     if let Ok(mut map) = cache().lock() {
         map.insert(start, found.clone());
+        map.insert(dir.to_path_buf(), found.clone());
     }
     found.map_or(Answer::Unsure, Answer::Known)
 }
