@@ -155,7 +155,7 @@ pub fn relay_log(
     let mut total = Relayed::default();
     for _ in 0..16 {
         let catalog = Catalog {
-            wps: known.cloned(),
+            wps: known.map(std::borrow::Cow::Borrowed),
         };
         match relay_once(
             emitter,
@@ -188,25 +188,29 @@ enum Pass {
     Raced,
 }
 
-struct Catalog {
-    wps: Option<WpCatalog>,
+/// The work packages a relay pass names in `WPCreated`: the caller's (borrowed), else read
+/// from the files the first time a line needs them.
+struct Catalog<'a> {
+    wps: Option<std::borrow::Cow<'a, WpCatalog>>,
 }
 
-impl Catalog {
+impl Catalog<'_> {
     fn get(&mut self, mission_dir: &Path, wp: &str) -> (String, Vec<String>) {
         let wps = self.wps.get_or_insert_with(|| {
-            list_work_packages(mission_dir)
-                .map(|wps| {
-                    wps.into_iter()
-                        .map(|w| {
-                            let id = w.id.as_str().to_owned();
-                            let title = w.title.clone().unwrap_or_else(|| id.clone());
-                            let deps = w.dependencies.iter().map(|d| d.as_str().to_owned());
-                            (id, (title, deps.collect()))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
+            std::borrow::Cow::Owned(
+                list_work_packages(mission_dir)
+                    .map(|wps| {
+                        wps.into_iter()
+                            .map(|w| {
+                                let id = w.id.as_str().to_owned();
+                                let title = w.title.clone().unwrap_or_else(|| id.clone());
+                                let deps = w.dependencies.iter().map(|d| d.as_str().to_owned());
+                                (id, (title, deps.collect()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
         });
         wps.get(wp)
             .cloned()

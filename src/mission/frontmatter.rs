@@ -72,14 +72,8 @@ pub fn set_fields(text: &str, updates: &[(&str, Json)]) -> Result<Option<String>
     )))
 }
 
-/// Whether the frontmatter of `text` has a top-level `key` whose value is not null; `None`
-/// when the frontmatter cannot be read.
-pub fn has_non_null(text: &str, key: &str) -> Option<bool> {
-    Some(non_null_keys(text)?.contains(key))
-}
-
-/// The top-level frontmatter keys of `text` whose value is not null (one parse for several
-/// [`has_non_null`] questions); `None` as there.
+/// The top-level frontmatter keys of `text` whose value is not null (one parse for all the
+/// keys a caller asks about); `None` when the frontmatter cannot be read.
 pub fn non_null_keys(text: &str) -> Option<std::collections::BTreeSet<String>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.split_inclusive('\n');
