@@ -21,11 +21,12 @@ use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::event::StatusRecord;
 use super::fold::Fold;
+use super::fold_repr::{FoldIn, FoldOut};
 use super::line::parse_record;
 
 /// Bytes of the log's end that the mark hashes.
@@ -124,9 +125,9 @@ pub(crate) fn load(log: &Path) -> Option<(Fold, Option<Mark>)> {
     if !meta.is_file() || meta.len() > MAX_CHECKPOINT {
         return None;
     }
-    let v: Value = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
-    let saved = read_mark(v.get("log")?)?;
-    let mut fold = Fold::from_json(v.get("fold")?)?;
+    let file: CheckpointIn = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
+    let saved = file.log.into_mark()?;
+    let mut fold = file.fold.into_fold()?;
     let mut file = crate::repo::fence::open_read(log).ok()?;
     let now = file.metadata().ok()?;
     let (ino, mtime_ns) = identity(&now);
@@ -196,10 +197,16 @@ fn save_with(log: &Path, fold: &Fold, mark: &Mark, exclusive: bool) {
     if fs::create_dir_all(dir).is_err() {
         return;
     }
-    let mut m = Map::new();
-    m.insert("log".into(), write_mark(mark));
-    m.insert("fold".into(), fold.to_json());
-    let Ok(bytes) = serde_json::to_vec(&Value::Object(m)) else {
+    let file = CheckpointOut {
+        log: MarkRepr {
+            len: mark.len,
+            ino: mark.ino,
+            mtime_ns: mark.mtime_ns.to_string(),
+            tail_sha256: mark.tail_sha.clone(),
+        },
+        fold: fold.repr(),
+    };
+    let Ok(bytes) = serde_json::to_vec(&file) else {
         return;
     };
     if exclusive {
@@ -218,22 +225,38 @@ fn save_with(log: &Path, fold: &Fold, mark: &Mark, exclusive: bool) {
     }
 }
 
-fn write_mark(mark: &Mark) -> Value {
-    let mut m = Map::new();
-    m.insert("len".into(), mark.len.into());
-    m.insert("ino".into(), mark.ino.into());
-    m.insert("mtime_ns".into(), mark.mtime_ns.to_string().into());
-    m.insert("tail_sha256".into(), mark.tail_sha.clone().into());
-    Value::Object(m)
+/// The checkpoint file as written: where the log stood, and the fold.
+#[derive(Serialize)]
+struct CheckpointOut<'a> {
+    log: MarkRepr,
+    fold: FoldOut<'a>,
 }
 
-fn read_mark(v: &Value) -> Option<Mark> {
-    Some(Mark {
-        len: v.get("len")?.as_u64()?,
-        ino: v.get("ino")?.as_u64()?,
-        mtime_ns: v.get("mtime_ns")?.as_str()?.parse().ok()?,
-        tail_sha: v.get("tail_sha256")?.as_str()?.to_owned(),
-    })
+/// The checkpoint file as read.
+#[derive(Deserialize)]
+struct CheckpointIn {
+    log: MarkRepr,
+    fold: FoldIn,
+}
+
+/// A [`Mark`] in the file (`mtime_ns` as a string: it does not fit every JSON reader's numbers).
+#[derive(Serialize, Deserialize)]
+struct MarkRepr {
+    len: u64,
+    ino: u64,
+    mtime_ns: String,
+    tail_sha256: String,
+}
+
+impl MarkRepr {
+    fn into_mark(self) -> Option<Mark> {
+        Some(Mark {
+            len: self.len,
+            ino: self.ino,
+            mtime_ns: self.mtime_ns.parse().ok()?,
+            tail_sha: self.tail_sha256,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -15,21 +15,16 @@
 //! claim slots they set and add their own fields, a work package with annotations only is
 //! `uninitialized` with the first annotation's actor. Tests check the equivalence.
 //!
-//! [`Fold::to_json`] / [`Fold::from_json`] persist it (see `store`'s checkpoint).
+//! `fold_repr` persists it (see `checkpoint`).
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::compact::Batch;
-use super::event::{AnnotationEvent, LaneEvent, ReviewOverride, ReviewResult};
-use super::lane::{Lane, UNINITIALIZED};
+use super::event::{AnnotationEvent, LaneEvent};
+use super::lane::Lane;
 use super::reducer::{LaneCounts, Reduction, Slot, WpState, apply_delta};
-use super::snapshot::wp_state_json;
-
-/// Checkpoint format version.
-const VERSION: u64 = 1;
 
 /// The transition that set a work package's state, and what lane events accumulate.
 #[derive(Clone, Debug, PartialEq)]
@@ -195,91 +190,18 @@ impl Fold {
         }
     }
 
-    /// The persisted form.
+    /// The persisted form as a JSON value (tests compare and damage it).
+    #[cfg(test)]
     pub fn to_json(&self) -> Value {
-        let pair = |p: &Option<(String, String)>| {
-            p.as_ref().map_or(Value::Null, |(a, b)| {
-                Value::from(vec![a.clone(), b.clone()])
-            })
-        };
-        let lanes: Map<String, Value> = self
-            .lanes
-            .iter()
-            .map(|(wp, p)| {
-                let mut m = Map::new();
-                m.insert("state".into(), wp_state_json(&p.state));
-                m.insert("rollback".into(), p.rollback.into());
-                (wp.clone(), Value::Object(m))
-            })
-            .collect();
-        let anns: Map<String, Value> = self
-            .anns
-            .iter()
-            .map(|(wp, p)| {
-                let mut m = Map::new();
-                m.insert("state".into(), wp_state_json(&p.state));
-                m.insert("first_actor".into(), p.first_actor.clone().into());
-                (wp.clone(), Value::Object(m))
-            })
-            .collect();
-        let mut m = Map::new();
-        m.insert("version".into(), VERSION.into());
-        m.insert("event_count".into(), self.event_count.into());
-        m.insert("last".into(), pair(&self.last));
-        m.insert(
-            "max_lane_id".into(),
-            self.max_lane_id.clone().map_or(Value::Null, Value::String),
-        );
-        m.insert("ann_last".into(), pair(&self.ann_last));
-        m.insert("lanes".into(), Value::Object(lanes));
-        m.insert("anns".into(), Value::Object(anns));
-        Value::Object(m)
+        serde_json::to_value(self.repr()).unwrap_or(Value::Null)
     }
 
     /// Reads [`Fold::to_json`]'s form; `None` for anything else (the caller reduces the log).
+    #[cfg(test)]
     pub fn from_json(v: &Value) -> Option<Fold> {
-        if v.get("version")?.as_u64()? != VERSION {
-            return None;
-        }
-        let pair = |v: &Value| -> Option<Option<(String, String)>> {
-            match v {
-                Value::Null => Some(None),
-                Value::Array(a) if a.len() == 2 => {
-                    Some(Some((a[0].as_str()?.to_owned(), a[1].as_str()?.to_owned())))
-                }
-                _ => None,
-            }
-        };
-        let mut fold = Fold {
-            event_count: usize::try_from(v.get("event_count")?.as_u64()?).ok()?,
-            last: pair(v.get("last")?)?,
-            max_lane_id: match v.get("max_lane_id")? {
-                Value::Null => None,
-                Value::String(s) => Some(s.clone()),
-                _ => return None,
-            },
-            ann_last: pair(v.get("ann_last")?)?,
-            ..Fold::default()
-        };
-        for (wp, p) in v.get("lanes")?.as_object()? {
-            fold.lanes.insert(
-                wp.clone(),
-                LanePart {
-                    state: wp_state_from_json(p.get("state")?)?,
-                    rollback: p.get("rollback")?.as_bool()?,
-                },
-            );
-        }
-        for (wp, p) in v.get("anns")?.as_object()? {
-            fold.anns.insert(
-                wp.clone(),
-                AnnPart {
-                    state: wp_state_from_json(p.get("state")?)?,
-                    first_actor: p.get("first_actor")?.as_str()?.to_owned(),
-                },
-            );
-        }
-        Some(fold)
+        serde::Deserialize::deserialize(v)
+            .ok()
+            .and_then(super::fold_repr::FoldIn::into_fold)
     }
 }
 
@@ -316,76 +238,6 @@ fn truthy(v: &Value) -> bool {
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
     }
-}
-
-/// The inverse of [`wp_state_json`].
-pub(crate) fn wp_state_from_json(v: &Value) -> Option<WpState> {
-    let m = v.as_object()?;
-    let opt_str = |key: &str| -> Option<Option<String>> {
-        match m.get(key) {
-            None | Some(Value::Null) => Some(None),
-            Some(Value::String(s)) => Some(Some(s.clone())),
-            Some(_) => None,
-        }
-    };
-    fn slot<T>(
-        m: &Map<String, Value>,
-        key: &str,
-        f: impl Fn(&Value) -> Option<T>,
-    ) -> Option<Slot<T>> {
-        match m.get(key) {
-            None => Some(Slot::Absent),
-            Some(Value::Null) => Some(Slot::Null),
-            Some(v) => f(v).map(Slot::Set),
-        }
-    }
-    let lane = match m.get("lane")?.as_str()? {
-        UNINITIALIZED => None,
-        other => Some(Lane::from_wire(other).ok()?),
-    };
-    let subtasks = match m.get("subtasks") {
-        None => None,
-        Some(Value::Object(o)) => {
-            let mut out = BTreeMap::new();
-            for (k, v) in o {
-                out.insert(k.clone(), Lane::from_wire(v.as_str()?).ok()?);
-            }
-            Some(out)
-        }
-        Some(_) => return None,
-    };
-    let strings = |key: &str| -> Option<Option<Vec<String>>> {
-        match m.get(key) {
-            None => Some(None),
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|x| x.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-                .map(Some),
-            Some(_) => None,
-        }
-    };
-    Some(WpState {
-        lane,
-        actor: m.get("actor")?.as_str()?.to_owned(),
-        last_transition_at: opt_str("last_transition_at")?,
-        last_event_id: opt_str("last_event_id")?,
-        force_count: m.get("force_count")?.as_u64()?,
-        review_result: slot(m, "review_result", |v| ReviewResult::deserialize(v).ok())?,
-        shell_pid: slot(m, "shell_pid", |v| Some(v.clone()))?,
-        shell_pid_created_at: slot(m, "shell_pid_created_at", |v| Some(v.clone()))?,
-        agent: slot(m, "agent", |v| Some(v.clone()))?,
-        review: slot(m, "review", |v| ReviewOverride::deserialize(v).ok())?,
-        subtasks,
-        notes: strings("notes")?,
-        tracker_refs: strings("tracker_refs")?,
-        assignee: opt_str("assignee")?,
-        role: opt_str("role")?,
-        agent_profile: opt_str("agent_profile")?,
-        agent_profile_version: opt_str("agent_profile_version")?,
-        model: opt_str("model")?,
-        provider: opt_str("provider")?,
-    })
 }
 
 #[cfg(test)]
@@ -614,6 +466,55 @@ mod tests {
             all.push(item);
         }
         assert_eq!(fold.reduction(), full(&all));
+    }
+
+    /// Format 1 as it was written before `fold_repr` (from the status.json value of each
+    /// state), which checkpoints on disk still hold.
+    fn format_1(fold: &Fold) -> Value {
+        use crate::status::snapshot::wp_state_json;
+        let pair = |p: &Option<(String, String)>| json!(p.as_ref().map(|(a, b)| [a, b]));
+        let lanes: serde_json::Map<String, Value> = fold
+            .lanes
+            .iter()
+            .map(|(wp, p)| {
+                let v = json!({"state": wp_state_json(&p.state), "rollback": p.rollback});
+                (wp.clone(), v)
+            })
+            .collect();
+        let anns: serde_json::Map<String, Value> = fold
+            .anns
+            .iter()
+            .map(|(wp, p)| {
+                let v = json!({"state": wp_state_json(&p.state), "first_actor": p.first_actor});
+                (wp.clone(), v)
+            })
+            .collect();
+        json!({"version": 1, "event_count": fold.event_count, "last": pair(&fold.last),
+               "max_lane_id": fold.max_lane_id, "ann_last": pair(&fold.ann_last),
+               "lanes": lanes, "anns": anns})
+    }
+
+    #[test]
+    fn checkpoints_of_format_1_read_as_written_and_status_json_matches_the_value_tree() {
+        use crate::status::pyjson;
+        use crate::status::snapshot::{SnapshotIdentity, render_status_json, snapshot_json};
+        let id = SnapshotIdentity {
+            mission_slug: "001-x".into(),
+            mission_number: "1".into(),
+            mission_type: "software-dev".into(),
+        };
+        for seed in 1..300u64 {
+            let fold = fold_of(&log(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            let old = format_1(&fold);
+            assert_eq!(Fold::from_json(&old).as_ref(), Some(&fold), "seed {seed}");
+            assert_eq!(fold.to_json(), old, "seed {seed}");
+            let bytes = serde_json::to_vec(&fold.repr()).unwrap();
+            let back: super::super::fold_repr::FoldIn = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(back.into_fold().as_ref(), Some(&fold), "seed {seed}");
+            let r = fold.reduction();
+            let reference = format!("{}\n", pyjson::pretty(&snapshot_json(&r, &id)));
+            assert_eq!(render_status_json(&r, &id), reference, "seed {seed}");
+        }
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod compact;
 pub mod error;
 pub mod event;
 pub mod fold;
+mod fold_repr;
 pub mod lane;
 mod line;
 pub mod pyjson;

@@ -68,6 +68,96 @@ pub fn pretty(value: &Value) -> String {
     out
 }
 
+/// An object written key by key in [`pretty`]'s format, for callers that give the keys in
+/// sorted order themselves (status.json without building a `Value` tree first). `{}` when no
+/// key is written, as `json.dumps` writes an empty dict.
+pub(crate) struct PrettyObject<'a> {
+    out: &'a mut String,
+    depth: usize,
+    empty: bool,
+}
+
+impl<'a> PrettyObject<'a> {
+    /// An object at nesting `depth` (0 for the document).
+    pub(crate) fn new(out: &'a mut String, depth: usize) -> Self {
+        PrettyObject {
+            out,
+            depth,
+            empty: true,
+        }
+    }
+
+    /// Writes the separator and `"key": `; the caller writes the value next (into the
+    /// returned buffer, at [`PrettyObject::child_depth`]). Keys must come in sorted order.
+    pub(crate) fn key(&mut self, key: &str) -> &mut String {
+        self.out.push(if self.empty { '{' } else { ',' });
+        self.empty = false;
+        newline_indent(self.out, self.depth + 1);
+        write_str(self.out, key, false);
+        self.out.push_str(": ");
+        self.out
+    }
+
+    /// The depth of a value written after [`PrettyObject::key`].
+    pub(crate) fn child_depth(&self) -> usize {
+        self.depth + 1
+    }
+
+    /// `"key": value` for any JSON value.
+    pub(crate) fn value(&mut self, key: &str, value: &Value) {
+        let depth = self.child_depth();
+        write_pretty(self.key(key), value, depth);
+    }
+
+    /// `"key": "text"`.
+    pub(crate) fn str(&mut self, key: &str, text: &str) {
+        write_str(self.key(key), text, false);
+    }
+
+    /// `"key": "text"` or `"key": null`.
+    pub(crate) fn opt_str(&mut self, key: &str, text: Option<&str>) {
+        match text {
+            Some(t) => self.str(key, t),
+            None => self.key(key).push_str("null"),
+        }
+    }
+
+    /// `"key": n`.
+    pub(crate) fn uint(&mut self, key: &str, n: u64) {
+        let _ = write!(self.key(key), "{n}");
+    }
+
+    /// `"key": ["a", "b"]`.
+    pub(crate) fn strs(&mut self, key: &str, items: &[String]) {
+        let depth = self.child_depth();
+        let out = self.key(key);
+        if items.is_empty() {
+            out.push_str("[]");
+            return;
+        }
+        out.push('[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            newline_indent(out, depth + 1);
+            write_str(out, item, false);
+        }
+        newline_indent(out, depth);
+        out.push(']');
+    }
+
+    /// Closes the object.
+    pub(crate) fn finish(self) {
+        if self.empty {
+            self.out.push_str("{}");
+        } else {
+            newline_indent(self.out, self.depth);
+            self.out.push('}');
+        }
+    }
+}
+
 fn sorted_entries(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
     let mut entries: Vec<(&String, &Value)> = map.iter().collect();
     entries.sort_unstable_by(|a, b| a.0.cmp(b.0));

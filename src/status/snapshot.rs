@@ -9,10 +9,12 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Map;
+use serde_json::Value;
 
 use super::error::{Result, StatusError};
-use super::pyjson;
+use super::pyjson::PrettyObject;
 use super::reducer::{Reduction, Slot, WpState};
 
 /// File name of the snapshot inside the mission directory.
@@ -31,6 +33,7 @@ pub struct SnapshotIdentity {
     pub mission_type: String,
 }
 
+#[cfg(test)]
 fn slot_json<T>(map: &mut Map<String, Value>, key: &str, slot: &Slot<T>, f: impl Fn(&T) -> Value) {
     match slot {
         Slot::Absent => {}
@@ -43,7 +46,8 @@ fn slot_json<T>(map: &mut Map<String, Value>, key: &str, slot: &Slot<T>, f: impl
     }
 }
 
-/// The JSON object of one work package.
+/// The JSON object of one work package (the reference [`render_status_json`] is tested against).
+#[cfg(test)]
 pub fn wp_state_json(state: &WpState) -> Value {
     let mut m = Map::new();
     m.insert("lane".into(), state.lane_str().into());
@@ -103,7 +107,8 @@ pub fn wp_state_json(state: &WpState) -> Value {
     Value::Object(m)
 }
 
-/// The whole snapshot document as a JSON value.
+/// The whole snapshot document as a JSON value (the reference of [`render_status_json`]).
+#[cfg(test)]
 pub fn snapshot_json(reduction: &Reduction, identity: &SnapshotIdentity) -> Value {
     let mut m = Map::new();
     m.insert("event_count".into(), reduction.event_count.into());
@@ -141,9 +146,95 @@ pub fn snapshot_json(reduction: &Reduction, identity: &SnapshotIdentity) -> Valu
 
 /// The exact bytes of `status.json`, trailing newline included.
 pub fn render_status_json(reduction: &Reduction, identity: &SnapshotIdentity) -> String {
-    let mut text = pyjson::pretty(&snapshot_json(reduction, identity));
+    // Written key by key in sorted order (no `Value` tree): the same bytes as
+    // `pyjson::pretty(&snapshot_json(..))`, which the tests keep as the reference.
+    let mut text = String::with_capacity(512 + 400 * reduction.work_packages.len());
+    let mut doc = PrettyObject::new(&mut text, 0);
+    doc.uint("event_count", reduction.event_count as u64);
+    doc.opt_str("last_event_id", reduction.last_event_id.as_deref());
+    doc.str("materialized_at", &reduction.materialized_at);
+    doc.str("mission_number", &identity.mission_number);
+    doc.str("mission_slug", &identity.mission_slug);
+    doc.str("mission_type", &identity.mission_type);
+    let depth = doc.child_depth();
+    let mut summary: Vec<(&str, usize)> = reduction
+        .summary
+        .iter()
+        .map(|(lane, n)| (lane.as_str(), n))
+        .collect();
+    summary.sort_unstable();
+    let mut counts = PrettyObject::new(doc.key("summary"), depth);
+    for (lane, n) in summary {
+        counts.uint(lane, n as u64);
+    }
+    counts.finish();
+    let mut wps = PrettyObject::new(doc.key("work_packages"), depth);
+    for (id, state) in &reduction.work_packages {
+        let depth = wps.child_depth();
+        write_wp_state(PrettyObject::new(wps.key(id), depth), state);
+    }
+    wps.finish();
+    doc.finish();
     text.push('\n');
     text
+}
+
+/// One work package's object, keys in sorted order ([`wp_state_json`]'s content).
+fn write_wp_state(mut m: PrettyObject<'_>, state: &WpState) {
+    fn slot<T>(m: &mut PrettyObject<'_>, key: &str, slot: &Slot<T>, f: impl Fn(&T) -> Value) {
+        match slot {
+            Slot::Absent => {}
+            Slot::Null => m.key(key).push_str("null"),
+            Slot::Set(v) => m.value(key, &f(v)),
+        }
+    }
+    fn opt(m: &mut PrettyObject<'_>, key: &str, value: Option<&String>) {
+        if let Some(v) = value {
+            m.str(key, v);
+        }
+    }
+    m.str("actor", &state.actor);
+    slot(&mut m, "agent", &state.agent, Clone::clone);
+    opt(&mut m, "agent_profile", state.agent_profile.as_ref());
+    opt(
+        &mut m,
+        "agent_profile_version",
+        state.agent_profile_version.as_ref(),
+    );
+    opt(&mut m, "assignee", state.assignee.as_ref());
+    m.uint("force_count", state.force_count);
+    m.str("lane", state.lane_str());
+    m.opt_str("last_event_id", state.last_event_id.as_deref());
+    m.opt_str("last_transition_at", state.last_transition_at.as_deref());
+    opt(&mut m, "model", state.model.as_ref());
+    if let Some(notes) = &state.notes {
+        m.strs("notes", notes);
+    }
+    opt(&mut m, "provider", state.provider.as_ref());
+    slot(&mut m, "review", &state.review, |r| r.to_json());
+    slot(&mut m, "review_result", &state.review_result, |r| {
+        r.to_json()
+    });
+    opt(&mut m, "role", state.role.as_ref());
+    slot(&mut m, "shell_pid", &state.shell_pid, Clone::clone);
+    slot(
+        &mut m,
+        "shell_pid_created_at",
+        &state.shell_pid_created_at,
+        Clone::clone,
+    );
+    if let Some(subtasks) = &state.subtasks {
+        let depth = m.child_depth();
+        let mut obj = PrettyObject::new(m.key("subtasks"), depth);
+        for (id, lane) in subtasks {
+            obj.str(id, lane.as_str());
+        }
+        obj.finish();
+    }
+    if let Some(refs) = &state.tracker_refs {
+        m.strs("tracker_refs", refs);
+    }
+    m.finish();
 }
 
 /// Writes `contents` to `path` atomically (rename, no fsync) unless the file already holds exactly
@@ -212,6 +303,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::status::line::parse_record;
+    use crate::status::pyjson;
     use crate::status::reducer::reduce;
     use crate::status::store::{EVENTS_FILENAME, EventLog};
     use crate::status::{Lane, StatusRecord};
@@ -290,6 +382,67 @@ mod tests {
             }
         }
         assert_eq!(reduce(&lanes, &notes), log.reduce().unwrap());
+    }
+
+    #[test]
+    fn every_field_and_escape_renders_as_the_value_tree_does() {
+        use crate::status::event::{ReviewOverride, ReviewResult};
+        use crate::status::reducer::LaneCounts;
+        let full = WpState {
+            lane: Some(Lane::InReview),
+            actor: "ané \"q\"\n\u{1}".into(),
+            last_transition_at: Some("2026-01-01T00:00:00+00:00".into()),
+            last_event_id: None,
+            force_count: 3,
+            review_result: Slot::Set(ReviewResult {
+                verdict: "approved".into(),
+                reviewer: "r".into(),
+                reference: "ref".into(),
+                feedback_path: None,
+            }),
+            shell_pid: Slot::Set(serde_json::json!(12)),
+            shell_pid_created_at: Slot::Null,
+            agent: Slot::Set(serde_json::json!({"b": [1.5, null], "a": "x"})),
+            subtasks: Some(
+                [
+                    ("T2".to_owned(), Lane::Done),
+                    ("T1".to_owned(), Lane::Planned),
+                ]
+                .into(),
+            ),
+            notes: Some(vec!["one".into(), "tw\to".into()]),
+            tracker_refs: Some(Vec::new()),
+            review: Slot::Set(ReviewOverride {
+                actor: "a".into(),
+                at: "t".into(),
+                wp_id: "WP01".into(),
+                reason: "why".into(),
+            }),
+            assignee: Some("who".into()),
+            role: Some("implementer".into()),
+            agent_profile: Some("p".into()),
+            agent_profile_version: Some("1".into()),
+            model: Some("m".into()),
+            provider: Some("🦀".into()),
+        };
+        let mut summary = LaneCounts::default();
+        summary.add(Lane::InReview);
+        let reduction = Reduction {
+            materialized_at: "2026-01-01T00:00:00+00:00".into(),
+            event_count: 7,
+            last_event_id: Some("01X".into()),
+            work_packages: [
+                ("WP02".to_owned(), WpState::default()),
+                ("WP01".to_owned(), full),
+            ]
+            .into(),
+            summary,
+        };
+        let reference = format!(
+            "{}\n",
+            pyjson::pretty(&snapshot_json(&reduction, &identity()))
+        );
+        assert_eq!(render_status_json(&reduction, &identity()), reference);
     }
 
     #[test]
