@@ -20,6 +20,7 @@
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -92,7 +93,25 @@ pub(crate) fn mark(log: &Path) -> Option<Mark> {
 }
 
 /// The checkpoint file of `log`, when the log is in a git repository this reader models.
+/// Remembered per log path for the rest of the process (a write asks three times: load, save,
+/// and the spare of status.json; a process never changes directory or moves a mission).
 pub(crate) fn path_for(log: &Path) -> Option<PathBuf> {
+    type Memo = Mutex<Vec<(PathBuf, Option<PathBuf>)>>;
+    static MEMO: OnceLock<Memo> = OnceLock::new();
+    let memo = MEMO.get_or_init(Memo::default);
+    if let Ok(known) = memo.lock()
+        && let Some((_, found)) = known.iter().find(|(l, _)| l == log)
+    {
+        return found.clone();
+    }
+    let found = compute_path_for(log);
+    if let Ok(mut known) = memo.lock() {
+        known.push((log.to_path_buf(), found.clone()));
+    }
+    found
+}
+
+fn compute_path_for(log: &Path) -> Option<PathBuf> {
     let dir = log.parent()?;
     let crate::repo::gitfs::Answer::Known(layout) = crate::repo::gitfs::layout(dir) else {
         return None;
