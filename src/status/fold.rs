@@ -27,7 +27,8 @@ use super::lane::Lane;
 use super::reducer::{LaneCounts, Reduction, Slot, WpState, apply_delta};
 
 /// The transition that set a work package's state, and what lane events accumulate.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(from = "super::fold_repr::LaneIn")]
 pub(crate) struct LanePart {
     /// Lane, actor, last transition, force count, review result and claim slots.
     pub(crate) state: WpState,
@@ -36,7 +37,8 @@ pub(crate) struct LanePart {
 }
 
 /// What annotations set on a work package (claim slots: `Absent` = not overridden).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(from = "super::fold_repr::AnnIn")]
 pub(crate) struct AnnPart {
     pub(crate) state: WpState,
     /// Actor of the first annotation in sort order.

@@ -39,18 +39,20 @@ pub(crate) struct FoldIn {
     last: Option<(String, String)>,
     max_lane_id: Option<String>,
     ann_last: Option<(String, String)>,
-    lanes: BTreeMap<String, LaneIn>,
-    anns: BTreeMap<String, AnnIn>,
+    lanes: BTreeMap<String, LanePart>,
+    anns: BTreeMap<String, AnnPart>,
 }
 
+/// A [`LanePart`] as read (`LanePart` deserializes through it, straight into the fold's map).
 #[derive(Deserialize)]
-struct LaneIn {
+pub(crate) struct LaneIn {
     state: StateIn,
     rollback: bool,
 }
 
+/// An [`AnnPart`] as read.
 #[derive(Deserialize)]
-struct AnnIn {
+pub(crate) struct AnnIn {
     state: StateIn,
     first_actor: String,
 }
@@ -250,6 +252,24 @@ fn subtasks_in<'de, D: Deserializer<'de>>(
         .map_err(D::Error::custom)
 }
 
+impl From<LaneIn> for LanePart {
+    fn from(p: LaneIn) -> LanePart {
+        LanePart {
+            state: p.state.into(),
+            rollback: p.rollback,
+        }
+    }
+}
+
+impl From<AnnIn> for AnnPart {
+    fn from(p: AnnIn) -> AnnPart {
+        AnnPart {
+            state: p.state.into(),
+            first_actor: p.first_actor,
+        }
+    }
+}
+
 impl From<StateIn> for WpState {
     fn from(s: StateIn) -> WpState {
         WpState {
@@ -302,28 +322,8 @@ impl FoldIn {
             return None;
         }
         Some(Fold {
-            lanes: self
-                .lanes
-                .into_iter()
-                .map(|(wp, p)| {
-                    let part = LanePart {
-                        state: p.state.into(),
-                        rollback: p.rollback,
-                    };
-                    (wp, part)
-                })
-                .collect(),
-            anns: self
-                .anns
-                .into_iter()
-                .map(|(wp, p)| {
-                    let part = AnnPart {
-                        state: p.state.into(),
-                        first_actor: p.first_actor,
-                    };
-                    (wp, part)
-                })
-                .collect(),
+            lanes: self.lanes,
+            anns: self.anns,
             event_count: self.event_count,
             last: self.last,
             max_lane_id: self.max_lane_id,
