@@ -22,6 +22,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -99,8 +100,23 @@ impl SpecKittyHome {
                 _ => return Err(HomeError::NoHome),
             }
         };
-        home.refuse_links()?;
+        home.refuse_links_once()?;
         Ok(home)
+    }
+
+    /// [`SpecKittyHome::refuse_links`], once per directory and process: a command asks for its
+    /// home several times (the outbox, the dossier, the sync settings), and the answer does not
+    /// change in between except by a race no check could close. A refusal is not remembered.
+    fn refuse_links_once(&self) -> Result<(), HomeError> {
+        static PASSED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+        if PASSED.lock().is_ok_and(|p| p.contains(&self.dir)) {
+            return Ok(());
+        }
+        self.refuse_links()?;
+        if let Ok(mut passed) = PASSED.lock() {
+            passed.push(self.dir.clone());
+        }
+        Ok(())
     }
 
     /// The one check of the home's links: the directory itself, every file spec-kitty keeps in
