@@ -27,8 +27,8 @@ pub(crate) struct FoldOut<'a> {
     last: Option<(&'a str, &'a str)>,
     max_lane_id: Option<&'a str>,
     ann_last: Option<(&'a str, &'a str)>,
-    lanes: Lanes<'a>,
-    anns: Anns<'a>,
+    lanes: Parts<'a, LanePart>,
+    anns: Parts<'a, AnnPart>,
 }
 
 /// A [`Fold`] as read; [`FoldIn::into_fold`] checks what serde cannot.
@@ -57,8 +57,16 @@ pub(crate) struct AnnIn {
     first_actor: String,
 }
 
-struct Lanes<'a>(&'a BTreeMap<String, LanePart>);
-struct Anns<'a>(&'a BTreeMap<String, AnnPart>);
+/// A fold's map of parts, written as `{wp: part}` through each part's borrowed form.
+struct Parts<'a, P>(&'a BTreeMap<String, P>);
+
+/// The borrowed form a part is written as.
+trait PartOut {
+    type Out<'b>: Serialize
+    where
+        Self: 'b;
+    fn out(&self) -> Self::Out<'_>;
+}
 
 #[derive(Serialize)]
 struct LaneOut<'a> {
@@ -72,31 +80,29 @@ struct AnnOut<'a> {
     first_actor: &'a str,
 }
 
-impl Serialize for Lanes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(wp, p)| {
-            (
-                wp,
-                LaneOut {
-                    state: StateOut::of(&p.state),
-                    rollback: p.rollback,
-                },
-            )
-        }))
+impl PartOut for LanePart {
+    type Out<'b> = LaneOut<'b>;
+    fn out(&self) -> LaneOut<'_> {
+        LaneOut {
+            state: StateOut::of(&self.state),
+            rollback: self.rollback,
+        }
     }
 }
 
-impl Serialize for Anns<'_> {
+impl PartOut for AnnPart {
+    type Out<'b> = AnnOut<'b>;
+    fn out(&self) -> AnnOut<'_> {
+        AnnOut {
+            state: StateOut::of(&self.state),
+            first_actor: &self.first_actor,
+        }
+    }
+}
+
+impl<P: PartOut> Serialize for Parts<'_, P> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(wp, p)| {
-            (
-                wp,
-                AnnOut {
-                    state: StateOut::of(&p.state),
-                    first_actor: &p.first_actor,
-                },
-            )
-        }))
+        s.collect_map(self.0.iter().map(|(wp, p)| (wp, p.out())))
     }
 }
 
@@ -309,8 +315,8 @@ impl Fold {
             last: pair(&self.last),
             max_lane_id: self.max_lane_id.as_deref(),
             ann_last: pair(&self.ann_last),
-            lanes: Lanes(&self.lanes),
-            anns: Anns(&self.anns),
+            lanes: Parts(&self.lanes),
+            anns: Parts(&self.anns),
         }
     }
 }

@@ -130,21 +130,9 @@ impl<'a> PrettyObject<'a> {
     /// `"key": ["a", "b"]`.
     pub(crate) fn strs(&mut self, key: &str, items: &[String]) {
         let depth = self.child_depth();
-        let out = self.key(key);
-        if items.is_empty() {
-            out.push_str("[]");
-            return;
-        }
-        out.push('[');
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            newline_indent(out, depth + 1);
+        write_pretty_array(self.key(key), items, depth, |out, item| {
             write_str(out, item, false);
-        }
-        newline_indent(out, depth);
-        out.push(']');
+        });
     }
 
     /// Closes the object.
@@ -225,24 +213,34 @@ fn write_pretty(out: &mut String, value: &Value, depth: usize) {
             newline_indent(out, depth);
             out.push('}');
         }
-        Value::Array(items) => {
-            if items.is_empty() {
-                out.push_str("[]");
-                return;
-            }
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline_indent(out, depth + 1);
-                write_pretty(out, item, depth + 1);
-            }
-            newline_indent(out, depth);
-            out.push(']');
-        }
+        Value::Array(items) => write_pretty_array(out, items, depth, |out, item| {
+            write_pretty(out, item, depth + 1);
+        }),
         scalar => write_scalar(out, scalar, false),
     }
+}
+
+/// `[...]` in [`pretty`]'s layout at nesting `depth`, each item written by `item`.
+fn write_pretty_array<T>(
+    out: &mut String,
+    items: &[T],
+    depth: usize,
+    item: impl Fn(&mut String, &T),
+) {
+    if items.is_empty() {
+        out.push_str("[]");
+        return;
+    }
+    out.push('[');
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        newline_indent(out, depth + 1);
+        item(out, it);
+    }
+    newline_indent(out, depth);
+    out.push(']');
 }
 
 fn newline_indent(out: &mut String, depth: usize) {
