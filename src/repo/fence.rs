@@ -16,7 +16,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 /// The most a project file (meta.json, lanes.json, a WP file, config.yaml) may hold.
 pub const MAX_PROJECT_FILE: u64 = 8 * 1024 * 1024;
@@ -64,15 +65,31 @@ fn fenced_chain(path: &Path) -> Vec<&Path> {
 /// about to be created).
 pub fn refuse_links(path: &Path) -> io::Result<()> {
     let chain = fenced_chain(path);
-    for p in &chain {
+    for (i, p) in chain.iter().enumerate() {
         if p.file_name().is_some_and(|n| n == ".git") {
             return Err(refused(p, "is inside .git"));
+        }
+        // The leaf is checked every time; a directory above it once per process.
+        let dir = i > 0;
+        if dir
+            && checked_dirs()
+                .lock()
+                .is_ok_and(|known| known.iter().any(|k| k == p))
+        {
+            continue;
         }
         match std::fs::symlink_metadata(p) {
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(refused(p, "is a symbolic link"));
             }
-            Ok(_) => {}
+            Ok(m) => {
+                if dir
+                    && m.is_dir()
+                    && let Ok(mut known) = checked_dirs().lock()
+                {
+                    known.push(p.to_path_buf());
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
                 return Err(refused(p, "has a file where a directory belongs"));
@@ -84,6 +101,15 @@ pub fn refuse_links(path: &Path) -> io::Result<()> {
         return Err(refused(path, "contains `..`"));
     }
     Ok(())
+}
+
+/// Fenced directories found to be real directories (not links) by [`refuse_links`], for the
+/// rest of the process: a command reads and writes several files in the same few directories,
+/// and a link committed to the repository is there before the command starts. (A directory
+/// swapped for a link while one command runs is a race no check-then-open closes anyway.)
+fn checked_dirs() -> &'static Mutex<Vec<PathBuf>> {
+    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    &DIRS
 }
 
 #[cfg(target_os = "linux")]
