@@ -156,20 +156,25 @@ impl Fold {
 
     /// The snapshot this state stands for.
     pub fn reduction(&self) -> Reduction {
+        self.clone().into_reduction()
+    }
+
+    /// [`Fold::reduction`] of a fold no longer needed: the states are moved, not copied.
+    pub fn into_reduction(self) -> Reduction {
         let mut work_packages: BTreeMap<String, WpState> = BTreeMap::new();
-        for (wp, part) in &self.lanes {
+        for (wp, part) in self.lanes {
             if part.state.lane.is_some() {
-                work_packages.insert(wp.clone(), part.state.clone());
+                work_packages.insert(wp, part.state);
             }
         }
-        for (wp, ann) in &self.anns {
-            match work_packages.get_mut(wp) {
-                Some(state) => overlay(state, &ann.state),
+        for (wp, ann) in self.anns {
+            match work_packages.get_mut(&wp) {
+                Some(state) => overlay(state, ann.state),
                 None => {
-                    let mut state = ann.state.clone();
+                    let mut state = ann.state;
                     state.lane = None;
-                    state.actor = ann.first_actor.clone();
-                    work_packages.insert(wp.clone(), state);
+                    state.actor = ann.first_actor;
+                    work_packages.insert(wp, state);
                 }
             }
         }
@@ -179,14 +184,14 @@ impl Fold {
                 summary.add(lane);
             }
         }
+        let (materialized_at, last_event_id) = match self.last {
+            Some((at, id)) => (at, Some(id)),
+            None => (String::new(), None),
+        };
         Reduction {
-            materialized_at: self
-                .last
-                .as_ref()
-                .map(|(at, _)| at.clone())
-                .unwrap_or_default(),
+            materialized_at,
             event_count: self.event_count,
-            last_event_id: self.last.as_ref().map(|(_, id)| id.clone()),
+            last_event_id,
             work_packages,
             summary,
         }
@@ -208,26 +213,26 @@ impl Fold {
 }
 
 /// Annotation fields over a lane-derived state (the full reducer's post-pass, in effect).
-fn overlay(state: &mut WpState, ann: &WpState) {
+fn overlay(state: &mut WpState, ann: WpState) {
     for (slot, over) in [
-        (&mut state.shell_pid, &ann.shell_pid),
-        (&mut state.shell_pid_created_at, &ann.shell_pid_created_at),
-        (&mut state.agent, &ann.agent),
+        (&mut state.shell_pid, ann.shell_pid),
+        (&mut state.shell_pid_created_at, ann.shell_pid_created_at),
+        (&mut state.agent, ann.agent),
     ] {
         if !matches!(over, Slot::Absent) {
-            *slot = over.clone();
+            *slot = over;
         }
     }
-    state.review = ann.review.clone();
-    state.subtasks = ann.subtasks.clone();
-    state.notes = ann.notes.clone();
-    state.tracker_refs = ann.tracker_refs.clone();
-    state.assignee = ann.assignee.clone();
-    state.role = ann.role.clone();
-    state.agent_profile = ann.agent_profile.clone();
-    state.agent_profile_version = ann.agent_profile_version.clone();
-    state.model = ann.model.clone();
-    state.provider = ann.provider.clone();
+    state.review = ann.review;
+    state.subtasks = ann.subtasks;
+    state.notes = ann.notes;
+    state.tracker_refs = ann.tracker_refs;
+    state.assignee = ann.assignee;
+    state.role = ann.role;
+    state.agent_profile = ann.agent_profile;
+    state.agent_profile_version = ann.agent_profile_version;
+    state.model = ann.model;
+    state.provider = ann.provider;
 }
 
 /// Python truthiness of a JSON value (as the reducer).

@@ -203,7 +203,7 @@ struct Acc {
 
 /// Reduces batches that hold consecutive parts of one file, in file order.
 pub(crate) fn reduce_batches(batches: &mut [Batch], annotations: &[AnnotationEvent]) -> Reduction {
-    fold_batches(batches, annotations).reduction()
+    fold_batches(batches, annotations).into_reduction()
 }
 
 /// The reducer's state after batches that hold consecutive parts of one file, in file order.

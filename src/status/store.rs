@@ -264,7 +264,7 @@ impl EventLog {
     }
 
     fn reduce_unlocked(&self) -> Result<Reduction> {
-        Ok(self.fold_unlocked()?.reduction())
+        Ok(self.fold_unlocked()?.into_reduction())
     }
 
     /// [`fold_unlocked`](Self::fold_unlocked) without rewriting the checkpoint: the fold and
@@ -316,7 +316,7 @@ impl EventLog {
     /// [`EventLog::reduce`] would give it for a file of these bytes; `None` when anything is
     /// unusual (out of order, a bad or torn line): write the bytes to a log and reduce that.
     pub fn reduce_in_order(bytes: &[u8]) -> Option<Reduction> {
-        super::stream::fold_in_order_bytes(bytes).map(|f| f.reduction())
+        super::stream::fold_in_order_bytes(bytes).map(Fold::into_reduction)
     }
 
     /// Streams the file through a small reused buffer (fresh memory is
@@ -388,7 +388,7 @@ impl LogLock<'_> {
         if let Some(mark) = checkpoint::mark(&self.log.events_path) {
             checkpoint::save_exclusive(&self.log.events_path, &fold, &mark);
         }
-        let reduction = fold.reduction();
+        let reduction = fold.into_reduction();
         let status_json = render_status_json(&reduction, identity);
         let spare = checkpoint::snapshot_spare_for(&self.log.events_path);
         let written =
