@@ -251,11 +251,8 @@ pub fn write_if_changed_with_spare(
     contents: &str,
     spare: Option<&Path>,
 ) -> Result<bool> {
-    match crate::repo::fence::read_project_file_unbounded(path) {
-        Ok(existing) if existing == contents.as_bytes() => return Ok(false),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StatusError::io("read", path, e)),
+    if holds(path, contents.as_bytes()).map_err(|e| StatusError::io("read", path, e))? {
+        return Ok(false);
     }
     if let Some(spare) = spare
         && crate::repo::atomic::replace_via_spare(path, spare, contents.as_bytes())
@@ -282,6 +279,25 @@ pub fn write_if_changed_with_spare(
     tmp.persist(path)
         .map_err(|e| StatusError::io("replace", path, e.error))?;
     Ok(true)
+}
+
+/// Whether the project file at `path` holds exactly `contents` (a missing file does not). A file
+/// of another length is not read: after a change the length almost always differs.
+fn holds(path: &Path, contents: &[u8]) -> std::io::Result<bool> {
+    use std::io::Read as _;
+    let mut file = match crate::repo::fence::open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if file.metadata()?.len() != contents.len() as u64 {
+        return Ok(false);
+    }
+    let mut existing = Vec::with_capacity(contents.len());
+    std::io::Read::by_ref(&mut file)
+        .take(contents.len() as u64 + 1)
+        .read_to_end(&mut existing)?;
+    Ok(existing == contents)
 }
 
 /// Makes a rename or a file creation in `dir` durable (no-op off Unix).
