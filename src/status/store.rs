@@ -267,23 +267,21 @@ impl EventLog {
         Ok(self.fold_unlocked()?.into_reduction())
     }
 
-    /// [`fold_unlocked`](Self::fold_unlocked) without rewriting the checkpoint: the fold and
-    /// the mark it is the log's state at (`None`: it cannot be saved, e.g. outside git).
-    fn fold_deferred(&self) -> Result<(Fold, Option<checkpoint::Mark>)> {
-        if let Some((fold, remark)) = checkpoint::load(&self.events_path) {
-            let mark = remark.or_else(|| checkpoint::mark(&self.events_path));
-            return Ok((fold, mark));
+    /// [`fold_unlocked`](Self::fold_unlocked) without rewriting the checkpoint (the caller
+    /// appends and saves the state after its own lines, once).
+    fn fold_deferred(&self) -> Result<Fold> {
+        if let Some((fold, _)) = checkpoint::load(&self.events_path) {
+            return Ok(fold);
         }
-        let before = checkpoint::mark(&self.events_path);
-        let fold = match fold_in_order(&self.events_path, ScanTuning::DEFAULT.chunk_bytes) {
-            Some(fold) => fold,
-            None => {
-                let (mut batches, annotations) = self.scan_for_reduce(ScanTuning::DEFAULT)?;
-                fold_batches(&mut batches, &annotations)
-            }
-        };
-        let mark = before.filter(|m| checkpoint::mark(&self.events_path).as_ref() == Some(m));
-        Ok((fold, mark))
+        Ok(
+            match fold_in_order(&self.events_path, ScanTuning::DEFAULT.chunk_bytes) {
+                Some(fold) => fold,
+                None => {
+                    let (mut batches, annotations) = self.scan_for_reduce(ScanTuning::DEFAULT)?;
+                    fold_batches(&mut batches, &annotations)
+                }
+            },
+        )
     }
 
     /// The reducer's state: from the checkpoint when it is the log's (plus any appended lines),
@@ -373,7 +371,7 @@ impl LogLock<'_> {
         records: &[StatusRecord],
         identity: &SnapshotIdentity,
     ) -> Result<Materialized> {
-        let (mut fold, _) = self.log.fold_deferred()?;
+        let mut fold = self.log.fold_deferred()?;
         let written = self.append_lines(records)?;
         let folded = written.iter().try_for_each(|line| {
             match parse_record(line).map_err(|_| OutOfOrder)? {
