@@ -22,7 +22,8 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+
+use crate::repo::memo::PathMemo;
 
 use sha2::{Digest, Sha256};
 
@@ -108,14 +109,12 @@ impl SpecKittyHome {
     /// home several times (the outbox, the dossier, the sync settings), and the answer does not
     /// change in between except by a race no check could close. A refusal is not remembered.
     fn refuse_links_once(&self) -> Result<(), HomeError> {
-        static PASSED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-        if PASSED.lock().is_ok_and(|p| p.contains(&self.dir)) {
+        static PASSED: PathMemo<()> = PathMemo::new();
+        if PASSED.get(&self.dir).is_some() {
             return Ok(());
         }
         self.refuse_links()?;
-        if let Ok(mut passed) = PASSED.lock() {
-            passed.push(self.dir.clone());
-        }
+        PASSED.insert(&self.dir, ());
         Ok(())
     }
 

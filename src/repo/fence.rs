@@ -16,8 +16,9 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
+use std::path::{Component, Path};
+
+use super::memo::PathMemo;
 
 /// The most a project file (meta.json, lanes.json, a WP file, config.yaml) may hold.
 pub const MAX_PROJECT_FILE: u64 = 8 * 1024 * 1024;
@@ -71,11 +72,7 @@ pub fn refuse_links(path: &Path) -> io::Result<()> {
         }
         // The leaf is checked every time; a directory above it once per process.
         let dir = i > 0;
-        if dir
-            && checked_dirs()
-                .lock()
-                .is_ok_and(|known| known.iter().any(|k| k == p))
-        {
+        if dir && CHECKED_DIRS.get(p).is_some() {
             continue;
         }
         match std::fs::symlink_metadata(p) {
@@ -83,11 +80,8 @@ pub fn refuse_links(path: &Path) -> io::Result<()> {
                 return Err(refused(p, "is a symbolic link"));
             }
             Ok(m) => {
-                if dir
-                    && m.is_dir()
-                    && let Ok(mut known) = checked_dirs().lock()
-                {
-                    known.push(p.to_path_buf());
+                if dir && m.is_dir() {
+                    CHECKED_DIRS.insert(p, ());
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -107,10 +101,7 @@ pub fn refuse_links(path: &Path) -> io::Result<()> {
 /// rest of the process: a command reads and writes several files in the same few directories,
 /// and a link committed to the repository is there before the command starts. (A directory
 /// swapped for a link while one command runs is a race no check-then-open closes anyway.)
-fn checked_dirs() -> &'static Mutex<Vec<PathBuf>> {
-    static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    &DIRS
-}
+static CHECKED_DIRS: PathMemo<()> = PathMemo::new();
 
 #[cfg(target_os = "linux")]
 fn no_follow(opts: &mut OpenOptions) {

@@ -13,10 +13,10 @@
 //! The layout of a directory is discovered once per process and cached; HEAD, refs and config are
 //! read fresh on every call (commands change them).
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+
+use super::memo::PathMemo;
 
 /// An in-process answer, or "ask git".
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,10 +61,7 @@ pub enum Head {
 /// Largest git metadata file read here (HEAD, a loose ref, config, packed-refs).
 const MAX_META_FILE: u64 = 64 * 1024 * 1024;
 
-fn cache() -> &'static Mutex<HashMap<PathBuf, Option<Layout>>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Option<Layout>>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
-}
+static LAYOUTS: PathMemo<Option<Layout>> = PathMemo::new();
 
 fn read_small(path: &Path) -> Option<String> {
     let meta = fs::metadata(path).ok()?;
@@ -79,23 +76,15 @@ fn read_small(path: &Path) -> Option<String> {
 pub fn layout(dir: &Path) -> Answer<Layout> {
     // The directory as given first (the commands ask about the same few paths many times, and
     // never change directory), then canonical.
-    if let Ok(map) = cache().lock()
-        && let Some(found) = map.get(dir)
-    {
-        return found.clone().map_or(Answer::Unsure, Answer::Known);
+    if let Some(found) = LAYOUTS.get(dir) {
+        return found.map_or(Answer::Unsure, Answer::Known);
     }
     let Ok(start) = fs::canonicalize(dir) else {
         return Answer::Unsure;
     };
-    let cached = cache().lock().ok().and_then(|map| map.get(&start).cloned());
-    let found = match cached {
-        Some(found) => found,
-        None => discover(&start),
-    };
-    if let Ok(mut map) = cache().lock() {
-        map.insert(start, found.clone());
-        map.insert(dir.to_path_buf(), found.clone());
-    }
+    let found = LAYOUTS.get(&start).unwrap_or_else(|| discover(&start));
+    LAYOUTS.insert(&start, found.clone());
+    LAYOUTS.insert(dir, found.clone());
     found.map_or(Answer::Unsure, Answer::Known)
 }
 

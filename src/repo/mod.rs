@@ -27,6 +27,7 @@ pub mod fence;
 pub mod git;
 pub mod gitfs;
 pub mod lock;
+pub mod memo;
 
 use std::ffi::OsStr;
 use std::fs;

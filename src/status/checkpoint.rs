@@ -20,10 +20,11 @@
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::repo::memo::PathMemo;
 
 use super::event::StatusRecord;
 use super::fold::Fold;
@@ -96,18 +97,12 @@ pub(crate) fn mark(log: &Path) -> Option<Mark> {
 /// Remembered per log path for the rest of the process (a write asks three times: load, save,
 /// and the spare of status.json; a process never changes directory or moves a mission).
 pub(crate) fn path_for(log: &Path) -> Option<PathBuf> {
-    type Memo = Mutex<Vec<(PathBuf, Option<PathBuf>)>>;
-    static MEMO: OnceLock<Memo> = OnceLock::new();
-    let memo = MEMO.get_or_init(Memo::default);
-    if let Ok(known) = memo.lock()
-        && let Some((_, found)) = known.iter().find(|(l, _)| l == log)
-    {
-        return found.clone();
+    static PATHS: PathMemo<Option<PathBuf>> = PathMemo::new();
+    if let Some(found) = PATHS.get(log) {
+        return found;
     }
     let found = compute_path_for(log);
-    if let Ok(mut known) = memo.lock() {
-        known.push((log.to_path_buf(), found.clone()));
-    }
+    PATHS.insert(log, found.clone());
     found
 }
 

@@ -109,14 +109,6 @@ impl<P: PartOut> Serialize for Parts<'_, P> {
 /// A claim or review slot: absent (`None`, not written), `null` or a value.
 type SlotOut<T> = Option<Option<T>>;
 
-fn slot_out<T, U>(slot: &Slot<T>, f: impl Fn(&T) -> U) -> SlotOut<U> {
-    match slot {
-        Slot::Absent => None,
-        Slot::Null => Some(None),
-        Slot::Set(v) => Some(Some(f(v))),
-    }
-}
-
 fn slot_ref<T>(slot: &Slot<T>) -> SlotOut<&T> {
     match slot {
         Slot::Absent => None,
@@ -185,11 +177,11 @@ impl<'a> StateOut<'a> {
             last_transition_at: s.last_transition_at.as_deref(),
             last_event_id: s.last_event_id.as_deref(),
             force_count: s.force_count,
-            review_result: slot_out(&s.review_result, ReviewResult::to_json),
+            review_result: slot_ref(&s.review_result).map(|r| r.map(ReviewResult::to_json)),
             shell_pid: slot_ref(&s.shell_pid),
             shell_pid_created_at: slot_ref(&s.shell_pid_created_at),
             agent: slot_ref(&s.agent),
-            review: slot_out(&s.review, ReviewOverride::to_json),
+            review: slot_ref(&s.review).map(|r| r.map(ReviewOverride::to_json)),
             subtasks: s.subtasks.as_ref().map(|m| {
                 m.iter()
                     .map(|(k, lane)| (k.as_str(), lane.as_str()))
