@@ -2,7 +2,8 @@
 //!
 //! * `sync status [--json] [--rejudge]` runs the **quarantine pass first** (the rows queued since
 //!   the last pass are gated, every row with `--rejudge`; failing rows move to the quarantine
-//!   table, see [`Queue::quarantine_new`] and [`Queue::quarantine_invalid`]), then reports
+//!   table, see [`Queue::quarantine_new`] and [`Queue::quarantine_invalid`]; `--rejudge` also
+//!   recounts the queue's row counter, [`Queue::recount`]), then reports
 //!   the queue file, its depth and cap, the oldest and newest enqueue times, the rows per event
 //!   type, and every quarantined row with its code and reason. A queue file that does not exist
 //!   is reported as empty and is not created.
@@ -73,7 +74,8 @@ pub enum SyncCommand {
         /// and the server answering that login (one request). Exit 1 when a check fails.
         #[arg(long)]
         check: bool,
-        /// Judge every queued row again, not only the rows queued since the last look.
+        /// Judge every queued row again, not only the rows queued since the last look, and
+        /// recount the queue.
         #[arg(long)]
         rejudge: bool,
     },
@@ -326,6 +328,10 @@ fn status(json: bool, check: bool, rejudge: bool) -> Result<ExitCode, CliError> 
         return Ok(exit);
     };
     let err = |e| queue_error(e, json);
+    if rejudge {
+        // The explicit full check also recounts the queue (its row counter, see queue::rows).
+        queue.recount().map_err(err)?;
+    }
     let newly = if rejudge {
         queue.quarantine_invalid()
     } else {

@@ -48,7 +48,6 @@ impl Queue {
         {
             let path = self.path.clone();
             let err = |op| sqlite_err(&path, op);
-            self.count = None;
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -67,7 +66,6 @@ impl Queue {
         }
         let path = other.path.clone();
         let err = |op| sqlite_err(&path, op);
-        other.count = None;
         let tx = other
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

@@ -124,8 +124,6 @@ impl Queue {
 
         let path = self.path.clone();
         let err = |op| sqlite_err(&path, op);
-        let cached = self.count;
-        self.count = None; // restored only after a successful commit
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -146,43 +144,23 @@ impl Queue {
                 .and_then(|mut s| s.execute(params![event_id, data, now, id]))
                 .map_err(err("coalesce"))?;
                 raise_floor(&tx, floor).map_err(err("record the Lamport floor"))?;
-                let data_version = data_version(&tx).map_err(err("read data_version"))?;
                 tx.commit().map_err(err("commit"))?;
                 self.note_floor(floor);
-                self.count =
-                    cached
-                        .filter(|c| c.data_version == data_version)
-                        .map(|c| CachedCount {
-                            data_version,
-                            rows: c.rows,
-                        });
                 return Ok(EnqueueOutcome::Coalesced { replaced_event_id });
             }
         }
 
-        let data_version = data_version(&tx).map_err(err("read data_version"))?;
-        let mut known = cached.filter(|c| c.data_version == data_version);
         // INSERT OR REPLACE semantics: a row with this event_id goes first.
-        let replaced = tx
-            .prepare_cached("DELETE FROM queue WHERE event_id = ?1")
+        tx.prepare_cached("DELETE FROM queue WHERE event_id = ?1")
             .and_then(|mut s| s.execute([event_id]))
             .map_err(err("replace"))?;
-        if let Some(c) = known.as_mut() {
-            c.rows = c.rows.saturating_sub(replaced as u64);
-        }
 
         let mut evicted = 0u64;
         let bound = id_span(&tx).map_err(err("bound the queue size"))?;
         if bound >= max {
-            let rows = match known {
-                Some(c) => c.rows,
-                None => {
-                    let n: i64 = tx
-                        .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
-                        .map_err(err("count the queue"))?;
-                    u64::try_from(n).unwrap_or(0)
-                }
-            };
+            let rows = rows::exact_rows(&tx)
+                .map_err(err("count the queue"))?
+                .min(bound);
             if rows >= max {
                 let overflow = rows - max + 1;
                 let deleted = tx
@@ -194,10 +172,6 @@ impl Queue {
                     .map_err(err("evict the oldest events"))?;
                 evicted = deleted as u64;
             }
-            known = Some(CachedCount {
-                data_version,
-                rows: rows.saturating_sub(evicted),
-            });
         }
 
         tx.prepare_cached(
@@ -209,10 +183,6 @@ impl Queue {
         raise_floor(&tx, floor).map_err(err("record the Lamport floor"))?;
         tx.commit().map_err(err("commit"))?;
         self.note_floor(floor);
-        self.count = known.map(|c| CachedCount {
-            data_version,
-            rows: c.rows + 1,
-        });
 
         if evicted > 0 {
             eprintln!(

@@ -16,8 +16,9 @@
 //! | 3 | 2 plus `rejection` and `sync_meta` |
 //! | 4 | 3 plus upstream's canonical `body_upload_queue` (left as found when it is pre-cutover) |
 //! | 5 | 4 plus the index `idx_queue_event_type` (per-type counts without a table scan) |
+//! | 6 | 5 plus the one-row `queue_rows` counter and the five `queue_rows_*` triggers on `queue` that keep it exact (see `rows`) |
 //!
-//! Opening a file below version 5 upgrades it in place by running the ordered steps of
+//! Opening a file below version 6 upgrades it in place by running the ordered steps of
 //! `schema::MIGRATIONS` that it lacks, **each in its own** `BEGIN IMMEDIATE` transaction that
 //! also sets `user_version` to the step's version (a process killed between steps leaves a
 //! whole, older version that the next open continues). Step 1 creates the `queue` table if
@@ -25,14 +26,16 @@
 //! `ALTER TABLE queue ADD COLUMN coalesce_key TEXT`, as upstream's own upgrade); it adds the
 //! indexes and `quarantine`. Step 2 adds `clock_floor`, step 3 `rejection` and `sync_meta`, step 4 upstream's v3.1.0
 //! `body_upload_queue` with its two indexes (a pre-cutover body queue is left for `spec-kitty
-//! upgrade`, which renames its columns in place), step 5 an index on `queue(event_type)`.
+//! upgrade`, which renames its columns in place), step 5 an index on `queue(event_type)`,
+//! step 6 the row counter: its table, its triggers, and its value from one `COUNT(*)`.
 //! Every step is additive (`CREATE … IF NOT EXISTS`). Version 2's `clock_floor` holds the
 //! highest Lamport value ever queued (updated in each enqueue's transaction); version 3's
 //! `rejection` holds the server's latest refusal of a still-queued event and `sync_meta`
 //! key/value facts about the last sync run. A file with a higher `user_version` (a newer
 //! spec-kitty-rs) is refused, untouched. Upstream ignores `user_version` and our tables, and
 //! the `queue` table is never altered beyond upstream's own `coalesce_key` upgrade, so it keeps
-//! reading and writing the file.
+//! reading and writing the file; its writes run the counter's triggers like ours (tested with
+//! upstream's statements under python3's SQLite, `tests/it/sync_interop.rs`).
 //!
 //! ```sql
 //! -- upstream v3.1.0, verbatim
@@ -116,14 +119,16 @@
 //!    `count - max + 1` by `(timestamp, id)` are deleted and upstream's warning is printed on
 //!    stderr (never silent). The count is not a `COUNT(*)` per enqueue: `max(id) - min(id) + 1`
 //!    bounds it from above in O(log n) (ids are unique), and only when that bound reaches the
-//!    cap is the exact count used — cached per connection and recomputed only when
-//!    `PRAGMA data_version` says another connection (another CLI, upstream's) committed since.
+//!    cap is the exact count read, in O(1), from the counter that triggers stored in the file
+//!    keep for every writer (version 6, see `rows`; checked and, if the schema around it was
+//!    changed, rebuilt with one `COUNT(*)` in the same transaction).
 //!
 //! `enqueue` is crate-private: the only way in is `events::Emitter::emit`, after the gate.
 //!
 //! # Files
 //!
-//! `schema` (tables, header check, ordered migrations), `enqueue`, `send` (pages, batch
+//! `schema` (tables, header check, ordered migrations), `rows` (the stored row counter and
+//! its triggers), `enqueue`, `send` (pages, batch
 //! results, rejections, sync facts), `quarantine`, `adopt` (rows of another queue file),
 //! `stats`; this file holds the types and opening.
 //!
@@ -159,6 +164,7 @@ mod enqueue;
 pub mod legacy;
 mod quarantine;
 mod relay;
+mod rows;
 mod schema;
 mod send;
 mod stats;
@@ -403,7 +409,7 @@ pub struct RetryOutcome {
 /// A WAL file larger than this is checkpointed and truncated when the connection closes.
 const WAL_TRUNCATE_AT: u64 = 512 * 1024;
 
-/// The exact row count as of a `data_version`, kept across our own commits.
+/// The body queue's exact row count as of a `data_version`, kept across our own commits.
 #[derive(Debug, Clone, Copy)]
 struct CachedCount {
     data_version: i64,
@@ -416,7 +422,6 @@ pub struct Queue {
     conn: Connection,
     path: PathBuf,
     options: QueueOptions,
-    count: Option<CachedCount>,
     /// The body upload queue's row count (see `body`).
     body_count: Option<CachedCount>,
     /// The Lamport floor this connection last committed (see [`Queue::enqueue_with_floor`]).
@@ -505,7 +510,6 @@ impl Queue {
             conn,
             path,
             options,
-            count: None,
             body_count: None,
             recorded_floor: 0,
         };
@@ -631,6 +635,8 @@ impl Queue {
 mod clock_floor_tests;
 #[cfg(test)]
 mod quarantine_tests;
+#[cfg(test)]
+mod rows_tests;
 #[cfg(test)]
 mod sync_side_tests;
 #[cfg(test)]

@@ -235,7 +235,6 @@ impl Queue {
             return Ok((Vec::new(), judged_through, pre));
         }
         // Phase 2: re-judge and move, in one transaction.
-        self.count = None;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -312,7 +311,6 @@ impl Queue {
         }
         let path = self.path.clone();
         let err = |op| sqlite_err(&path, op);
-        self.count = None;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -353,7 +351,6 @@ impl Queue {
     ) -> Result<RetryOutcome, QueueError> {
         let path = self.path.clone();
         let err = |op| sqlite_err(&path, op);
-        self.count = None;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

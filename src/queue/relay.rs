@@ -67,7 +67,6 @@ impl Queue {
         let max = self.options.max_queue_size.max(1);
         let path = self.path.clone();
         let err = |op| sqlite_err(&path, op);
-        self.count = None;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -109,10 +108,9 @@ impl Queue {
             // scan of the whole queue on every write command).
             let bound = id_span(&tx).map_err(err("bound the queue size"))?;
             let n = if bound > max {
-                let n: i64 = tx
-                    .query_row("SELECT COUNT(*) FROM queue", [], |r| r.get(0))
-                    .map_err(err("count the queue"))?;
-                u64::try_from(n).unwrap_or(0)
+                rows::exact_rows(&tx)
+                    .map_err(err("count the queue"))?
+                    .min(bound)
             } else {
                 bound
             };

@@ -8,7 +8,7 @@ use rusqlite::{Transaction, TransactionBehavior};
 use super::*;
 
 /// The schema version this build writes (see the module docs).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 pub(super) const QUEUE_TABLE: &str = "CREATE TABLE IF NOT EXISTS queue (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -191,6 +191,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         what: "the event type index",
         apply: event_type_index,
     },
+    Migration {
+        to: 6,
+        what: "the row counter queue_rows and its triggers",
+        apply: queue_rows,
+    },
 ];
 
 fn queue_and_quarantine(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {
@@ -261,6 +266,12 @@ pub(super) const EVENT_TYPE_INDEX: &str =
 fn event_type_index(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {
     tx.execute_batch(EVENT_TYPE_INDEX)
         .map_err(sqlite_err(path, "create the event type index"))
+}
+
+fn queue_rows(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {
+    super::rows::install(tx)
+        .map(drop)
+        .map_err(sqlite_err(path, "create the row counter"))
 }
 
 fn body_queue(tx: &Transaction<'_>, path: &Path) -> Result<(), QueueError> {

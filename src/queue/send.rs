@@ -96,13 +96,11 @@ impl Queue {
         }
         let path = self.path.clone();
         let err = |op| sqlite_err(&path, op);
-        let cached = self.count.take(); // restored only after a successful commit
         let now = Timestamp::now().to_string();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("begin recording the batch results"))?;
-        let data_version = data_version(&tx).map_err(err("read data_version"))?;
         let mut applied = AppliedResults::default();
         {
             // The trigger `queue_row_deleted` drops the rejection row of a deleted queue row.
@@ -162,12 +160,6 @@ impl Queue {
             }
         }
         tx.commit().map_err(err("commit the batch results"))?;
-        self.count = cached
-            .filter(|c| c.data_version == data_version)
-            .map(|c| CachedCount {
-                data_version,
-                rows: c.rows.saturating_sub(applied.removed),
-            });
         Ok(applied)
     }
 

@@ -119,7 +119,7 @@ fn a_version_2_file_upgrades_in_place_and_keeps_everything() {
     }
     let mut q = Queue::open(&path, opts(100)).unwrap();
     assert_eq!(q.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     let t = tables(&q);
     assert!(t.contains(&"rejection".to_owned()), "{t:?}");
     assert!(t.contains(&"sync_meta".to_owned()), "{t:?}");
@@ -164,6 +164,7 @@ fn fresh_and_upstream_files_reach_the_current_version_and_a_newer_one_is_refused
             "clock_floor",
             "quarantine",
             "queue",
+            "queue_rows",
             "rejection",
             "sqlite_sequence",
             "sync_meta"
@@ -190,14 +191,14 @@ fn fresh_and_upstream_files_reach_the_current_version_and_a_newer_one_is_refused
     let newer = dir.path().join("newer.db");
     Connection::open(&newer)
         .unwrap()
-        .execute_batch("CREATE TABLE keep (x); PRAGMA user_version = 6")
+        .execute_batch("CREATE TABLE keep (x); PRAGMA user_version = 7")
         .unwrap();
     let before = fs::read(&newer).unwrap();
     assert!(matches!(
         Queue::open(&newer, opts(10)),
         Err(QueueError::NewerSchema {
-            found: 6,
-            supported: 5,
+            found: 7,
+            supported: 6,
             ..
         })
     ));
@@ -419,14 +420,14 @@ fn apply_results_deletes_bumps_records_and_counts_unknown() {
 }
 
 #[test]
-fn apply_results_keeps_the_cached_row_count_exact() {
+fn apply_results_keeps_the_stored_row_count_exact() {
     let dir = tempfile::tempdir().unwrap();
     let mut q = Queue::open(dir.path().join("q.db"), opts(4)).unwrap();
     for n in 0..5 {
         q.enqueue(&envelope(n)).unwrap();
     }
-    // The eviction left an exact count (4) in the cache.
-    assert!(matches!(q.count, Some(CachedCount { rows: 4, .. })));
+    // The eviction left an exact count (4).
+    assert_eq!(q.stored_row_count(), Some(4));
     let applied = q
         .apply_results(&[
             Ack::Acknowledged { event_id: &eid(1) },
@@ -434,7 +435,7 @@ fn apply_results_keeps_the_cached_row_count_exact() {
         ])
         .unwrap();
     assert_eq!(applied.removed, 2);
-    assert!(matches!(q.count, Some(CachedCount { rows: 2, .. })));
+    assert_eq!(q.stored_row_count(), Some(2));
     // Two more fit under the cap; a stale count of 4 would evict at once.
     for n in 10..12 {
         assert_eq!(

@@ -270,3 +270,60 @@ fn a_queue_written_by_python_is_upgraded_read_and_its_legacy_rows_quarantined() 
         .success()
         .stdout(predicates::str::contains("No quarantined rows"));
 }
+
+/// Upstream v3.1.0's writes on a queue this CLI created: `queue_event` (its capacity check and
+/// eviction, `INSERT OR REPLACE` of a new and of an already queued `event_id`),
+/// `process_batch_results` (delete acknowledged, bump rejected) and `clear()`, each committed,
+/// with the row count and our stored counter printed after each one.
+const UPSTREAM_WRITES: &str = r#"
+import json, sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1])
+steps = []
+def step(name):
+    conn.commit()
+    steps.append([name, conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0],
+                  conn.execute("SELECT n FROM queue_rows WHERE id = 1").fetchone()[0]])
+first = json.loads(conn.execute("SELECT data FROM queue ORDER BY id LIMIT 1").fetchone()[0])
+def queue_event(e, max_size):
+    count = conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
+    if count >= max_size:
+        overflow = count - max_size + 1
+        conn.execute("DELETE FROM queue WHERE id IN (SELECT id FROM queue ORDER BY timestamp ASC, id ASC LIMIT ?)", (overflow,))
+    conn.execute("INSERT OR REPLACE INTO queue (event_id, event_type, data, timestamp, coalesce_key) VALUES (?, ?, ?, ?, ?)",
+                 (e["event_id"], e["event_type"], json.dumps(e), int(time.time()), None))
+new = dict(first); new["event_id"] = "01JMBY7K8N3QRVX2DPFG5HWT4Z"
+queue_event(new, 100000); step("insert")
+queue_event(dict(first), 100000); step("replace")
+queue_event(dict(new, event_id="01JMBY7K8N3QRVX2DPFG5HWT5Z"), 4); step("evict")
+ids = [r[0] for r in conn.execute("SELECT event_id FROM queue ORDER BY id")]
+conn.execute("DELETE FROM queue WHERE event_id IN (?)", (ids[0],))
+conn.execute("UPDATE queue SET retry_count = retry_count + 1 WHERE event_id IN (?)", (ids[1],))
+step("results")
+conn.execute("DELETE FROM queue"); step("clear")
+print(json.dumps(steps))
+"#;
+
+#[test]
+fn python_writes_keep_the_stored_row_count_exact() {
+    let sb = Sandbox::new();
+    assert_eq!(sb.emit(6).len(), 6);
+    let db = sb.queue_db();
+    let out = python(UPSTREAM_WRITES, &[db.to_str().unwrap()]);
+    let steps: Vec<(String, i64, i64)> = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, ["insert", "replace", "evict", "results", "clear"]);
+    for (name, rows, counter) in &steps {
+        assert_eq!(rows, counter, "after python's {name}: {steps:?}");
+    }
+    assert_eq!(
+        steps.iter().map(|s| s.1).collect::<Vec<_>>(),
+        [7, 7, 4, 3, 0]
+    );
+    // And we keep counting on top of python's writes.
+    assert_eq!(sb.emit(2).len(), 2);
+    let out = python(
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('SELECT COUNT(*), (SELECT n FROM queue_rows) FROM queue').fetchone())",
+        &[db.to_str().unwrap()],
+    );
+    assert_eq!(out.trim(), "(2, 2)");
+}
