@@ -17,9 +17,10 @@ speed drifts by tens of percent within minutes, so the floor is measured again f
 its spawns alternating with the command's runs (same window), and each ratio uses its own floor.
 
 When the first call leaves the queue at its cap (100,000 rows: the log's unsynced events were all
-queued), every append counts the queue exactly and evicts its oldest row, as upstream's enqueue
-does; that size is then timed again after deleting the queued rows (what a `sync now` that the
-server acknowledged does), which separates the cost of the log's size from the queue's.
+queued), every append needs the queue's exact row count and evicts its oldest row, as upstream's
+enqueue does (the count is read from the file's trigger-kept counter, schema 6, not scanned);
+that size is then timed again after deleting the queued rows (what a `sync now` that the server
+acknowledged does), which separates the cost of the log's size from the queue's.
 """
 import json, os, sqlite3, statistics, subprocess, sys, tempfile, time
 
@@ -154,7 +155,7 @@ def main():
             rows.append((n, first, *timed(argv, env, root), queued(env)))
             if queued(env) >= 100_000:
                 # The queue sits at its cap (every unsynced event of the log was queued): each
-                # append then counts the queue exactly and evicts the oldest row, as upstream's
+                # append then needs the exact count and evicts the oldest row, as upstream's
                 # enqueue does. Measured again after a sync acknowledged everything (rows
                 # deleted, as `sync now` does), to separate the log's size from the queue's.
                 drain(env)
