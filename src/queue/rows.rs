@@ -21,6 +21,12 @@
 //! * `DELETE` (with or without `WHERE`: with triggers present SQLite never takes its truncate
 //!   shortcut): -1 per row.
 //!
+//! The trigger bodies update with `OR FAIL` (they cannot fail: `n` and `replacing` are never
+//! NULL) and our own inserts are `INSERT OR FAIL`: a statement that could ABORT half-way
+//! through a trigger makes SQLite keep a statement journal, a copy of every page the statement
+//! touches, which cost 13 µs per relayed row (measured, 57k rows in 500-row transactions)
+//! against 1.8 µs without it.
+//!
 //! What triggers cannot see is a change of the schema itself: a program that rebuilds the
 //! `queue` table (the triggers are dropped with it), or drops or edits a trigger. So the count
 //! is used only after checking, in the same transaction, that `queue_rows` and all five triggers
@@ -41,7 +47,7 @@ pub(super) const QUEUE_ROWS_TRIGGERS: [(&str, &str); 5] = [
         "queue_rows_before_insert",
         "CREATE TRIGGER IF NOT EXISTS queue_rows_before_insert BEFORE INSERT ON queue
 BEGIN
-    UPDATE queue_rows SET replacing = (SELECT count(*) FROM queue
+    UPDATE OR FAIL queue_rows SET replacing = (SELECT count(*) FROM queue
         WHERE event_id = new.event_id OR (new.id > 0 AND id = new.id)) WHERE id = 1;
 END",
     ),
@@ -49,14 +55,14 @@ END",
         "queue_rows_after_insert",
         "CREATE TRIGGER IF NOT EXISTS queue_rows_after_insert AFTER INSERT ON queue
 BEGIN
-    UPDATE queue_rows SET n = n + 1 - replacing, replacing = 0 WHERE id = 1;
+    UPDATE OR FAIL queue_rows SET n = n + 1 - replacing, replacing = 0 WHERE id = 1;
 END",
     ),
     (
         "queue_rows_before_update",
         "CREATE TRIGGER IF NOT EXISTS queue_rows_before_update BEFORE UPDATE OF id, event_id ON queue
 BEGIN
-    UPDATE queue_rows SET replacing = (SELECT count(*) FROM queue
+    UPDATE OR FAIL queue_rows SET replacing = (SELECT count(*) FROM queue
         WHERE id IS NOT old.id AND (event_id = new.event_id OR id = new.id)) WHERE id = 1;
 END",
     ),
@@ -64,14 +70,14 @@ END",
         "queue_rows_after_update",
         "CREATE TRIGGER IF NOT EXISTS queue_rows_after_update AFTER UPDATE OF id, event_id ON queue
 BEGIN
-    UPDATE queue_rows SET n = n - replacing, replacing = 0 WHERE id = 1;
+    UPDATE OR FAIL queue_rows SET n = n - replacing, replacing = 0 WHERE id = 1;
 END",
     ),
     (
         "queue_rows_after_delete",
         "CREATE TRIGGER IF NOT EXISTS queue_rows_after_delete AFTER DELETE ON queue
 BEGIN
-    UPDATE queue_rows SET n = n - 1, replacing = 0 WHERE id = 1;
+    UPDATE OR FAIL queue_rows SET n = n - 1, replacing = 0 WHERE id = 1;
 END",
     ),
 ];
