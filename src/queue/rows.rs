@@ -169,21 +169,8 @@ impl super::Queue {
     /// The counter as stored, unchecked (`None` when its table or row is missing).
     #[cfg(test)]
     pub(crate) fn stored_row_count(&self) -> Option<i64> {
-        stored_rows(&self.conn).ok().flatten()
+        self.conn
+            .query_row("SELECT n FROM queue_rows WHERE id = 1", [], |r| r.get(0))
+            .ok()
     }
-}
-
-/// The counter as stored (`None` when the table or its row is missing), without any check.
-#[cfg(test)]
-pub(super) fn stored_rows(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'queue_rows')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !exists {
-        return Ok(None);
-    }
-    conn.query_row("SELECT n FROM queue_rows WHERE id = 1", [], |r| r.get(0))
-        .optional()
 }
